@@ -1,0 +1,159 @@
+"""Evaluation of a fitted deep latent variable model, and what a fitted model is used for.
+
+Everything is batched in bounded blocks so peak memory does not grow with the data size
+or with the number of importance samples K. Per-example randomness comes from
+``fold_in(key, example_index)``, so results do not depend on the block size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from bayesgen._errors import require
+from bayesgen.lvm.objectives import ELBO, Objective
+
+# Importance samples held at once per compiled step (examples x samples); bounds memory.
+SAMPLES_PER_STEP = 8192
+
+
+def _example_keys(key, n: int):
+    return jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n))
+
+
+@eqx.filter_jit
+def _objective_per_example(objective: Objective, model, xs, keys, batch_size: int):
+    return jax.lax.map(lambda a: objective(model, a[0], a[1]), (xs, keys), batch_size=batch_size)
+
+
+def objective_per_example(objective: Objective, model, x, key, *, batch_size: int = 512):
+    """``(values, terms)`` of ``objective`` for every row of ``x`` ``(N, D)``, as numpy arrays ``(N,)``."""
+    x = jnp.asarray(x)
+    values, terms = _objective_per_example(objective, model, x, _example_keys(key, x.shape[0]), min(batch_size, x.shape[0]))
+    return np.asarray(values), {k: np.asarray(v) for k, v in terms.items()}
+
+
+def mean_objective(objective: Objective, model, x, key, *, batch_size: int = 512):
+    """Data-mean of an objective and of its terms, as Python floats."""
+    values, terms = objective_per_example(objective, model, x, key, batch_size=batch_size)
+    return float(values.mean()), {k: float(v.mean()) for k, v in terms.items()}
+
+
+@eqx.filter_jit
+def _log_px_block(model, xs, keys, n_samples: int, chunk_size: int):
+    n_chunks = math.ceil(n_samples / chunk_size)
+
+    def one(x, key):
+        q = model.posterior.distribution(x)  # encoder runs once per example
+
+        def chunk(carry, j):
+            running_max, running_sum = carry
+            z = q.rsample(jax.random.fold_in(key, j), (chunk_size,))
+            log_w = jax.vmap(lambda zi: model.log_joint(x, zi))(z) - q.log_prob(z)
+            log_w = jnp.where(j * chunk_size + jnp.arange(chunk_size) < n_samples, log_w, -jnp.inf)
+            new_max = jnp.maximum(running_max, jnp.max(log_w))
+            running_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(log_w - new_max))
+            return (new_max, running_sum), None
+
+        init = (jnp.array(-jnp.inf, x.dtype), jnp.array(0.0, x.dtype))
+        (m, s), _ = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
+        return m + jnp.log(s) - jnp.log(n_samples)
+
+    return jax.vmap(one)(xs, keys)
+
+
+def log_marginal_likelihood(model, x, key, *, n_samples: int = 1000, chunk_size: int | None = None,
+                            batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+    """Importance-sampled estimate of log p(x) for every row of ``x`` ``(N, D)`` -> ``(N,)`` nats.
+
+    log p(x) ~= log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x) (Burda et al., 2016).
+    The K samples are drawn ``chunk_size`` at a time inside a compiled scan with a running
+    log-sum-exp, and examples go ``batch_size`` at a time, so memory is bounded for any K.
+
+    Example:
+        >>> log_px = log_marginal_likelihood(model, x_test, jax.random.key(0), n_samples=5000)
+    """
+    require(isinstance(n_samples, int) and n_samples >= 1, f"the number of importance samples K must be >= 1, got {n_samples}")
+    x = np.asarray(x, dtype=np.float32)
+    n = x.shape[0]
+    chunk_size = chunk_size or min(n_samples, 256)
+    batch_size = batch_size or max(1, SAMPLES_PER_STEP // chunk_size)
+    batch_size = min(batch_size, n)
+    keys = _example_keys(key, n)
+    out = np.empty(n, dtype=np.float32)
+    starts = range(0, n, batch_size)
+    for start in tqdm(starts, desc=f"log p(x), K={n_samples}", unit="block", disable=not progress, leave=False):
+        stop = min(start + batch_size, n)
+        idx = np.arange(start, start + batch_size).clip(max=n - 1)  # pad the last block: one compilation
+        out[start:stop] = np.asarray(_log_px_block(model, jnp.asarray(x[idx]), keys[idx], n_samples, chunk_size))[: stop - start]
+    return out
+
+
+@eqx.filter_jit
+def _encode(model, xs):
+    return jax.vmap(model.posterior.mean_and_std)(xs)
+
+
+def encode(model, x) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of q(z | x) for every row: two ``(N, L)`` arrays."""
+    mean, std = _encode(model, jnp.asarray(x, dtype=jnp.float32))
+    return np.asarray(mean), np.asarray(std)
+
+
+@eqx.filter_jit
+def _decode_mean(model, z):
+    return jax.vmap(model.likelihood.mean)(z)
+
+
+def decode(model, z) -> np.ndarray:
+    """E[x | z] for every row of ``z`` ``(M, L)`` -> ``(M, D)``."""
+    return np.asarray(_decode_mean(model, jnp.asarray(z, dtype=jnp.float32)))
+
+
+def reconstruct(model, x) -> np.ndarray:
+    """E[x | z = posterior mean of q(z | x)] for every row of ``x``."""
+    return decode(model, encode(model, x)[0])
+
+
+def interpolate(model, x_start, x_end, *, steps: int = 10) -> np.ndarray:
+    """Decode ``steps`` points on the line between the posterior means of two inputs ``(D,)``."""
+    require(steps >= 2, f"interpolation needs at least 2 steps, got {steps}")
+    means, _ = encode(model, np.stack([x_start, x_end]))
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    return decode(model, (1 - t) * means[0] + t * means[1])
+
+
+def active_units(model, x, *, threshold: float = 0.01) -> tuple[int, np.ndarray]:
+    """Latent dimensions whose posterior mean varies with x: Cov_x(E_q[z_u]) > threshold (Burda et al.)."""
+    means, _ = encode(model, x)
+    variances = means.var(axis=0)
+    return int((variances > threshold).sum()), variances
+
+
+def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None = None,
+             progress: bool = False) -> dict[str, float]:
+    """The standard report for a data set ``x`` ``(N, D)``: ELBO and its terms (analytic KL),
+    importance-sampled log p(x) with K = ``n_importance``, NLL, bits/dim and active units."""
+    key_elbo, key_is = jax.random.split(key)
+    elbo, terms = mean_objective(ELBO(), model, x, key_elbo)
+    log_px = log_marginal_likelihood(model, x, key_is, n_samples=n_importance, chunk_size=chunk_size, progress=progress)
+    n_active, _ = active_units(model, x)
+    mean_log_px = float(log_px.mean())
+    return {
+        "n_examples": int(x.shape[0]),
+        "elbo": elbo,
+        "reconstruction": terms["reconstruction"],
+        "kl": terms["kl"],
+        "log_px": mean_log_px,
+        "log_px_stderr": float(log_px.std(ddof=1) / math.sqrt(len(log_px))) if len(log_px) > 1 else float("nan"),
+        "nll": -mean_log_px,
+        "bits_per_dim": -mean_log_px / (model.data_dim * math.log(2)),
+        "n_importance": n_importance,
+        "active_units": n_active,
+        "latent_dim": model.latent_dim,
+    }

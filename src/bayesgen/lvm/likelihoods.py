@@ -1,0 +1,149 @@
+"""Likelihoods p(x | z): a decoder network plus an output distribution.
+
+Each works on one example: ``log_prob(x, z)`` takes ``x`` of shape ``(D,)`` and ``z`` of
+shape ``(L,)``. ``check_support`` runs on the host, once, on the whole data array, and
+raises :class:`~bayesgen.BayesgenError` naming the offending values and the fix.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+
+from bayesgen._errors import BayesgenError, require
+
+
+class Likelihood(eqx.Module):
+    """What a likelihood must provide. ``decoder(z)`` returns ``n_params * D`` raw values."""
+
+    decoder: eqx.AbstractVar[eqx.Module]
+    data_dim: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def distribution(self, z):
+        """p(x | z) as a numpyro distribution with event shape ``(D,)``."""
+
+    @abc.abstractmethod
+    def mean(self, z):
+        """E[x | z], shape ``(D,)``, in the units of the data the model was trained on."""
+
+    @abc.abstractmethod
+    def check_support(self, x: np.ndarray) -> None:
+        """Raise BayesgenError unless every value of ``x`` (N, D) lies in the support."""
+
+    def log_prob(self, x, z):
+        """log p(x | z), a scalar. Data are stored as floats; discrete ones are cast here."""
+        d = self.distribution(z)
+        return d.log_prob(x.astype(jnp.int32) if d.is_discrete else x)
+
+    def sample(self, key, z):
+        """One draw x ~ p(x | z), shape ``(D,)``."""
+        return self.distribution(z).sample(key)
+
+    def _raw(self, z, n_params: int):
+        return self.decoder(z).reshape(n_params, self.data_dim)
+
+
+def _finite(x: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise BayesgenError(f"data have {int(bad.sum())} NaN/inf values (first in row {row}); "
+                            f"remove or impute them before fitting a {name} likelihood")
+
+
+class Bernoulli(Likelihood):
+    """x_d | z ~ Bernoulli(sigmoid(g_d(z))) for binary data x in {0, 1}^D."""
+
+    decoder: eqx.Module
+    data_dim: int = eqx.field(static=True)
+
+    def distribution(self, z):
+        return dist.Bernoulli(logits=self._raw(z, 1)[0]).to_event(1)
+
+    def mean(self, z):
+        return jax.nn.sigmoid(self._raw(z, 1)[0])
+
+    def check_support(self, x):
+        _finite(x, "bernoulli")
+        if not np.isin(x, (0.0, 1.0)).all():
+            raise BayesgenError(
+                f"a bernoulli likelihood needs data in {{0, 1}}, got values in [{x.min():g}, {x.max():g}]; "
+                "pass --binarize static or --binarize dynamic, or use --likelihood gaussian or categorical")
+
+
+class Gaussian(Likelihood):
+    """x | z ~ N(g(z), sigma^2 I) with a fixed sigma."""
+
+    decoder: eqx.Module
+    data_dim: int = eqx.field(static=True)
+    sigma: float = eqx.field(static=True, default=0.1)
+
+    def __check_init__(self):
+        require(self.sigma > 0, f"the gaussian likelihood's sigma must be positive, got {self.sigma}; pass e.g. --sigma 0.1")
+
+    def distribution(self, z):
+        return dist.Normal(self._raw(z, 1)[0], self.sigma).to_event(1)
+
+    def mean(self, z):
+        return self._raw(z, 1)[0]
+
+    def check_support(self, x):
+        _finite(x, "gaussian")
+
+
+class LearnedGaussian(Likelihood):
+    """x_d | z ~ N(g_d(z), sigma_d^2) with one learned sigma per data dimension.
+
+    sigma_d = min_sigma + softplus(s_d) keeps the density bounded on constant pixels.
+    """
+
+    decoder: eqx.Module
+    raw_sigma: jax.Array
+    data_dim: int = eqx.field(static=True)
+    min_sigma: float = eqx.field(static=True, default=1e-3)
+
+    def sigma(self):
+        return self.min_sigma + jax.nn.softplus(self.raw_sigma)
+
+    def distribution(self, z):
+        return dist.Normal(self._raw(z, 1)[0], self.sigma()).to_event(1)
+
+    def mean(self, z):
+        return self._raw(z, 1)[0]
+
+    def check_support(self, x):
+        _finite(x, "gaussian-learned")
+
+
+class Categorical(Likelihood):
+    """x_d | z ~ Categorical(softmax(g_d(z))) over ``levels`` grey levels 0..levels-1."""
+
+    decoder: eqx.Module
+    data_dim: int = eqx.field(static=True)
+    levels: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        require(self.levels >= 2, f"a categorical likelihood needs at least 2 levels, got {self.levels}")
+
+    def distribution(self, z):
+        return dist.Categorical(logits=self._raw(z, self.levels).T).to_event(1)
+
+    def mean(self, z):
+        probs = jax.nn.softmax(self._raw(z, self.levels), axis=0)
+        return jnp.arange(self.levels, dtype=probs.dtype) @ probs
+
+    def check_support(self, x):
+        _finite(x, "categorical")
+        ok = (x == np.round(x)) & (x >= 0) & (x <= self.levels - 1)
+        if not ok.all():
+            raise BayesgenError(
+                f"a categorical likelihood with {self.levels} levels needs integers 0..{self.levels - 1}, "
+                f"got values in [{x.min():g}, {x.max():g}]; pass --levels N for data with N grey levels "
+                "or use --likelihood gaussian")
+
