@@ -11,7 +11,11 @@ class BayesgenError(ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or gradients became NaN/inf; the last good state was kept."""
+    """The loss or gradients became NaN/inf; ``result`` holds the last good state."""
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
 
 
 def require(condition: bool, message: str) -> None:

@@ -8,6 +8,7 @@ or with the number of importance samples K. Per-example randomness comes from
 from __future__ import annotations
 
 import math
+import sys
 
 import equinox as eqx
 import jax
@@ -87,7 +88,8 @@ def log_marginal_likelihood(model, x, key, *, n_samples: int = 1000, chunk_size:
     keys = _example_keys(key, n)
     out = np.empty(n, dtype=np.float32)
     starts = range(0, n, batch_size)
-    for start in tqdm(starts, desc=f"log p(x), K={n_samples}", unit="block", disable=not progress, leave=False):
+    for start in tqdm(starts, desc=f"log p(x), K={n_samples}", unit="block",
+                      disable=not (progress and sys.stderr.isatty()), leave=False):
         stop = min(start + batch_size, n)
         idx = np.arange(start, start + batch_size).clip(max=n - 1)  # pad the last block: one compilation
         out[start:stop] = np.asarray(_log_px_block(model, jnp.asarray(x[idx]), keys[idx], n_samples, chunk_size))[: stop - start]

@@ -1,0 +1,365 @@
+"""The ``bayesgen`` command line: a thin layer over :mod:`bayesgen.runs`.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the fix),
+3 training diverged (the last good checkpoint is kept), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bayesgen._errors import BayesgenError, TrainingDiverged, require
+
+EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line and exit code 2."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message}; see '{self.prog} --help'", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 256,128, got '{text}'") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+# flag -> (section, key, argparse kwargs)
+TRAIN_FLAGS = {
+    "--data": ("data", "source", dict(metavar="SOURCE", help="'digits' (embedded default) or a .npy/.npz/.csv/.mat/.amat/IDX file or PNG folder")),
+    "--image-shape": ("data", "image_shape", dict(type=_int_list, metavar="H,W", help="image shape of flat tabular data, e.g. 28,28")),
+    "--binarize": ("data", "binarize", dict(choices=("none", "static", "dynamic"), help="binarize [0,1] data for a bernoulli likelihood")),
+    "--valid-fraction": ("data", "valid_fraction", dict(type=float)),
+    "--test-fraction": ("data", "test_fraction", dict(type=float)),
+    "--split-seed": ("data", "split_seed", dict(type=int)),
+    "--likelihood": ("model", "likelihood", dict(help="bernoulli | gaussian | gaussian-learned | categorical")),
+    "--latent-dim": ("model", "latent_dim", dict(type=int)),
+    "--network": ("model", "network", dict(help="mlp | conv")),
+    "--hidden": ("model", "hidden", dict(type=_int_list, metavar="N,N", help="hidden widths, e.g. 256,128")),
+    "--activation": ("model", "activation", dict()),
+    "--channels": ("model", "channels", dict(type=int, help="conv network width")),
+    "--sigma": ("model", "sigma", dict(type=float, help="fixed sigma of the gaussian likelihood")),
+    "--levels": ("model", "levels", dict(type=int, help="grey levels of the categorical likelihood")),
+    "--objective": ("train", "objective", dict(help="elbo | iwae")),
+    "--kl": ("train", "kl", dict(help="analytic | mc")),
+    "--beta": ("train", "beta", dict(type=float, help="KL weight (beta-VAE)")),
+    "--samples": ("train", "n_samples", dict(type=int, metavar="K", help="samples per example (K of the iwae bound)")),
+    "--epochs": ("train", "epochs", dict(type=int)),
+    "--batch-size": ("train", "batch_size", dict(type=int)),
+    "--lr": ("train", "learning_rate", dict(type=float, help="Adam learning rate")),
+    "--lr-schedule": ("train", "lr_schedule", dict(help="constant | cosine | exponential")),
+    "--patience": ("train", "patience", dict(type=int, help="early-stopping patience in epochs (0 disables)")),
+    "--seed": ("train", "seed", dict(type=int)),
+    "--n-importance": ("eval", "n_importance", dict(type=int, metavar="K", help="importance samples for log p(x)")),
+}
+
+EXAMPLES = {
+    "train": "bayesgen train --data digits --likelihood categorical --latent-dim 2 --epochs 50 --out runs/digits\n"
+             "  bayesgen train --config vae.toml --out runs/mnist      # TOML sections [data] [model] [train] [eval]",
+    "evaluate": "bayesgen evaluate runs/digits --n-importance 5000",
+    "sample": "bayesgen sample runs/digits --n 64 --out samples.png",
+    "reconstruct": "bayesgen reconstruct runs/digits --n 16",
+    "encode": "bayesgen encode runs/digits --split test --out codes.csv",
+    "interpolate": "bayesgen interpolate runs/digits --from 0 --to 7 --steps 12",
+    "plot": "bayesgen plot runs/digits",
+    "anomaly": "bayesgen anomaly runs/digits --data new_images.npy --out scores.csv",
+    "demo": "bayesgen demo",
+}
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False)
+
+
+def _config_from_args(args):
+    from bayesgen.config import Config
+
+    config = Config.from_toml(args.config) if args.config else Config()
+    raw = config.to_dict()
+    for flag, (section, key, _) in TRAIN_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            raw[section][key] = value
+    if raw["train"]["patience"] == 0:
+        raw["train"]["patience"] = None
+    return Config.from_dict(raw, origin="the options")
+
+
+def _report_training(result: dict, run: Path, started: float) -> None:
+    from bayesgen.runs import format_table
+
+    print(f"\nrun directory: {run}   ({time.perf_counter() - started:.0f} s)")
+    print(format_table(result))
+
+
+def cmd_train(args) -> int:
+    from bayesgen.runs import train
+
+    started = time.perf_counter()
+    config = _config_from_args(args)
+    result = train(config, args.out, overwrite=args.force, progress=_progress(args), make_plots=not args.no_plots)
+    _report_training(result, Path(args.out), started)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from bayesgen.config import Config
+    from bayesgen.runs import train
+
+    out = Path(args.out)
+    if (out / "config.json").exists() and not args.force:
+        out = next(p for i in range(2, 10_000) if not ((p := out.with_name(f"{out.name}-{i}")) / "config.json").exists())
+    config = Config.from_dict({
+        "data": {"source": "digits"},
+        "model": {"likelihood": "categorical", "latent_dim": 2, "hidden": [256, 128]},
+        "train": {"epochs": args.epochs, "batch_size": 64, "learning_rate": 2e-3, "patience": 20},
+        "eval": {"n_importance": 1000},
+    })
+    print(f"bayesgen demo: a VAE with a 17-level categorical likelihood on the 8x8 digits -> {out}", file=sys.stderr)
+    started = time.perf_counter()
+    result = train(config, out, overwrite=True, progress=_progress(args))
+    _report_training(result, out, started)
+    print(f"plots: {out / 'plots'}   next: bayesgen sample {out} | bayesgen evaluate {out} --n-importance 5000")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from bayesgen.runs import evaluate_run, format_table, open_run
+
+    run = open_run(args.run, checkpoint=args.checkpoint)
+    print(format_table(evaluate_run(run, split=args.split, n_importance=args.n_importance, progress=_progress(args))))
+    return 0
+
+
+def _output(path: str | None, run: Path, default: str) -> Path:
+    return Path(path) if path else run / default
+
+
+def cmd_sample(args) -> int:
+    import jax
+
+    from bayesgen import plots
+    from bayesgen.runs import open_run
+
+    require(args.n >= 1, f"--n must be at least 1, got {args.n}")
+    run = open_run(args.run)
+    _, x = run.model.sample(jax.random.key(args.seed), args.n, mean=not args.draw)
+    x = np.asarray(x)
+    out = _output(args.out, run.path, "samples.png")
+    if out.suffix == ".npy":
+        _save_array(out, x)
+    else:
+        plots.image_grid(x, run.data.info["image_shape"], out, title=f"{args.n} samples")
+    print(out)
+    return 0
+
+
+def _split(run, name: str) -> np.ndarray:
+    require(name in ("train", "valid", "test"), f"--split must be train, valid or test, got '{name}'")
+    x = getattr(run.data, name)
+    require(len(x) > 0, f"the {name} split is empty; choose another --split")
+    return x
+
+
+def cmd_reconstruct(args) -> int:
+    from bayesgen import plots
+    from bayesgen.lvm.evaluation import reconstruct
+    from bayesgen.runs import open_run
+
+    run = open_run(args.run)
+    x = _split(run, args.split)[: args.n]
+    out = _output(args.out, run.path, "reconstructions.png")
+    plots.reconstructions(x, reconstruct(run.model, x), run.data.info["image_shape"], out)
+    print(out)
+    return 0
+
+
+def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) -> None:
+    from bayesgen.train.checkpoint import atomic_write_bytes
+
+    if path.suffix == ".npy":
+        atomic_write_bytes(path, lambda f: np.save(f, array, allow_pickle=False))
+    elif path.suffix == ".csv":
+        text = io.StringIO()
+        writer = csv.writer(text)
+        if header:
+            writer.writerow(header)
+        writer.writerows(array.tolist())
+        atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
+    else:
+        raise BayesgenError(f"cannot write '{path}': use a .npy or .csv file name")
+
+
+def cmd_encode(args) -> int:
+    from bayesgen.lvm.evaluation import encode
+    from bayesgen.runs import open_run
+
+    run = open_run(args.run)
+    mean, std = encode(run.model, _split(run, args.split))
+    latent = run.model.latent_dim
+    out = _output(args.out, run.path, f"codes_{args.split}.csv")
+    header = [f"mean_{i}" for i in range(latent)] + [f"std_{i}" for i in range(latent)]
+    _save_array(out, np.concatenate([mean, std], axis=1), header)
+    print(out)
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from bayesgen import plots
+    from bayesgen.lvm.evaluation import interpolate
+    from bayesgen.runs import open_run
+
+    run = open_run(args.run)
+    x = _split(run, args.split)
+    for name, i in (("--from", args.start), ("--to", args.end)):
+        require(0 <= i < len(x), f"{name} {i} is out of range: the {args.split} split has {len(x)} examples")
+    frames = interpolate(run.model, x[args.start], x[args.end], steps=args.steps)
+    out = _output(args.out, run.path, "interpolation.png")
+    plots.interpolation(frames, run.data.info["image_shape"], out)
+    print(out)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from bayesgen.runs import open_run, plot_run
+
+    for path in plot_run(open_run(args.run)):
+        print(path)
+    return 0
+
+
+def cmd_anomaly(args) -> int:
+    import jax
+
+    from bayesgen import plots
+    from bayesgen.data import load_data, prepare
+    from bayesgen.lvm.evaluation import log_marginal_likelihood
+    from bayesgen.runs import KEY_EVAL, open_run, seed_key
+
+    require(args.n_importance is None or args.n_importance >= 1, f"--n-importance must be at least 1, got {args.n_importance}")
+    run = open_run(args.run)
+    if args.data:
+        d, m = run.config.data, run.config.model
+        raw = load_data(args.data, image_shape=tuple(d.image_shape) if d.image_shape else None)
+        binarize = "static" if d.binarize == "dynamic" else d.binarize
+        x = prepare(raw, likelihood=m.likelihood, scale=d.scale, binarize=binarize, seed=d.split_seed)
+        require(x.shape[1] == run.model.data_dim,
+                f"'{args.data}' has {x.shape[1]} features but the model was trained on {run.model.data_dim}")
+        run.model.likelihood.check_support(x)
+    else:
+        x = _split(run, args.split)
+    k = args.n_importance or run.config.eval.n_importance
+    scores = -log_marginal_likelihood(run.model, x, jax.random.fold_in(seed_key(run.config, KEY_EVAL), 7),
+                                      n_samples=k, progress=_progress(args))
+    out = _output(args.out, run.path, "anomaly_scores.csv")
+    _save_array(out, np.stack([np.arange(len(scores)), scores], axis=1).astype(object), ["index", "neg_log_px"])
+    plots.anomaly_histogram(scores, out.with_suffix(".png"))
+    worst = np.argsort(-scores)[: min(5, len(scores))]
+    print(f"{out}\nmost anomalous (index: -log p(x)): " + ", ".join(f"{i}: {scores[i]:.2f}" for i in worst))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bayesgen import __version__
+
+    parser = _Parser(prog="bayesgen", description="Bayesian generative models on JAX: train, evaluate and use VAEs.",
+                     epilog="Start with: bayesgen demo", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bayesgen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=f"example:\n  {EXAMPLES[name]}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        p.add_argument("--quiet", action="store_true", help="no progress output")
+        return p
+
+    def with_run(p):
+        p.add_argument("run", help="a run directory written by 'bayesgen train'")
+        return p
+
+    p = command("train", cmd_train, "Train a VAE and write a run directory.")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--config", help="TOML file with [data] [model] [train] [eval] sections; flags override it")
+    p.add_argument("--force", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots after training")
+    for flag, (_, _, kwargs) in TRAIN_FLAGS.items():
+        p.add_argument(flag, **kwargs)
+
+    p = with_run(command("evaluate", cmd_evaluate, "ELBO, importance-sampled log p(x), bits/dim and active units."))
+    p.add_argument("--split", default="test")
+    p.add_argument("--n-importance", "-K", type=int, help="importance samples (default: the run's)")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"))
+
+    p = with_run(command("sample", cmd_sample, "Draw samples from the model (z ~ p(z), then E[x|z])."))
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of showing E[x|z]")
+    p.add_argument("--out", help="a .png grid or a .npy array (default RUN/samples.png)")
+
+    p = with_run(command("reconstruct", cmd_reconstruct, "Reconstruct held-out examples through the posterior mean."))
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out")
+
+    p = with_run(command("encode", cmd_encode, "Write posterior means and standard deviations of q(z|x)."))
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", help=".csv or .npy (default RUN/codes_SPLIT.csv)")
+
+    p = with_run(command("interpolate", cmd_interpolate, "Decode the line between two inputs' latent codes."))
+    p.add_argument("--from", dest="start", type=int, default=0)
+    p.add_argument("--to", dest="end", type=int, default=1)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--split", default="test")
+    p.add_argument("--out")
+
+    with_run(command("plot", cmd_plot, "Redraw all plots of a run into RUN/plots."))
+
+    p = with_run(command("anomaly", cmd_anomaly, "Score examples by -log p(x) (importance sampled); high = anomalous."))
+    p.add_argument("--data", help="score this data instead of a split of the run's data")
+    p.add_argument("--split", default="test")
+    p.add_argument("--n-importance", "-K", type=int)
+    p.add_argument("--out", help="CSV of scores (default RUN/anomaly_scores.csv); a histogram PNG goes beside it")
+
+    p = command("demo", cmd_demo, "Train a VAE on the embedded 8x8 digits and show what it learned (< 2 min).")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--force", action="store_true", help="replace --out instead of picking a fresh name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.func(args)
+    except BayesgenError as err:
+        print(f"bayesgen {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TrainingDiverged as err:
+        print(f"bayesgen {args.command}: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        print(f"bayesgen {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

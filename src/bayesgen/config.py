@@ -1,0 +1,150 @@
+"""The resolved configuration of a run: data, model, training and evaluation settings.
+
+A config is plain data (dataclasses of numbers and strings), written to ``config.json``
+in the run directory and read back without evaluating anything. It can come from a TOML
+file with the sections ``[data]``, ``[model]``, ``[train]``, ``[eval]``; command-line
+flags override it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bayesgen._errors import BayesgenError, require
+from bayesgen.lvm.presets import LIKELIHOODS, NETWORKS
+from bayesgen.lvm.networks import ACTIVATIONS
+from bayesgen.train.loop import BINARIZE, SCHEDULES
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+@dataclass
+class DataConfig:
+    source: str = "digits"            # "digits" or a path to .npy/.npz/.csv/.mat/.amat/IDX/PNG folder
+    image_shape: list[int] | None = None
+    scale: bool = True                # scale to [0, 1] for bernoulli/gaussian likelihoods
+    binarize: str = "none"            # none | static | dynamic
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    split_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
+    latent_dim: int = 2
+    network: str = "mlp"              # mlp | conv
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    activation: str = "relu"
+    channels: int = 32                # conv networks
+    sigma: float = 0.1                # fixed-sigma gaussian likelihood
+    levels: int | None = None         # categorical likelihood; default: the data set's levels
+
+
+@dataclass
+class TrainConfig:
+    objective: str = "elbo"           # elbo | iwae
+    kl: str = "analytic"              # analytic | mc
+    beta: float = 1.0
+    n_samples: int = 1                # samples per example (K for iwae)
+    epochs: int = 50
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"     # constant | cosine | exponential
+    patience: int | None = 10         # early stopping; None disables
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    n_importance: int = 1000          # K for importance-sampled log p(x)
+    chunk_size: int | None = None
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, origin: str = "config") -> "Config":
+        """Build from nested dicts; unknown sections or keys are errors, not silently ignored."""
+        require(isinstance(raw, dict), f"{origin} must be a table of sections, got {type(raw).__name__}")
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(raw) - set(sections)
+        require(not unknown, f"{origin} has unknown section(s) {sorted(unknown)}; allowed: {', '.join(sections)}")
+        parts = {}
+        for f in dataclasses.fields(cls):
+            section_cls = f.default_factory().__class__
+            values = raw.get(f.name, {})
+            require(isinstance(values, dict), f"{origin} section [{f.name}] must be a table")
+            names = {g.name for g in dataclasses.fields(section_cls)}
+            bad = set(values) - names
+            require(not bad, f"{origin} section [{f.name}] has unknown key(s) {sorted(bad)}; allowed: {', '.join(sorted(names))}")
+            parts[f.name] = section_cls(**values)
+        return cls(**parts).validated()
+
+    @classmethod
+    def from_toml(cls, path) -> "Config":
+        path = Path(path)
+        require(path.is_file(), f"config file '{path}' does not exist; check the path given to --config")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise BayesgenError(f"config file '{path}' is not valid TOML: {err}") from None
+        return cls.from_dict(raw, origin=f"config file '{path}'")
+
+    def validated(self) -> "Config":
+        """Check every value; raise BayesgenError naming the first bad one and the fix."""
+        d, m, t, e = self.data, self.model, self.train, self.eval
+        _typed(self)
+        require(d.binarize in BINARIZE, f"unknown binarization '{d.binarize}'; choose one of {', '.join(BINARIZE)}")
+        require(0 <= d.valid_fraction < 1 and 0 < d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1,
+                f"valid_fraction {d.valid_fraction} and test_fraction {d.test_fraction} must lie in [0, 1) and sum below 1")
+        require(m.likelihood in LIKELIHOODS, f"unknown likelihood '{m.likelihood}'; choose one of {', '.join(LIKELIHOODS)}")
+        require(m.network in NETWORKS, f"unknown network '{m.network}'; choose one of {', '.join(NETWORKS)}")
+        require(m.activation in ACTIVATIONS, f"unknown activation '{m.activation}'; choose one of {', '.join(ACTIVATIONS)}")
+        require(m.latent_dim >= 1, f"latent_dim must be at least 1, got {m.latent_dim}; pass e.g. --latent-dim 2")
+        require(len(m.hidden) >= 1 and all(h >= 1 for h in m.hidden), f"hidden sizes must be positive, got {m.hidden}; pass e.g. --hidden 256,128")
+        require(m.channels >= 1, f"channels must be positive, got {m.channels}")
+        require(m.sigma > 0 and math.isfinite(m.sigma), f"sigma must be a positive number, got {m.sigma}")
+        require(m.levels is None or m.levels >= 2, f"levels must be at least 2, got {m.levels}")
+        require(t.objective in OBJECTIVES, f"unknown objective '{t.objective}'; choose one of {', '.join(OBJECTIVES)}")
+        require(t.kl in ("analytic", "mc"), f"kl must be 'analytic' or 'mc', got '{t.kl}'")
+        require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
+        require(t.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {t.n_samples}")
+        require(t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}")
+        require(t.batch_size >= 1, f"batch size must be at least 1, got {t.batch_size}")
+        require(t.learning_rate > 0 and math.isfinite(t.learning_rate),
+                f"learning rate must be a positive number, got {t.learning_rate}; pass e.g. --lr 1e-3")
+        require(t.lr_schedule in SCHEDULES, f"unknown learning-rate schedule '{t.lr_schedule}'; choose one of {', '.join(SCHEDULES)}")
+        require(t.patience is None or t.patience >= 1, f"patience must be at least 1 epoch, got {t.patience}")
+        require(e.n_importance >= 1, f"the number of importance samples K must be at least 1, got {e.n_importance}")
+        require(e.chunk_size is None or e.chunk_size >= 1, f"chunk_size must be at least 1, got {e.chunk_size}")
+        return self
+
+
+def _typed(config: Config) -> None:
+    """Check each value's type against its annotation (TOML and flags can carry anything)."""
+    kinds = {"int": int, "float": (int, float), "str": str, "bool": bool}
+    for section in dataclasses.fields(config):
+        obj = getattr(config, section.name)
+        for f in dataclasses.fields(obj):
+            value, ann = getattr(obj, f.name), str(f.type)
+            if value is None and "None" in ann:
+                continue
+            base = ann.split(" |")[0]
+            if base.startswith("list[int]"):
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            else:
+                ok = isinstance(value, kinds[base]) and (base == "bool" or not isinstance(value, bool))
+            require(ok, f"[{section.name}] {f.name} must be {base.replace('list[int]', 'a list of integers')}, got {value!r}")

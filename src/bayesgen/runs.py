@@ -1,0 +1,247 @@
+"""Run directories: train a configured model and everything that follows from the run path.
+
+A run directory holds::
+
+    config.json            the resolved config and what was learned about the data
+    metrics.jsonl          one JSON line per epoch (deterministic: same seed, same file)
+    evaluation.json        the final test-set table
+    checkpoints/best.ckpt  model at the best validation loss
+    checkpoints/last.ckpt  model + optimiser state + key after the last good epoch
+    plots/*.png            loss curve, samples, reconstructions, latent space, manifold
+
+Every command after ``train`` needs only the run path: the data are re-read from the
+source recorded in ``config.json`` and split with the recorded seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from bayesgen import plots
+from bayesgen._errors import BayesgenError, TrainingDiverged, require
+from bayesgen.config import Config
+from bayesgen.data import categorical_levels, load_data, prepare, split_data
+from bayesgen.lvm import evaluation
+from bayesgen.lvm.objectives import ELBO, IWAE
+from bayesgen.lvm.presets import build_vae
+from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from bayesgen.train.loop import fit, make_optimizer
+
+# Named streams of randomness derived from the seed: adding a use never shifts another.
+KEY_INIT, KEY_FIT, KEY_EVAL, KEY_SAMPLE = range(4)
+
+
+class PreparedData(NamedTuple):
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    labels: dict            # split name -> (N,) int labels or None
+    info: dict              # name, data_dim, image_shape, levels, sizes
+
+
+class Run(NamedTuple):
+    path: Path
+    config: Config
+    model: object
+    data: PreparedData
+
+
+def seed_key(config: Config, stream: int):
+    return jax.random.fold_in(jax.random.key(config.train.seed), stream)
+
+
+def prepare_data(config: Config) -> PreparedData:
+    """Load the configured source, turn it into the likelihood's units, and split it."""
+    d, m = config.data, config.model
+    raw = load_data(d.source, image_shape=tuple(d.image_shape) if d.image_shape else None)
+    levels = None
+    if m.likelihood == "categorical":
+        levels = m.levels or categorical_levels(raw)
+        require(raw.x.max() < levels, f"data set '{raw.name}' has value {raw.x.max():g} but only {levels} levels; "
+                                      f"pass --levels {int(raw.x.max()) + 1} or more")
+    x = prepare(raw, likelihood=m.likelihood, scale=d.scale, binarize=d.binarize, seed=d.split_seed)
+    splits = split_data(dataclasses.replace(raw, x=x), valid_fraction=d.valid_fraction,
+                        test_fraction=d.test_fraction, seed=d.split_seed)
+    if d.binarize == "dynamic":  # evaluate on one fixed binarization of the held-out data
+        rng = np.random.default_rng(d.split_seed + 1)
+        valid, test = ((rng.random(s.x.shape) < s.x).astype(np.float32) for s in (splits.valid, splits.test))
+    else:
+        valid, test = splits.valid.x, splits.test.x
+    info = {"name": raw.name, "data_dim": int(x.shape[1]), "image_shape": list(raw.image_shape) if raw.image_shape else None,
+            "levels": levels, "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test)}
+    labels = {s: getattr(splits, s).labels for s in ("train", "valid", "test")}
+    return PreparedData(splits.train.x, valid, test, labels, info)
+
+
+def build_model(config: Config, info: dict):
+    m = config.model
+    return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
+                     hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
+                     levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT))
+
+
+def make_objective(config: Config):
+    t = config.train
+    if t.objective == "iwae":
+        return IWAE(n_samples=t.n_samples)
+    return ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta)
+
+
+def check_support(model, data: PreparedData, config: Config) -> None:
+    """The likelihood's support check on every split (dynamic binarization: [0, 1] is enough)."""
+    for name, x in (("train", data.train), ("valid", data.valid), ("test", data.test)):
+        if name == "train" and config.data.binarize == "dynamic":
+            continue
+        if len(x):
+            model.likelihood.check_support(x)
+
+
+def _write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = True, make_plots: bool = True,
+          n_importance: int | None = None) -> dict:
+    """Train the configured model, write the run directory, evaluate on the test split.
+
+    Returns the test evaluation table (a dict). Raises BayesgenError for bad input and
+    TrainingDiverged (after keeping the last good checkpoint) for a NaN/inf loss.
+    """
+    config = config.validated()
+    run = Path(run_dir)
+    if (run / "config.json").exists() and not overwrite:
+        raise BayesgenError(f"'{run}' already holds a run; choose another --out or pass --force to replace it")
+    require(not run.exists() or run.is_dir(), f"'{run}' exists and is not a directory; choose another --out")
+    data = prepare_data(config)
+    model = build_model(config, data.info)
+    check_support(model, data, config)
+    t = config.train
+    require(t.batch_size <= len(data.train),
+            f"batch size {t.batch_size} is larger than the {len(data.train)} training examples; pass --batch-size {len(data.train)} or less")
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    _write_json(run / "config.json", {"config": config.to_dict(), "data": data.info})
+    metrics_path = run / "metrics.jsonl"
+    metrics_path.write_text("")
+    steps_per_epoch = len(data.train) // t.batch_size
+    optimizer = make_optimizer(t.learning_rate, schedule=t.lr_schedule, total_steps=t.epochs * steps_per_epoch)
+    meta = {"config": config.to_dict()}
+
+    def on_epoch(record, state, static, is_best):
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        current = eqx.combine(state.params, static)
+        save_checkpoint(run / "checkpoints" / "last.ckpt", (current, state.opt_state, state.key, state.step),
+                        metadata={**meta, "epoch": record["epoch"], "kind": "last"})
+        if is_best:
+            save_checkpoint(run / "checkpoints" / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
+
+    try:
+        fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config),
+            valid_x=data.valid if len(data.valid) else None, optimizer=optimizer, epochs=t.epochs,
+            batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
+            on_epoch=on_epoch, progress=progress)
+    except TrainingDiverged:
+        if not (run / "checkpoints" / "best.ckpt").exists():
+            raise
+        if progress:
+            print("training diverged; evaluating the last good checkpoint", file=sys.stderr)
+        raise
+    finally:
+        pass
+    loaded = open_run(run)
+    result = evaluate_run(loaded, n_importance=n_importance, progress=progress)
+    if make_plots:
+        plot_run(loaded)
+    return result
+
+
+def open_run(run_dir, *, checkpoint: str = "best") -> Run:
+    """Re-open a run directory: its config, data and the model from a checkpoint."""
+    run = Path(run_dir)
+    require(run.is_dir(), f"run directory '{run}' does not exist; train one first with: bayesgen train --out {run}")
+    config_path = run / "config.json"
+    require(config_path.is_file(), f"'{run}' is not a run directory (no config.json); pass the --out directory of a bayesgen train")
+    try:
+        saved = json.loads(config_path.read_text())
+        config = Config.from_dict(saved["config"], origin=f"'{config_path}'")
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        raise BayesgenError(f"'{config_path}' is corrupt; retrain the run") from None
+    require(checkpoint in ("best", "last"), f"checkpoint must be 'best' or 'last', got '{checkpoint}'")
+    data = prepare_data(config)
+    like = build_model(config, data.info)
+    path = run / "checkpoints" / f"{checkpoint}.ckpt"
+    if checkpoint == "last":
+        optimizer = make_optimizer(config.train.learning_rate)
+        like_state = (like, optimizer.init(eqx.filter(like, eqx.is_inexact_array)), seed_key(config, KEY_FIT), np.int32(0))
+        (model, *_), meta = load_checkpoint(path, like_state)
+    else:
+        model, meta = load_checkpoint(path, like)
+    if meta.get("config", {}).get("model") != config.to_dict()["model"]:
+        raise BayesgenError(f"checkpoint '{path}' was written for a different model configuration than '{config_path}'; retrain")
+    return Run(run, config, model, data)
+
+
+def evaluate_run(run: Run, *, split: str = "test", n_importance: int | None = None, progress: bool = False,
+                 write: bool = True) -> dict:
+    """The evaluation table on one split; written to ``evaluation.json`` for the test split."""
+    require(split in ("train", "valid", "test"), f"split must be train, valid or test, got '{split}'")
+    x = getattr(run.data, split)
+    require(len(x) > 0, f"the {split} split is empty; choose another split or change the split fractions")
+    k = n_importance or run.config.eval.n_importance
+    result = {"split": split, **evaluation.evaluate(run.model, x, seed_key(run.config, KEY_EVAL), n_importance=k,
+                                                    chunk_size=run.config.eval.chunk_size, progress=progress)}
+    if write and split == "test":
+        _write_json(run.path / "evaluation.json", result)
+    return result
+
+
+def format_table(result: dict) -> str:
+    """A two-column text table of an evaluation result."""
+    rows = [
+        ("split", result.get("split", "")), ("examples", result["n_examples"]),
+        ("ELBO (nats)", f"{result['elbo']:.3f}"), ("  reconstruction", f"{result['reconstruction']:.3f}"),
+        ("  KL", f"{result['kl']:.3f}"),
+        (f"log p(x), K={result['n_importance']}", f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f}"),
+        ("NLL (nats)", f"{result['nll']:.3f}"), ("bits/dim", f"{result['bits_per_dim']:.4f}"),
+        ("active units", f"{result['active_units']} / {result['latent_dim']}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def read_history(run_dir) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
+    """All standard plots of a run into ``RUN/plots``; returns the files written."""
+    out, shape = run.path / "plots", run.data.info["image_shape"]
+    written = []
+    history = read_history(run.path)
+    if history:
+        written.append(plots.loss_curve(history, out / "loss.png"))
+    _, x = run.model.sample(seed_key(run.config, KEY_SAMPLE), n_samples)
+    written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title="Samples from the model (E[x|z], z ~ p(z))"))
+    test = run.data.test
+    written.append(plots.reconstructions(test[:16], evaluation.reconstruct(run.model, test[:16]), shape, out / "reconstructions.png"))
+    means, _ = evaluation.encode(run.model, test)
+    written.append(plots.latent_scatter(means, out / "latent.png", labels=run.data.labels["test"]))
+    if run.model.latent_dim >= 2:
+        written.append(plots.manifold(lambda z: evaluation.decode(run.model, z), shape, out / "manifold.png",
+                                      latent_dim=run.model.latent_dim))
+    if len(test) >= 2:
+        written.append(plots.interpolation(evaluation.interpolate(run.model, test[0], test[1], steps=10), shape,
+                                           out / "interpolation.png"))
+    return written

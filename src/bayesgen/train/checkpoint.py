@@ -1,0 +1,108 @@
+"""Checkpoints: the array leaves of a pytree in an ``.npz`` file, with JSON metadata.
+
+Never pickled: arrays are stored as plain numeric arrays, metadata as UTF-8 JSON bytes, and
+loading uses ``allow_pickle=False``. Loading needs a ``like`` pytree of the same structure
+(rebuilt from the run's config), so a checkpoint cannot inject code or structure. A
+SHA-256 over the leaves detects truncation and tampering. Writes are atomic: a temporary
+file in the same directory, fsync, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayesgen._errors import BayesgenError
+
+FORMAT = "bayesgen-checkpoint/1"
+
+
+def _to_numpy(leaf) -> np.ndarray:
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
+
+
+def _digest(arrays: list[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(path, tree, *, metadata: dict | None = None) -> None:
+    """Write the array leaves of ``tree`` and ``metadata`` (JSON-serialisable) to ``path``."""
+    arrays = [_to_numpy(leaf) for leaf in jax.tree.leaves(eqx.filter(tree, eqx.is_array))]
+    meta = {"format": FORMAT, "n_leaves": len(arrays), "sha256": _digest(arrays), **(metadata or {})}
+    payload = {f"leaf_{i:05d}": a for i, a in enumerate(arrays)}
+    payload["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    atomic_write_bytes(path, lambda f: np.savez(f, **payload))
+
+
+def _open(path):
+    path = Path(path)
+    if not path.is_file():
+        raise BayesgenError(f"checkpoint '{path}' does not exist; train first (bayesgen train ...) or check the run directory")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+        meta = json.loads(bytes(data.pop("__metadata__")).decode())
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as err:
+        raise BayesgenError(f"checkpoint '{path}' is corrupt or not a bayesgen checkpoint ({type(err).__name__}); "
+                            "retrain or restore the file") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BayesgenError(f"checkpoint '{path}' has an unknown format; it was not written by this version of bayesgen")
+    arrays = [data.get(f"leaf_{i:05d}") for i in range(meta.get("n_leaves", -1))]
+    if any(a is None for a in arrays) or len(arrays) != len(data) or _digest(arrays) != meta.get("sha256"):
+        raise BayesgenError(f"checkpoint '{path}' fails its checksum (truncated or modified); retrain or restore the file")
+    return arrays, meta
+
+
+def read_metadata(path) -> dict:
+    """The metadata stored with a checkpoint (after checking its integrity)."""
+    return _open(path)[1]
+
+
+def load_checkpoint(path, like):
+    """Fill the array leaves of ``like`` (same structure) from ``path``; returns ``(tree, metadata)``."""
+    arrays, meta = _open(path)
+    leaves, treedef = jax.tree.flatten(eqx.filter(like, eqx.is_array))
+    if len(leaves) != len(arrays):
+        raise BayesgenError(f"checkpoint '{path}' holds {len(arrays)} arrays but the model has {len(leaves)}; "
+                            "it belongs to a different model configuration")
+    restored = []
+    for i, (leaf, array) in enumerate(zip(leaves, arrays)):
+        expected = _to_numpy(leaf)
+        if expected.shape != array.shape or expected.dtype != array.dtype:
+            raise BayesgenError(f"checkpoint '{path}' array {i} has shape {array.shape} {array.dtype}, the model expects "
+                                f"{expected.shape} {expected.dtype}; it belongs to a different model configuration")
+        value = jnp.asarray(array)
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
+        restored.append(value)
+    return eqx.combine(jax.tree.unflatten(treedef, restored), like), meta
