@@ -496,7 +496,7 @@ def manifold(
     tiles, fill = _prepare_tiles(images, lo, hi)
     h, w = tiles.shape[1:3]
     cells = {divmod(k, n): tiles[k] for k in range(n * n)}
-    mosaic, tops, lefts = _tile(cells, n, n, tiles.shape[1:], pad=0, fill=fill)
+    mosaic, tops, lefts = _tile(cells, n, n, tiles.shape[1:], pad=1, fill=fill)
     grey = mosaic.ndim == 2
     fig = _new_figure(*_mosaic_figsize(*mosaic.shape[:2], strip, n, extra_w=1.5 if grey else 0.8))
     ax = fig.add_subplot()
