@@ -12,3 +12,31 @@ def getkey():
     counter = itertools.count()
     base = jax.random.key(1234)
     return lambda: jax.random.fold_in(base, next(counter))
+
+
+TINY = {
+    "data": {"source": "digits"},
+    "model": {"likelihood": "categorical", "latent_dim": 2, "hidden": [32]},
+    "train": {"epochs": 3, "batch_size": 128, "learning_rate": 3e-3, "seed": 0},
+    "eval": {"n_importance": 16},
+}
+
+
+def tiny_config(**sections):
+    """The tiny digits config used across tests, with per-section overrides."""
+    from bayesgen.config import Config
+
+    raw = {name: dict(values) for name, values in TINY.items()}
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return Config.from_dict(raw)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One trained tiny run directory shared by the tests that only read it."""
+    from bayesgen.runs import train
+
+    path = tmp_path_factory.mktemp("runs") / "tiny"
+    result = train(tiny_config(), path, progress=False)
+    return path, result

@@ -149,14 +149,10 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
             valid_x=data.valid if len(data.valid) else None, optimizer=optimizer, epochs=t.epochs,
             batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
             on_epoch=on_epoch, progress=progress)
-    except TrainingDiverged:
-        if not (run / "checkpoints" / "best.ckpt").exists():
-            raise
-        if progress:
-            print("training diverged; evaluating the last good checkpoint", file=sys.stderr)
-        raise
-    finally:
-        pass
+    except TrainingDiverged as err:
+        last = run / "checkpoints" / "last.ckpt"
+        kept = f"; checkpoints kept in {last.parent}" if last.exists() else "; no epoch finished, so no checkpoint was written"
+        raise TrainingDiverged(f"{err}{kept}", err.result) from None
     loaded = open_run(run)
     result = evaluate_run(loaded, n_importance=n_importance, progress=progress)
     if make_plots:

@@ -69,7 +69,7 @@ def _open(path):
     if not path.is_file():
         raise BayesgenError(f"checkpoint '{path}' does not exist; train first (bayesgen train ...) or check the run directory")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:  # own handle: np.load leaks it on bad zips
             data = {k: npz[k] for k in npz.files}
         meta = json.loads(bytes(data.pop("__metadata__")).decode())
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as err:

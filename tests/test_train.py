@@ -1,0 +1,152 @@
+"""Training loop, run directories and checkpoints."""
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import tiny_config
+
+from bayesgen import BayesgenError, TrainingDiverged
+from bayesgen.data import load_digits
+from bayesgen.lvm.evaluation import mean_objective
+from bayesgen.lvm.objectives import ELBO
+from bayesgen.lvm.presets import build_vae
+from bayesgen.runs import evaluate_run, open_run, train
+from bayesgen.train import checkpoint
+from bayesgen.train.loop import fit, make_optimizer
+
+
+def test_training_lowers_validation_loss_far_below_start(getkey):
+    digits = load_digits()
+    x = digits.x[:1500]
+    train_x, valid_x = x[:1200], x[1200:]
+    model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17, hidden=(64,), key=getkey())
+    start = -mean_objective(ELBO(), model, valid_x, getkey())[0]
+    result = fit(model, train_x, valid_x=valid_x, key=getkey(), epochs=25, batch_size=64, learning_rate=3e-3, progress=False)
+    best = min(r["valid_loss"] for r in result.history)
+    # an untrained model sits near D log 17 = 181 nats; a trained one far below
+    assert start > 150 and best < 0.65 * start, (start, best)
+    assert result.best_epoch == 1 + int(np.argmin([r["valid_loss"] for r in result.history]))
+    refit = -mean_objective(ELBO(), result.best_model, valid_x, jax.random.key(0))[0]
+    assert refit < 0.7 * start
+
+
+def test_early_stopping_and_divergence(getkey):
+    x = np.asarray(jax.random.normal(getkey(), (64, 6)), np.float32)
+    model = build_vae(data_dim=6, latent_dim=2, likelihood="gaussian", hidden=(8,), key=getkey())
+    # the learning rate explodes after 12 steps (4 per epoch): epoch 4 diverges
+    exploding = optax.sgd(lambda step: jnp.where(step < 12, 1e-3, 1e30))
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 4.*epoch 3"):
+        fit(model, x, key=getkey(), optimizer=exploding, epochs=10, batch_size=16, valid_x=x, progress=False)
+    try:
+        fit(model, x, key=getkey(), optimizer=exploding, epochs=10, batch_size=16, valid_x=x, progress=False)
+    except TrainingDiverged as err:
+        assert len(err.result.history) == 3
+        assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(eqx.filter(err.result.model, eqx.is_array)))
+    # patience 1 with a learning rate so high it cannot improve for long
+    result = fit(model, x, key=getkey(), epochs=200, batch_size=16, valid_x=x, patience=1, learning_rate=0.5, progress=False)
+    assert result.stop_reason == "early_stopping" and len(result.history) < 200
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"batch_size": 1000}, "batch size 1000 is larger than the 64 training examples"),
+    ({"learning_rate": -1.0}, "learning rate must be a positive number"),
+    ({"binarize": "sometimes"}, "unknown binarization 'sometimes'"),
+])
+def test_fit_rejects_nonsense(kwargs, message, getkey):
+    model = build_vae(data_dim=6, latent_dim=2, likelihood="gaussian", hidden=(8,), key=getkey())
+    with pytest.raises(BayesgenError, match=message):
+        fit(model, np.zeros((64, 6), np.float32), key=getkey(), progress=False, **{"batch_size": 16, **kwargs})
+
+
+def test_run_directory_contents_and_reload(tiny_run):
+    path, result = tiny_run
+    for name in ("config.json", "metrics.jsonl", "evaluation.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
+                 "plots/loss.png", "plots/samples.png", "plots/reconstructions.png", "plots/latent.png", "plots/manifold.png"):
+        assert (path / name).is_file(), name
+    history = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert result["elbo"] <= result["log_px"] + 3 * result["log_px_stderr"]
+    again = evaluate_run(open_run(path), write=False)
+    assert again == result  # a reloaded checkpoint gives identical evaluation numbers
+
+
+def test_same_seed_gives_identical_metrics_file(tiny_run, tmp_path):
+    path, _ = tiny_run
+    train(tiny_config(), tmp_path / "again", progress=False, make_plots=False)
+    assert (tmp_path / "again" / "metrics.jsonl").read_bytes() == (path / "metrics.jsonl").read_bytes()
+    train(tiny_config(train={"seed": 1}), tmp_path / "other", progress=False, make_plots=False)
+    assert (tmp_path / "other" / "metrics.jsonl").read_bytes() != (path / "metrics.jsonl").read_bytes()
+
+
+def test_existing_run_is_not_overwritten(tiny_run):
+    path, _ = tiny_run
+    before = (path / "metrics.jsonl").read_bytes()
+    with pytest.raises(BayesgenError, match="already holds a run; choose another --out or pass --force"):
+        train(tiny_config(), path, progress=False)
+    assert (path / "metrics.jsonl").read_bytes() == before
+
+
+def test_divergence_in_a_run_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    import bayesgen.runs as runs
+
+    monkeypatch.setattr(runs, "make_optimizer", lambda *a, **k: optax.sgd(lambda s: jnp.where(s < 20, 1e-3, 1e30)))
+    config = tiny_config(model={"likelihood": "gaussian", "hidden": [16]}, train={"epochs": 5})
+    with pytest.raises(TrainingDiverged, match="checkpoints kept in"):
+        train(config, tmp_path / "run", progress=False)
+    meta = checkpoint.read_metadata(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert meta["epoch"] == 1  # 11 steps per epoch: epoch 2 crosses step 20
+    open_run(tmp_path / "run", checkpoint="last")  # the kept state loads
+
+
+# --- checkpoints -----------------------------------------------------------------------
+
+def _model(key, hidden=(8,)):
+    return build_vae(data_dim=6, latent_dim=2, likelihood="bernoulli", hidden=hidden, key=key)
+
+
+def test_checkpoint_round_trip_is_exact_and_atomic(tmp_path, getkey):
+    model = _model(getkey())
+    opt = make_optimizer(1e-3)
+    state = (model, opt.init(eqx.filter(model, eqx.is_inexact_array)), jax.random.key(3), jnp.int32(7))
+    checkpoint.save_checkpoint(tmp_path / "c.ckpt", state, metadata={"epoch": 2})
+    like = (_model(getkey()), opt.init(eqx.filter(model, eqx.is_inexact_array)), jax.random.key(0), jnp.int32(0))
+    restored, meta = checkpoint.load_checkpoint(tmp_path / "c.ckpt", like)
+    assert meta["epoch"] == 2
+    for a, b in zip(jax.tree.leaves(eqx.filter(state, eqx.is_array)), jax.tree.leaves(eqx.filter(restored, eqx.is_array))):
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ckpt"]  # no temp file left
+
+
+def test_corrupt_truncated_foreign_and_mismatched_checkpoints_are_refused(tmp_path, getkey):
+    model = _model(getkey())
+    path = tmp_path / "c.ckpt"
+    checkpoint.save_checkpoint(path, model)
+    data = path.read_bytes()
+    (tmp_path / "trunc.ckpt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint at all")
+    np.savez(tmp_path / "foreign.npz", a=np.zeros(3))
+    with pytest.raises(BayesgenError, match="corrupt or not a bayesgen checkpoint"):
+        checkpoint.load_checkpoint(tmp_path / "trunc.ckpt", model)
+    with pytest.raises(BayesgenError, match="corrupt or not a bayesgen checkpoint"):
+        checkpoint.load_checkpoint(tmp_path / "junk.ckpt", model)
+    with pytest.raises(BayesgenError, match="corrupt or not a bayesgen checkpoint"):
+        checkpoint.load_checkpoint(tmp_path / "foreign.npz", model)
+    with pytest.raises(BayesgenError, match="does not exist"):
+        checkpoint.load_checkpoint(tmp_path / "missing.ckpt", model)
+    with pytest.raises(BayesgenError, match="different model configuration"):
+        checkpoint.load_checkpoint(path, _model(getkey(), hidden=(9,)))
+    # flip one stored value: the checksum catches it
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k].copy() for k in npz.files}
+    arrays["leaf_00000"].flat[0] += 1.0
+    np.savez(tmp_path / "tampered.npz", **arrays)
+    with pytest.raises(BayesgenError, match="fails its checksum"):
+        checkpoint.load_checkpoint(tmp_path / "tampered.npz", model)
