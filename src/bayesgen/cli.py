@@ -42,7 +42,9 @@ def _int_list(text: str) -> list[int]:
 TRAIN_FLAGS = {
     "--data": ("data", "source", dict(metavar="SOURCE", help="'digits' (embedded default) or a .npy/.npz/.csv/.mat/.amat/IDX file or PNG folder")),
     "--image-shape": ("data", "image_shape", dict(type=_int_list, metavar="H,W", help="image shape of flat tabular data, e.g. 28,28")),
-    "--binarize": ("data", "binarize", dict(choices=("none", "static", "dynamic"), help="binarize [0,1] data for a bernoulli likelihood")),
+    "--no-scale": ("data", "scale", dict(action="store_const", const=False, help="keep raw values (no scaling to [0,1])")),
+    "--binarize": ("data", "binarize", dict(choices=("auto", "none", "static", "dynamic"),
+                                           help="binarize [0,1] data for a bernoulli likelihood (auto: dynamic unless already 0/1)")),
     "--valid-fraction": ("data", "valid_fraction", dict(type=float)),
     "--test-fraction": ("data", "test_fraction", dict(type=float)),
     "--split-seed": ("data", "split_seed", dict(type=int)),
@@ -262,7 +264,7 @@ def cmd_anomaly(args) -> int:
         run.model.likelihood.check_support(x)
     else:
         x = _split(run, args.split)
-    k = args.n_importance or run.config.eval.n_importance
+    k = run.config.eval.n_importance if args.n_importance is None else args.n_importance
     scores = -log_marginal_likelihood(run.model, x, jax.random.fold_in(seed_key(run.config, KEY_EVAL), 7),
                                       n_samples=k, progress=_progress(args))
     out = _output(args.out, run.path, "anomaly_scores.csv")
@@ -344,7 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already reported in one line
+        return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT

@@ -27,7 +27,8 @@ class DataConfig:
     source: str = "digits"            # "digits" or a path to .npy/.npz/.csv/.mat/.amat/IDX/PNG folder
     image_shape: list[int] | None = None
     scale: bool = True                # scale to [0, 1] for bernoulli/gaussian likelihoods
-    binarize: str = "none"            # none | static | dynamic
+    binarize: str = "auto"            # auto | none | static | dynamic (auto: dynamic for a bernoulli
+                                      # likelihood on non-binary data, else none; resolved in config.json)
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
     split_seed: int = 0
@@ -107,7 +108,7 @@ class Config:
         """Check every value; raise BayesgenError naming the first bad one and the fix."""
         d, m, t, e = self.data, self.model, self.train, self.eval
         _typed(self)
-        require(d.binarize in BINARIZE, f"unknown binarization '{d.binarize}'; choose one of {', '.join(BINARIZE)}")
+        require(d.binarize in ("auto", *BINARIZE), f"unknown binarization '{d.binarize}'; choose one of auto, {', '.join(BINARIZE)}")
         require(0 <= d.valid_fraction < 1 and 0 < d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1,
                 f"valid_fraction {d.valid_fraction} and test_fraction {d.test_fraction} must lie in [0, 1) and sum below 1")
         require(m.likelihood in LIKELIHOODS, f"unknown likelihood '{m.likelihood}'; choose one of {', '.join(LIKELIHOODS)}")

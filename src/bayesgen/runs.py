@@ -59,10 +59,24 @@ def seed_key(config: Config, stream: int):
     return jax.random.fold_in(jax.random.key(config.train.seed), stream)
 
 
+def resolve_binarize(config: Config, raw) -> str:
+    """``auto`` -> ``dynamic`` for a bernoulli likelihood on data that are not already 0/1, else ``none``."""
+    if config.data.binarize != "auto":
+        return config.data.binarize
+    if config.model.likelihood != "bernoulli":
+        return "none"
+    return "none" if np.isin(raw.x, (0.0, 1.0)).all() else "dynamic"
+
+
 def prepare_data(config: Config) -> PreparedData:
-    """Load the configured source, turn it into the likelihood's units, and split it."""
+    """Load the configured source, turn it into the likelihood's units, and split it.
+
+    Resolves ``binarize="auto"`` in place (``config.data.binarize``), so the run's
+    ``config.json`` records what was done.
+    """
     d, m = config.data, config.model
     raw = load_data(d.source, image_shape=tuple(d.image_shape) if d.image_shape else None)
+    d.binarize = resolve_binarize(config, raw)
     levels = None
     if m.likelihood == "categorical":
         levels = m.levels or categorical_levels(raw)
@@ -116,7 +130,7 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
     Returns the test evaluation table (a dict). Raises BayesgenError for bad input and
     TrainingDiverged (after keeping the last good checkpoint) for a NaN/inf loss.
     """
-    config = config.validated()
+    config = Config.from_dict(config.to_dict())  # a private copy: prepare_data resolves it in place
     run = Path(run_dir)
     if (run / "config.json").exists() and not overwrite:
         raise BayesgenError(f"'{run}' already holds a run; choose another --out or pass --force to replace it")
@@ -192,7 +206,7 @@ def evaluate_run(run: Run, *, split: str = "test", n_importance: int | None = No
     require(split in ("train", "valid", "test"), f"split must be train, valid or test, got '{split}'")
     x = getattr(run.data, split)
     require(len(x) > 0, f"the {split} split is empty; choose another split or change the split fractions")
-    k = n_importance or run.config.eval.n_importance
+    k = run.config.eval.n_importance if n_importance is None else n_importance
     result = {"split": split, **evaluation.evaluate(run.model, x, seed_key(run.config, KEY_EVAL), n_importance=k,
                                                     chunk_size=run.config.eval.chunk_size, progress=progress)}
     if write and split == "test":

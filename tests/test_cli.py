@@ -1,0 +1,141 @@
+"""The command line: every command on a tiny run, and one clear line + exit 2 for bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bayesgen.cli import main
+
+TINY_TRAIN = ["--data", "digits", "--likelihood", "categorical", "--latent-dim", "2", "--hidden", "32",
+              "--epochs", "2", "--n-importance", "8", "--no-plots", "--quiet"]
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, pattern):
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert pytest.importorskip("re").search(pattern, lines[0]), lines[0]
+
+
+def test_every_command_on_a_run(tiny_run, capsys, tmp_path):
+    run, _ = tiny_run
+    code, out, _ = run_cli(capsys, "evaluate", run, "-K", 8, "--quiet")
+    assert code == 0 and "log p(x), K=8" in out and "bits/dim" in out
+    code, out, _ = run_cli(capsys, "sample", run, "--n", 9, "--out", tmp_path / "s.png")
+    assert code == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    code, _, _ = run_cli(capsys, "sample", run, "--n", 5, "--draw", "--out", tmp_path / "s.npy")
+    draws = np.load(tmp_path / "s.npy")
+    assert code == 0 and draws.shape == (5, 64) and np.all(draws == np.round(draws)) and draws.max() <= 16
+    assert run_cli(capsys, "reconstruct", run, "--n", 4, "--out", tmp_path / "r.png")[0] == 0
+    code, _, _ = run_cli(capsys, "encode", run, "--out", tmp_path / "codes.csv")
+    codes = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1)
+    assert code == 0 and codes.shape[1] == 4 and np.all(codes[:, 2:] > 0)  # means, then positive stds
+    assert run_cli(capsys, "encode", run, "--split", "valid", "--out", tmp_path / "codes.npy")[0] == 0
+    assert np.load(tmp_path / "codes.npy").shape[1] == 4
+    assert run_cli(capsys, "interpolate", run, "--from", 2, "--to", 5, "--steps", 6, "--out", tmp_path / "i.png")[0] == 0
+    code, out, _ = run_cli(capsys, "plot", run)
+    assert code == 0 and "manifold.png" in out
+    code, out, _ = run_cli(capsys, "anomaly", run, "-K", 8, "--out", tmp_path / "scores.csv", "--quiet")
+    scores = np.loadtxt(tmp_path / "scores.csv", delimiter=",", skiprows=1)
+    assert code == 0 and np.all(scores[:, 1] > 0) and (tmp_path / "scores.png").is_file()
+
+
+def test_anomaly_on_new_data_scores_noise_higher(tiny_run, capsys, tmp_path):
+    run, _ = tiny_run
+    from bayesgen.data import load_digits
+
+    digits = load_digits().x[:20]
+    noise = np.random.default_rng(0).integers(0, 17, (20, 64))
+    np.save(tmp_path / "mixed.npy", np.concatenate([digits, noise]).astype(np.float32))
+    code, _, err = run_cli(capsys, "anomaly", run, "--data", tmp_path / "mixed.npy", "-K", 8,
+                           "--out", tmp_path / "s.csv", "--quiet")
+    assert code == 0, err
+    scores = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)[:, 1]
+    assert scores[20:].min() > scores[:20].max()  # uniform noise is far less likely than digits
+    np.save(tmp_path / "wide.npy", np.zeros((3, 10), np.float32))
+    assert_one_line_error(*run_cli(capsys, "anomaly", run, "--data", tmp_path / "wide.npy")[::2],
+                          "has 10 features but the model was trained on 64")
+
+
+@pytest.fixture
+def files(tmp_path):
+    np.save(tmp_path / "pixels.npy", np.full((50, 16), 255.0, np.float32))
+    nan = np.random.default_rng(0).random((50, 16)).astype(np.float32)
+    nan[3, 4] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "flat.npy", np.zeros(16, np.float32))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 16), np.float32))
+    (tmp_path / "bad.toml").write_text("[model\nlatent_dim = 2")
+    (tmp_path / "unknown.toml").write_text("[model]\nlatent_dimension = 2\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--latent-dim", "0"], "latent_dim must be at least 1"),
+    (["--n-importance", "0"], "importance samples K must be at least 1"),
+    (["--lr", "-0.1"], "learning rate must be a positive number"),
+    (["--samples", "0"], "samples per example .K. must be at least 1"),
+    (["--epochs", "zero"], "invalid int value"),
+    (["--data", "imagenet"], "imagenet"),
+    (["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
+    (["--no-such-flag"], "unrecognized arguments"),
+    (["--data", "{d}/pixels.npy", "--likelihood", "bernoulli", "--no-scale", "--binarize", "none",
+      "--batch-size", "8"],
+     r"bernoulli likelihood needs data in \{0, 1\}, got values in \[255, 255\]; pass --binarize"),
+    (["--data", "{d}/nan.npy", "--likelihood", "gaussian"], "NaN"),
+    (["--data", "{d}/flat.npy"], "2-D"),
+    (["--data", "{d}/empty.npy"], "no rows|empty"),
+    (["--data", "{d}/missing.npy"], "missing.npy"),
+    (["--config", "{d}/bad.toml"], "not valid TOML"),
+    (["--config", "{d}/unknown.toml"], "unknown key.*latent_dimension"),
+    (["--batch-size", "100000"], "larger than the .* training examples"),
+    (["--data", "{d}/pixels.npy", "--no-scale", "--batch-size", "8"], r"dynamic binarization needs .* in \[0, 1\]"),
+])
+def test_train_bad_input_is_one_line_exit_2(argv, pattern, files, capsys):
+    argv = [a.format(d=files) for a in argv]
+    code, _, err = run_cli(capsys, "train", "--out", files / "run", "--quiet", *argv)
+    assert_one_line_error(code, err, pattern)
+    assert not (files / "run" / "metrics.jsonl").exists()
+
+
+def test_bad_run_directories(tiny_run, capsys, tmp_path):
+    assert_one_line_error(*run_cli(capsys, "evaluate", tmp_path / "nope")[::2], "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(*run_cli(capsys, "sample", tmp_path / "empty")[::2], "not a run directory")
+    run, _ = tiny_run
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    ckpt = copy / "checkpoints" / "best.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    assert_one_line_error(*run_cli(capsys, "evaluate", copy)[::2], "corrupt or not a bayesgen checkpoint")
+    ckpt.unlink()
+    assert_one_line_error(*run_cli(capsys, "evaluate", copy)[::2], "does not exist")
+    assert_one_line_error(*run_cli(capsys, "evaluate", run, "-K", "0")[::2], "K must be >= 1")
+    assert_one_line_error(*run_cli(capsys, "interpolate", run, "--from", "100000")[::2], "out of range")
+    assert_one_line_error(*run_cli(capsys, "encode", run, "--out", tmp_path / "codes.txt")[::2], "use a .npy or .csv")
+
+
+def test_help_has_an_example_for_every_command(capsys):
+    from bayesgen.cli import EXAMPLES
+
+    for command in EXAMPLES:
+        assert main([command, "--help"]) == 0
+        assert "example:" in capsys.readouterr().out
+
+
+def test_subprocess_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bayesgen", "train", "--out", str(tmp_path / "r"), "--latent-dim", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert "latent_dim must be at least 1" in proc.stderr
