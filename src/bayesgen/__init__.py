@@ -1,7 +1,53 @@
-"""bayesgen: Bayesian generative models on JAX."""
+"""bayesgen: Bayesian generative models on JAX.
+
+The common path::
+
+    import jax, bayesgen
+    data = bayesgen.load_data("digits")
+    x = bayesgen.prepare(data, likelihood="categorical")
+    model = bayesgen.build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17,
+                               key=jax.random.key(0))
+    result = bayesgen.fit(model, x[:1500], valid_x=x[1500:], key=jax.random.key(1), epochs=50)
+    bayesgen.evaluate(result.best_model, x[1500:], jax.random.key(2), n_importance=1000)
+"""
 
 from bayesgen._errors import BayesgenError, TrainingDiverged
+from bayesgen.config import Config
+from bayesgen.data import Dataset, load_data, load_digits, prepare, split_data
+from bayesgen.lvm.evaluation import (
+    active_units,
+    decode,
+    encode,
+    evaluate,
+    interpolate,
+    log_marginal_likelihood,
+    reconstruct,
+)
+from bayesgen.lvm.likelihoods import Bernoulli, Categorical, Gaussian, LearnedGaussian, Likelihood
+from bayesgen.lvm.model import LatentVariableModel
+from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder
+from bayesgen.lvm.objectives import ELBO, IWAE, Objective, batch_objective
+from bayesgen.lvm.posteriors import DiagonalGaussian, VariationalFamily
+from bayesgen.lvm.presets import build_vae
+from bayesgen.lvm.priors import Prior, StandardNormal
+from bayesgen.runs import open_run, train
+from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
+from bayesgen.train.loop import FitResult, fit, make_optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["BayesgenError", "TrainingDiverged", "__version__"]
+__all__ = [
+    "BayesgenError", "TrainingDiverged", "Config",
+    "Dataset", "load_data", "load_digits", "prepare", "split_data",
+    "Prior", "StandardNormal",
+    "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical",
+    "VariationalFamily", "DiagonalGaussian",
+    "MLP", "ConvEncoder", "ConvDecoder",
+    "LatentVariableModel", "build_vae",
+    "Objective", "ELBO", "IWAE", "batch_objective",
+    "fit", "make_optimizer", "FitResult",
+    "evaluate", "log_marginal_likelihood", "active_units", "encode", "decode", "reconstruct", "interpolate",
+    "save_checkpoint", "load_checkpoint",
+    "train", "open_run",
+    "__version__",
+]
