@@ -87,6 +87,7 @@ def files(tmp_path):
     (["--epochs", "zero"], "invalid int value"),
     (["--data", "imagenet"], "imagenet"),
     (["--likelihood", "poisson"], "unknown likelihood 'poisson'"),
+    (["--model", "gan"], "unknown model 'gan'; available: vae"),
     (["--no-such-flag"], "unrecognized arguments"),
     (["--data", "{d}/pixels.npy", "--likelihood", "bernoulli", "--no-scale", "--binarize", "none",
       "--batch-size", "8"],

@@ -150,3 +150,17 @@ def test_corrupt_truncated_foreign_and_mismatched_checkpoints_are_refused(tmp_pa
     np.savez(tmp_path / "tampered.npz", **arrays)
     with pytest.raises(BayesgenError, match="fails its checksum"):
         checkpoint.load_checkpoint(tmp_path / "tampered.npz", model)
+
+
+@pytest.mark.parametrize("sections", [
+    {"model": {"network": "conv", "channels": 4, "likelihood": "bernoulli"}, "data": {"binarize": "static"},
+     "train": {"kl": "mc", "n_samples": 2}},
+    {"model": {"likelihood": "gaussian-learned", "latent_dim": 3}, "train": {"objective": "iwae", "n_samples": 3}},
+])
+def test_other_compositions_train_end_to_end(sections, tmp_path):
+    config = tiny_config(**sections)
+    config.train.epochs = 2
+    result = train(config, tmp_path / "run", progress=False, make_plots=False)
+    assert np.isfinite(result["log_px"]) and result["latent_dim"] == config.model.latent_dim
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["data"]["binarize"] in ("static", "none")  # resolved, never "auto"

@@ -48,6 +48,7 @@ TRAIN_FLAGS = {
     "--valid-fraction": ("data", "valid_fraction", dict(type=float)),
     "--test-fraction": ("data", "test_fraction", dict(type=float)),
     "--split-seed": ("data", "split_seed", dict(type=int)),
+    "--model": ("model", "name", dict(help="model family: vae")),
     "--likelihood": ("model", "likelihood", dict(help="bernoulli | gaussian | gaussian-learned | categorical")),
     "--latent-dim": ("model", "latent_dim", dict(type=int)),
     "--network": ("model", "network", dict(help="mlp | conv")),

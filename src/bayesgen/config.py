@@ -20,6 +20,7 @@ from bayesgen.lvm.networks import ACTIVATIONS
 from bayesgen.train.loop import BINARIZE, SCHEDULES
 
 OBJECTIVES = ("elbo", "iwae")
+MODELS = ("vae",)
 
 
 @dataclass
@@ -36,6 +37,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    name: str = "vae"                 # the model family (presets); more arrive with later variants
     likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
     latent_dim: int = 2
     network: str = "mlp"              # mlp | conv
@@ -111,6 +113,7 @@ class Config:
         require(d.binarize in ("auto", *BINARIZE), f"unknown binarization '{d.binarize}'; choose one of auto, {', '.join(BINARIZE)}")
         require(0 <= d.valid_fraction < 1 and 0 < d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1,
                 f"valid_fraction {d.valid_fraction} and test_fraction {d.test_fraction} must lie in [0, 1) and sum below 1")
+        require(m.name in MODELS, f"unknown model '{m.name}'; available: {', '.join(MODELS)}")
         require(m.likelihood in LIKELIHOODS, f"unknown likelihood '{m.likelihood}'; choose one of {', '.join(LIKELIHOODS)}")
         require(m.network in NETWORKS, f"unknown network '{m.network}'; choose one of {', '.join(NETWORKS)}")
         require(m.activation in ACTIVATIONS, f"unknown activation '{m.activation}'; choose one of {', '.join(ACTIVATIONS)}")
