@@ -40,9 +40,13 @@ class LatentVariableModel(eqx.Module):
     def data_dim(self) -> int:
         return self.likelihood.data_dim
 
+    def log_prior(self, z):
+        """log p(z) for one latent vector (the prior may use the posterior: VampPrior)."""
+        return self.prior.log_prob(z, self.posterior)
+
     def log_joint(self, x, z):
         """log p(x, z) = log p(x | z) + log p(z) for one example."""
-        return self.likelihood.log_prob(x, z) + self.prior.log_prob(z)
+        return self.likelihood.log_prob(x, z) + self.log_prior(z)
 
     def sample(self, key, n: int, *, mean: bool = True):
         """``n`` draws from the model: z ~ p(z), then E[x | z] (``mean=True``) or x ~ p(x | z).
@@ -50,7 +54,7 @@ class LatentVariableModel(eqx.Module):
         Returns ``(z, x)`` with shapes ``(n, L)`` and ``(n, D)``.
         """
         key_z, key_x = jax.random.split(key)
-        z = self.prior.sample(key_z, n)
+        z = self.prior.sample(key_z, n, self.posterior)
         if mean:
             return z, jax.vmap(self.likelihood.mean)(z)
         return z, jax.vmap(self.likelihood.sample)(jax.random.split(key_x, n), z)

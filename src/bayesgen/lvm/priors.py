@@ -1,12 +1,22 @@
-"""Priors p(z). A prior works on one latent vector; ``sample`` draws a batch."""
+"""Priors p(z). A prior works on one latent vector; ``sample`` draws a batch.
+
+Every prior takes the model's posterior as an optional second argument: most ignore it,
+but a VampPrior *is* the encoder evaluated at learned pseudo-inputs (Tomczak & Welling,
+2018), so it must be able to call it. :class:`~bayesgen.lvm.model.LatentVariableModel`
+always passes its own posterior.
+"""
 
 from __future__ import annotations
 
 import abc
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
+from jax.scipy.special import logsumexp
+
+from bayesgen._errors import require
 
 
 class Prior(eqx.Module):
@@ -15,11 +25,11 @@ class Prior(eqx.Module):
     latent_dim: eqx.AbstractVar[int]
 
     @abc.abstractmethod
-    def log_prob(self, z):
+    def log_prob(self, z, posterior=None):
         """log p(z) for one latent vector ``(L,)`` -> scalar."""
 
     @abc.abstractmethod
-    def sample(self, key, n: int):
+    def sample(self, key, n: int, posterior=None):
         """``n`` draws, shape ``(n, L)``."""
 
     @abc.abstractmethod
@@ -32,7 +42,7 @@ class StandardNormal(Prior):
     """p(z) = N(0, I).
 
     Example:
-        >>> StandardNormal(2).log_prob(jnp.zeros(2))  # -log(2 pi)
+        >>> StandardNormal(latent_dim=2).log_prob(jnp.zeros(2))  # -log(2 pi)
     """
 
     latent_dim: int = eqx.field(static=True)
@@ -40,8 +50,78 @@ class StandardNormal(Prior):
     def distribution(self):
         return dist.Normal(jnp.zeros(self.latent_dim), jnp.ones(self.latent_dim)).to_event(1)
 
-    def log_prob(self, z):
+    def log_prob(self, z, posterior=None):
         return self.distribution().log_prob(z)
 
-    def sample(self, key, n: int):
+    def sample(self, key, n: int, posterior=None):
         return self.distribution().sample(key, (n,))
+
+
+class MixtureOfGaussians(Prior):
+    """p(z) = sum_k pi_k N(z; m_k, diag s_k^2) with learned weights, means and scales.
+
+    Means start spread out (N(0, I) draws) so the components do not start identical.
+
+    Example:
+        >>> prior = MixtureOfGaussians(latent_dim=2, n_components=10, key=jax.random.key(0))
+    """
+
+    logits: jax.Array
+    means: jax.Array
+    log_scales: jax.Array
+    latent_dim: int = eqx.field(static=True)
+
+    def __init__(self, latent_dim: int, n_components: int, *, key):
+        require(n_components >= 1, f"a mixture prior needs at least 1 component, got {n_components}")
+        self.latent_dim = latent_dim
+        self.logits = jnp.zeros(n_components)
+        self.means = jax.random.normal(key, (n_components, latent_dim))
+        self.log_scales = jnp.zeros((n_components, latent_dim))
+
+    def _components(self):
+        return dist.Normal(self.means, jnp.exp(self.log_scales)).to_event(1)
+
+    def distribution(self):
+        return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), self._components())
+
+    def log_prob(self, z, posterior=None):
+        return self.distribution().log_prob(z)
+
+    def sample(self, key, n: int, posterior=None):
+        return self.distribution().sample(key, (n,))
+
+
+class VampPrior(Prior):
+    """p(z) = (1/K) sum_k q(z | u_k): the aggregate posterior at K learned pseudo-inputs u_k.
+
+    ``pseudo_inputs`` (K, D) are parameters, usually initialised from K training examples.
+    Needs a posterior with a closed-form ``distribution(x)``.
+
+    Example:
+        >>> prior = VampPrior(latent_dim=2, pseudo_inputs=x_train[:500])
+    """
+
+    pseudo_inputs: jax.Array
+    latent_dim: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        require(self.pseudo_inputs.ndim == 2 and self.pseudo_inputs.shape[0] >= 1,
+                f"pseudo_inputs must be a (K, D) array with K >= 1, got shape {self.pseudo_inputs.shape}")
+
+    def distribution(self):
+        return None
+
+    def _check(self, posterior):
+        require(posterior is not None, "a VampPrior needs the model's posterior (use it inside a LatentVariableModel)")
+
+    def log_prob(self, z, posterior=None):
+        self._check(posterior)
+        components = jax.vmap(lambda u: posterior.distribution(u).log_prob(z))(self.pseudo_inputs)  # (K,)
+        return logsumexp(components) - jnp.log(components.shape[0])
+
+    def sample(self, key, n: int, posterior=None):
+        self._check(posterior)
+        key_k, key_z = jax.random.split(key)
+        which = jax.random.randint(key_k, (n,), 0, self.pseudo_inputs.shape[0])
+        draw = lambda k, u: posterior.distribution(u).sample(k)  # noqa: E731
+        return jax.vmap(draw)(jax.random.split(key_z, n), self.pseudo_inputs[which])

@@ -1,0 +1,109 @@
+"""Variant parts (priors, flows, hierarchies) against closed forms, autodiff and Monte Carlo identities."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+
+from bayesgen import BayesgenError
+from bayesgen.lvm.flows import FlowPosterior
+from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
+from bayesgen.lvm.networks import MLP
+from bayesgen.lvm.posteriors import DiagonalGaussian
+from bayesgen.lvm.priors import MixtureOfGaussians, VampPrior
+
+D, L = 5, 2
+
+
+def test_mixture_prior_matches_scipy(getkey):
+    prior = MixtureOfGaussians(latent_dim=L, n_components=3, key=getkey())
+    prior = eqx.tree_at(lambda p: (p.logits, p.log_scales), prior,
+                        (jnp.array([0.0, 1.0, -1.0]), jnp.log(jnp.array([[1.0, 0.5], [2.0, 1.0], [0.3, 0.7]]))))
+    z = np.array([0.3, -1.2], np.float32)
+    weights = scipy.special.softmax([0.0, 1.0, -1.0])
+    scales = np.array([[1.0, 0.5], [2.0, 1.0], [0.3, 0.7]])
+    means = np.asarray(prior.means, np.float64)
+    expected = scipy.special.logsumexp(
+        [np.log(w) + scipy.stats.norm.logpdf(z, m, s).sum() for w, m, s in zip(weights, means, scales)])
+    np.testing.assert_allclose(prior.log_prob(jnp.asarray(z)), expected, rtol=1e-5)
+    draws = np.asarray(prior.sample(getkey(), 20_000))
+    mean = (weights[:, None] * means).sum(0)
+    np.testing.assert_allclose(draws.mean(0), mean, atol=5 * draws.std(0).max() / math.sqrt(20_000))
+
+
+def test_vamp_prior_is_the_mean_of_posteriors_at_pseudo_inputs(getkey):
+    q = DiagonalGaussian(encoder=MLP(D, 2 * L, (8,), key=getkey()), latent_dim=L)
+    u = jax.random.normal(getkey(), (4, D))
+    prior = VampPrior(latent_dim=L, pseudo_inputs=u)
+    z = jnp.array([0.1, 0.4])
+    expected = scipy.special.logsumexp([float(q.distribution(uk).log_prob(z)) for uk in u]) - math.log(4)
+    np.testing.assert_allclose(prior.log_prob(z, q), expected, rtol=1e-5)
+    assert prior.sample(getkey(), 7, q).shape == (7, L)
+    assert prior.distribution() is None
+    with pytest.raises(BayesgenError, match="needs the model's posterior"):
+        prior.log_prob(z)
+
+
+@pytest.mark.parametrize("kind", ["planar", "iaf"])
+def test_flow_log_density_matches_autodiff_jacobian(kind, getkey):
+    encoder = MLP(D, 2 * L + 3, (8,), key=getkey())
+    q = FlowPosterior.build(encoder, latent_dim=L, context_dim=3, kind=kind, n_flows=3, width=8, key=getkey())
+    x, key = jax.random.normal(getkey(), (D,)), getkey()
+    z, log_q = q.sample_and_log_prob(key, x, 4)
+    base, context = q._base(x)
+    z0 = base.rsample(key, (4,))
+    for i in range(4):
+        zt, log_det = q.push(z0[i], context)
+        jac = jax.jacobian(lambda v: q.push(v, context)[0])(z0[i])
+        np.testing.assert_allclose(log_det, jnp.linalg.slogdet(jac)[1], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(zt, z[i], rtol=1e-6)
+        np.testing.assert_allclose(log_q[i], base.log_prob(z0[i]) - log_det, rtol=1e-5)
+
+
+def test_iaf_steps_invert(getkey):
+    q = FlowPosterior.build(MLP(D, 2 * L + 3, (8,), key=getkey()), latent_dim=L, context_dim=3, kind="iaf",
+                            n_flows=2, width=8, key=getkey())
+    z0, context = jax.random.normal(getkey(), (L,)), jax.random.normal(getkey(), (3,))
+    for step in q.steps:
+        y = step.transform(z0, context)
+        np.testing.assert_allclose(step.inverse(y, context), z0, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["planar", "iaf"])
+def test_flow_density_is_normalised(kind, getkey):
+    """E_q[r(z) / q(z)] = 1 for any normalised r: a wrong log-determinant biases it."""
+    q = FlowPosterior.build(MLP(D, 2 * L + 3, (8,), key=getkey()), latent_dim=L, context_dim=3, kind=kind,
+                            n_flows=4, width=8, key=getkey())
+    x = jax.random.normal(getkey(), (D,))
+    n = 100_000
+    z, log_q = jax.jit(lambda k: q.sample_and_log_prob(k, x, n))(getkey())
+    # r narrower than q keeps the ratio bounded (a wider r would give it infinite variance)
+    narrow = jax.scipy.stats.norm.logpdf(z, z.mean(0), 0.5 * z.std(0)).sum(axis=1)
+    ratio = np.asarray(jnp.exp(narrow - log_q), np.float64)
+    assert abs(ratio.mean() - 1) < 5 * ratio.std() / math.sqrt(n), (ratio.mean(), ratio.std())
+
+
+def test_hierarchical_parts(getkey):
+    prior = HierarchicalPrior((3, 2), hidden=(8,), key=getkey())
+    q = BottomUpPosterior(encoder=MLP(D, 6, (8,), key=getkey()), upper=MLP(3, 4, (8,), key=getkey()), sizes=(3, 2))
+    x = jax.random.normal(getkey(), (D,))
+    z, log_q = q.sample_and_log_prob(getkey(), x, 6)
+    assert z.shape == (6, 5) and log_q.shape == (6,) and prior.latent_dim == q.latent_dim == 5
+    # log q factorises as q(z1|x) q(z2|z1)
+    z1, z2 = z[0, :3], z[0, 3:]
+    out1, out2 = q.encoder(x), q.upper(z1)
+    manual = (scipy.stats.norm.logpdf(z1, out1[:3], np.exp(0.5 * out1[3:])).sum()
+              + scipy.stats.norm.logpdf(z2, out2[:2], np.exp(0.5 * out2[2:])).sum())
+    np.testing.assert_allclose(log_q[0], manual, rtol=1e-5)
+    top = prior.top_down(z2)
+    manual_prior = (scipy.stats.norm.logpdf(z2).sum()
+                    + scipy.stats.norm.logpdf(z1, top[:3], np.exp(0.5 * top[3:])).sum())
+    np.testing.assert_allclose(prior.log_prob(z[0]), manual_prior, rtol=1e-5)
+    assert prior.sample(getkey(), 4).shape == (4, 5)
+    decoder = FirstLayer(MLP(3, D, (8,), key=getkey()), 3)
+    np.testing.assert_allclose(decoder(z[0]), decoder.decoder(z1))
