@@ -107,3 +107,18 @@ def test_hierarchical_parts(getkey):
     assert prior.sample(getkey(), 4).shape == (4, 5)
     decoder = FirstLayer(MLP(3, D, (8,), key=getkey()), 3)
     np.testing.assert_allclose(decoder(z[0]), decoder.decoder(z1))
+
+
+@pytest.mark.parametrize("name", ["mog-vae", "vamp-vae", "planar-vae", "iaf-vae", "hvae"])
+def test_every_variant_trains_and_evaluates_through_a_run(name, tmp_path):
+    from conftest import tiny_config
+
+    from bayesgen.runs import open_run, train
+
+    config = tiny_config(model={"name": name, "hidden": [16], "n_pseudo": 20, "n_flows": 2, "context_dim": 4},
+                         train={"epochs": 1, "batch_size": 256}, eval={"n_importance": 4})
+    result = train(config, tmp_path / name, progress=False, make_plots=False)
+    assert np.isfinite(result["log_px"]) and np.isfinite(result["elbo"])
+    run = open_run(tmp_path / name)
+    assert run.config.train.kl == "mc"  # no closed-form KL for these: auto resolved to Monte Carlo
+    assert type(run.model.prior).__name__ == type(train.__globals__["build_model"](config, run.data.info).prior).__name__

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import io
 import sys
 import time
@@ -81,6 +82,17 @@ EXAMPLES = {
     "plot": "bayesgen plot runs/digits",
     "anomaly": "bayesgen anomaly runs/digits --data new_images.npy --out scores.csv",
     "demo": "bayesgen demo",
+    "fit": "bayesgen fit gmm --data points.csv --components 5 --out runs/gmm\n"
+           "  bayesgen fit lda --data corpus/ --topics 20 --out runs/topics",
+}
+
+# bayesgen fit MODEL: classical models; module, keyword arguments of its add_arguments/run, help
+FIT_MODELS = {
+    "gmm": ("bayesgen.em.cli_gmm", {"bayesian": False}, "Gaussian mixture fitted by EM"),
+    "bgmm": ("bayesgen.em.cli_gmm", {"bayesian": True}, "Bayesian Gaussian mixture fitted by variational EM"),
+    "fa": ("bayesgen.em.cli_fa", {"kind": "fa"}, "factor analysis fitted by EM"),
+    "ppca": ("bayesgen.em.cli_fa", {"kind": "ppca"}, "probabilistic PCA (closed form or EM)"),
+    "lda": ("bayesgen.em.cli_lda", {}, "latent Dirichlet allocation (variational Bayes or Gibbs)"),
 }
 
 
@@ -337,6 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--n-importance", "-K", type=int)
     p.add_argument("--out", help="CSV of scores (default RUN/anomaly_scores.csv); a histogram PNG goes beside it")
+
+    p = command("fit", None, "Fit a classical latent variable model (EM family).")
+    p.set_defaults(func=lambda args, p=p: p.print_help() or EXIT_BAD_INPUT)  # 'bayesgen fit' alone
+    models = p.add_subparsers(dest="fit_model", metavar="MODEL", parser_class=_Parser)
+    for name, (module_name, kwargs, help_text) in FIT_MODELS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # a model whose module is not built yet is simply not offered
+            continue
+        m = models.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(m, **kwargs)
+        m.set_defaults(func=lambda args, module=module, kwargs=kwargs: module.run(args, **kwargs))
 
     p = command("demo", cmd_demo, "Train a VAE on the embedded 8x8 digits and show what it learned (< 2 min).")
     p.add_argument("--out", default="runs/demo")

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bayesgen._errors import BayesgenError, require
-from bayesgen.lvm.presets import LIKELIHOODS, NETWORKS
+from bayesgen.lvm.presets import LIKELIHOODS, MODELS, NETWORKS
 from bayesgen.lvm.networks import ACTIVATIONS
 from bayesgen.train.loop import BINARIZE, SCHEDULES
 
 OBJECTIVES = ("elbo", "iwae")
-MODELS = ("vae",)
 
 
 @dataclass
@@ -37,7 +36,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "vae"                 # the model family (presets); more arrive with later variants
+    name: str = "vae"                 # vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae
     likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
     latent_dim: int = 2
     network: str = "mlp"              # mlp | conv
@@ -46,12 +45,17 @@ class ModelConfig:
     channels: int = 32                # conv networks
     sigma: float = 0.1                # fixed-sigma gaussian likelihood
     levels: int | None = None         # categorical likelihood; default: the data set's levels
+    n_components: int = 10            # mog-vae: mixture components of the prior
+    n_pseudo: int = 500               # vamp-vae: pseudo-inputs (at most the training-set size)
+    n_flows: int = 4                  # planar-vae / iaf-vae: flow steps
+    context_dim: int = 16             # planar-vae / iaf-vae: encoder context fed to the flow
+    top_latent_dim: int = 2           # hvae: size of the top stochastic layer z2
 
 
 @dataclass
 class TrainConfig:
     objective: str = "elbo"           # elbo | iwae
-    kl: str = "analytic"              # analytic | mc
+    kl: str = "auto"                  # auto | analytic | mc (auto: analytic where a closed form exists)
     beta: float = 1.0
     n_samples: int = 1                # samples per example (K for iwae)
     epochs: int = 50
@@ -123,7 +127,9 @@ class Config:
         require(m.sigma > 0 and math.isfinite(m.sigma), f"sigma must be a positive number, got {m.sigma}")
         require(m.levels is None or m.levels >= 2, f"levels must be at least 2, got {m.levels}")
         require(t.objective in OBJECTIVES, f"unknown objective '{t.objective}'; choose one of {', '.join(OBJECTIVES)}")
-        require(t.kl in ("analytic", "mc"), f"kl must be 'analytic' or 'mc', got '{t.kl}'")
+        require(t.kl in ("auto", "analytic", "mc"), f"kl must be 'auto', 'analytic' or 'mc', got '{t.kl}'")
+        require(min(m.n_components, m.n_pseudo, m.n_flows, m.context_dim, m.top_latent_dim) >= 1,
+                "n_components, n_pseudo, n_flows, context_dim and top_latent_dim must be at least 1")
         require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
         require(t.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {t.n_samples}")
         require(t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}")

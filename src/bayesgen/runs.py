@@ -24,7 +24,9 @@ from typing import NamedTuple
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+from numpyro.distributions import kl_divergence
 
 from bayesgen import plots
 from bayesgen._errors import BayesgenError, TrainingDiverged, require
@@ -32,7 +34,7 @@ from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
 from bayesgen.lvm.objectives import ELBO, IWAE
-from bayesgen.lvm.presets import build_vae
+from bayesgen.lvm.presets import MODELS, build_vae
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from bayesgen.train.loop import fit, make_optimizer
 
@@ -96,11 +98,35 @@ def prepare_data(config: Config) -> PreparedData:
     return PreparedData(splits.train.x, valid, test, labels, info)
 
 
-def build_model(config: Config, info: dict):
+def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
+    """The configured model. ``train_x`` seeds a VampPrior's pseudo-inputs (zeros when only a
+    skeleton is needed, e.g. to load a checkpoint into)."""
     m = config.model
+    parts = MODELS[m.name]
+    pseudo = None
+    if parts.get("prior") == "vamp":
+        k = min(m.n_pseudo, info["n_train"])
+        pseudo = train_x[:k] if train_x is not None else np.zeros((k, info["data_dim"]), np.float32)
     return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
                      hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
-                     levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT))
+                     levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT),
+                     prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
+                     n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
+                     context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None)
+
+
+def resolve_kl(config: Config, model) -> str:
+    """``auto`` -> ``analytic`` when the prior and posterior have a closed-form KL, else ``mc``."""
+    if config.train.kl != "auto":
+        return config.train.kl
+    p, q = model.prior.distribution(), model.posterior.distribution(jnp.zeros(model.posterior_input_dim))
+    if p is None or q is None:
+        return "mc"
+    try:
+        kl_divergence(q, p)
+    except NotImplementedError:
+        return "mc"
+    return "analytic"
 
 
 def make_objective(config: Config):
@@ -136,7 +162,8 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
         raise BayesgenError(f"'{run}' already holds a run; choose another --out or pass --force to replace it")
     require(not run.exists() or run.is_dir(), f"'{run}' exists and is not a directory; choose another --out")
     data = prepare_data(config)
-    model = build_model(config, data.info)
+    model = build_model(config, data.info, data.train)
+    config.train.kl = resolve_kl(config, model)
     check_support(model, data, config)
     t = config.train
     require(t.batch_size <= len(data.train),
@@ -208,7 +235,8 @@ def evaluate_run(run: Run, *, split: str = "test", n_importance: int | None = No
     require(len(x) > 0, f"the {split} split is empty; choose another split or change the split fractions")
     k = run.config.eval.n_importance if n_importance is None else n_importance
     result = {"split": split, **evaluation.evaluate(run.model, x, seed_key(run.config, KEY_EVAL), n_importance=k,
-                                                    chunk_size=run.config.eval.chunk_size, progress=progress)}
+                                                    chunk_size=run.config.eval.chunk_size, progress=progress,
+                                                    kl=run.config.train.kl)}
     if write and split == "test":
         _write_json(run.path / "evaluation.json", result)
     return result

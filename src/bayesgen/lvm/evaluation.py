@@ -48,24 +48,30 @@ def mean_objective(objective: Objective, model, x, key, *, batch_size: int = 512
 @eqx.filter_jit
 def _log_px_block(model, xs, keys, n_samples: int, chunk_size: int):
     n_chunks = math.ceil(n_samples / chunk_size)
+    n, dim = xs.shape
+    in_range = jnp.arange(chunk_size)
 
-    def one(x, key):
-        q = model.posterior.distribution(x)  # encoder runs once per example
+    def draw(x, key, j):  # z_k ~ q(z | x) and log q(z_k | x), chunk_size at a time, per example
+        return model.posterior.sample_and_log_prob(jax.random.fold_in(key, j), x, chunk_size)
 
-        def chunk(carry, j):
-            running_max, running_sum = carry
-            z = q.rsample(jax.random.fold_in(key, j), (chunk_size,))
-            log_w = jax.vmap(lambda zi: model.log_joint(x, zi))(z) - q.log_prob(z)
-            log_w = jnp.where(j * chunk_size + jnp.arange(chunk_size) < n_samples, log_w, -jnp.inf)
-            new_max = jnp.maximum(running_max, jnp.max(log_w))
-            running_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(log_w - new_max))
-            return (new_max, running_sum), None
+    def chunk(carry, j):
+        running_max, running_sum = carry
+        z, log_q = jax.vmap(draw, in_axes=(0, 0, None))(xs, keys, j)  # (n, chunk, L), (n, chunk)
+        # log p(x, z) as ONE flat batch of n * chunk (x, z) pairs, not a vmap nested in a vmap:
+        # the decoder is then one (n * chunk, hidden) x (hidden, D) matmul whose output is
+        # row-major for the likelihood, which XLA fuses into it. Nested, XLA writes the logits
+        # transposed and the log-density reads them back through a strided transpose. x is
+        # broadcast here, inside the step, so it is never materialised n * chunk times up front.
+        x_rep = jnp.broadcast_to(xs[:, None, :], (n, chunk_size, dim)).reshape(n * chunk_size, dim)
+        log_p = jax.vmap(model.log_joint)(x_rep, z.reshape(n * chunk_size, -1)).reshape(n, chunk_size)
+        log_w = jnp.where(j * chunk_size + in_range < n_samples, log_p - log_q, -jnp.inf)
+        new_max = jnp.maximum(running_max, jnp.max(log_w, axis=1))
+        running_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(log_w - new_max[:, None]), axis=1)
+        return (new_max, running_sum), None
 
-        init = (jnp.array(-jnp.inf, x.dtype), jnp.array(0.0, x.dtype))
-        (m, s), _ = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
-        return m + jnp.log(s) - jnp.log(n_samples)
-
-    return jax.vmap(one)(xs, keys)
+    init = (jnp.full((n,), -jnp.inf, xs.dtype), jnp.zeros((n,), xs.dtype))
+    (m, s), _ = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
+    return m + jnp.log(s) - jnp.log(n_samples)
 
 
 def log_marginal_likelihood(model, x, key, *, n_samples: int = 1000, chunk_size: int | None = None,
@@ -138,11 +144,12 @@ def active_units(model, x, *, threshold: float = 0.01) -> tuple[int, np.ndarray]
 
 
 def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None = None,
-             progress: bool = False) -> dict[str, float]:
+             progress: bool = False, kl: str = "analytic") -> dict[str, float]:
     """The standard report for a data set ``x`` ``(N, D)``: ELBO and its terms (analytic KL),
-    importance-sampled log p(x) with K = ``n_importance``, NLL, bits/dim and active units."""
+    importance-sampled log p(x) with K = ``n_importance``, NLL, bits/dim and active units.
+    ``kl="mc"`` for models without a closed-form KL (mixture/Vamp priors, flows, hierarchies)."""
     key_elbo, key_is = jax.random.split(key)
-    elbo, terms = mean_objective(ELBO(), model, x, key_elbo)
+    elbo, terms = mean_objective(ELBO(kl=kl), model, x, key_elbo)
     log_px = log_marginal_likelihood(model, x, key_is, n_samples=n_importance, chunk_size=chunk_size, progress=progress)
     n_active, _ = active_units(model, x)
     mean_log_px = float(log_px.mean())

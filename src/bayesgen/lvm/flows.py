@@ -74,6 +74,11 @@ class FlowPosterior(VariationalFamily):
             total = total + log_det
         return z, total
 
+    def mean_and_std(self, x, n_samples: int = 256):
+        """Monte Carlo mean and std of q(z | x) (fixed key: deterministic), for encodings and plots."""
+        z, _ = self.sample_and_log_prob(jax.random.key(0), x, n_samples)
+        return z.mean(axis=0), z.std(axis=0)
+
     def sample_and_log_prob(self, key, x, n_samples: int):
         base, context = self._base(x)
         z0 = base.rsample(key, (n_samples,))

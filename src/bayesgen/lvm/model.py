@@ -40,6 +40,11 @@ class LatentVariableModel(eqx.Module):
     def data_dim(self) -> int:
         return self.likelihood.data_dim
 
+    @property
+    def posterior_input_dim(self) -> int:
+        """Length of the vector the posterior reads (the data row)."""
+        return self.likelihood.data_dim
+
     def log_prior(self, z):
         """log p(z) for one latent vector (the prior may use the posterior: VampPrior)."""
         return self.prior.log_prob(z, self.posterior)

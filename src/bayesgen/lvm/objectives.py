@@ -17,6 +17,7 @@ from jax.scipy.special import logsumexp
 from numpyro.distributions import kl_divergence
 
 from bayesgen._errors import BayesgenError, require
+from bayesgen.lvm.posteriors import VariationalFamily
 
 
 class Objective(eqx.Module):
@@ -27,14 +28,21 @@ class Objective(eqx.Module):
         """``(value, terms)`` for one example ``x`` of shape ``(D,)``."""
 
 
-def _analytic_kl(model, x):
-    q, p = model.posterior.distribution(x), model.prior.distribution()
+def _analytic_kl(model, x, q=None):
+    """KL(q(z|x) || p(z)) in closed form; ``q`` is ``model.posterior.distribution(x)`` when already built."""
+    q = model.posterior.distribution(x) if q is None else q
+    p = model.prior.distribution()
     if p is None:
         raise BayesgenError(f"the {type(model.prior).__name__} prior has no analytic KL; pass --kl mc")
     try:
         return kl_divergence(q, p)
     except NotImplementedError:
         raise BayesgenError(f"no analytic KL between {type(q).__name__} and {type(p).__name__}; pass --kl mc") from None
+
+
+def _default_sampler(posterior) -> bool:
+    """Whether ``posterior`` draws with the base class's ``distribution(x).rsample``."""
+    return type(posterior).sample_and_log_prob is VariationalFamily.sample_and_log_prob
 
 
 class ELBO(Objective):
@@ -56,12 +64,25 @@ class ELBO(Objective):
         require(self.beta >= 0 and math.isfinite(self.beta), f"beta must be a finite number >= 0, got {self.beta}")
 
     def __call__(self, model, x, key):
-        z, log_q = model.posterior.sample_and_log_prob(key, x, self.n_samples)
-        reconstruction = jnp.mean(jax.vmap(lambda zi: model.likelihood.log_prob(x, zi))(z))
-        if self.kl == "analytic":
-            kl = _analytic_kl(model, x)
+        if self.kl == "analytic" and _default_sampler(model.posterior):
+            # Build q(z|x) once and use it for both the draws and the KL. Calling the encoder twice
+            # is merged by XLA in the forward pass but not in the backward pass, where it costs a
+            # second weight-gradient matmul for the encoder's first layer on every step.
+            q = model.posterior.distribution(x)
+            z = q.rsample(key, (self.n_samples,))  # what VariationalFamily.sample_and_log_prob draws
+            kl = _analytic_kl(model, x, q)
         else:
-            kl = jnp.mean(log_q - jax.vmap(model.prior.log_prob)(z))
+            z, log_q = model.posterior.sample_and_log_prob(key, x, self.n_samples)
+            if self.kl == "analytic":
+                kl = _analytic_kl(model, x)
+            else:
+                kl = jnp.mean(log_q - jax.vmap(model.log_prior)(z))
+        if self.n_samples == 1:
+            # No vmap over a single draw: under batch_objective's vmap a nested size-1 vmap makes XLA
+            # lay the decoder output out transposed and copy it back on every step.
+            reconstruction = model.likelihood.log_prob(x, z[0])
+        else:
+            reconstruction = jnp.mean(jax.vmap(lambda zi: model.likelihood.log_prob(x, zi))(z))
         return reconstruction - self.beta * kl, {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}
 
 

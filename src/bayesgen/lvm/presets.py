@@ -1,4 +1,9 @@
-"""Ready-made compositions of the parts: the VAE (Kingma & Welling, 2014)."""
+"""Ready-made compositions of the parts: the VAE (Kingma & Welling, 2014) and its family.
+
+Each variant swaps one part: ``prior`` ("normal", "mog", "vamp"), ``posterior``
+("gaussian", "planar", "iaf") or adds a second stochastic layer (``top_latent_dim``).
+Objectives (beta-VAE, IWAE) are chosen separately, in :mod:`bayesgen.lvm.objectives`.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,38 @@ from bayesgen._errors import require
 from bayesgen.lvm import likelihoods as lik
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import ConvDecoder, ConvEncoder, MLP
+from bayesgen.lvm.flows import FlowPosterior
+from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
 from bayesgen.lvm.posteriors import DiagonalGaussian
-from bayesgen.lvm.priors import StandardNormal
+from bayesgen.lvm.priors import MixtureOfGaussians, StandardNormal, VampPrior
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "categorical")
 NETWORKS = ("mlp", "conv")
+PRIORS = ("normal", "mog", "vamp")
+POSTERIORS = ("gaussian", "planar", "iaf")
+# model name -> the parts it changes relative to the VAE (see docs/architecture.md)
+MODELS = {
+    "vae": {},
+    "mog-vae": {"prior": "mog"},
+    "vamp-vae": {"prior": "vamp"},
+    "planar-vae": {"posterior": "planar"},
+    "iaf-vae": {"posterior": "iaf"},
+    "hvae": {"hierarchical": True},
+}
 
 
 def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoulli", network: str = "mlp",
               hidden: Sequence[int] = (256, 128), activation: str = "relu", image_shape=None,
-              levels: int | None = None, sigma: float = 0.1, channels: int = 32) -> LatentVariableModel:
+              levels: int | None = None, sigma: float = 0.1, channels: int = 32, prior: str = "normal",
+              posterior: str = "gaussian", n_components: int = 10, pseudo_inputs=None, n_flows: int = 4,
+              context_dim: int = 16, top_latent_dim: int | None = None) -> LatentVariableModel:
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
     ``hidden`` lists the encoder's hidden widths; the decoder mirrors them. ``network="conv"``
-    needs ``image_shape`` ((H, W) or (C, H, W)).
+    needs ``image_shape`` ((H, W) or (C, H, W)). Variants: ``prior="mog"`` (``n_components``
+    learned Gaussians), ``prior="vamp"`` (``pseudo_inputs`` (K, D), e.g. K training rows),
+    ``posterior="planar"|"iaf"`` (``n_flows`` steps conditioned on a ``context_dim`` encoder
+    output), ``top_latent_dim=L2`` (a second stochastic layer z2 above z = z1).
 
     Example:
         >>> model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17,
@@ -37,15 +60,23 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     require(all(isinstance(h, int) and h >= 1 for h in hidden), f"hidden sizes must be positive integers, got {list(hidden)}")
     if likelihood == "categorical":
         require(levels is not None and levels >= 2, f"a categorical likelihood needs levels >= 2, got {levels}; pass --levels N")
+    require(prior in PRIORS, f"unknown prior '{prior}'; choose one of {', '.join(PRIORS)}")
+    require(posterior in POSTERIORS, f"unknown posterior '{posterior}'; choose one of {', '.join(POSTERIORS)}")
+    require(top_latent_dim is None or (top_latent_dim >= 1 and prior == "normal" and posterior == "gaussian"),
+            "a hierarchical VAE needs top_latent_dim >= 1 and the default prior and posterior")
     n_params = levels if likelihood == "categorical" else 1
-    key_enc, key_dec = jax.random.split(key)
+    key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
+    flow = posterior in ("planar", "iaf")
+    enc_out = 2 * latent_dim + (context_dim if flow else 0)
     if network == "mlp":
-        encoder = MLP(data_dim, 2 * latent_dim, hidden, activation, key=key_enc)
+        encoder = MLP(data_dim, enc_out, hidden, activation, key=key_enc)
         decoder = MLP(latent_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
     else:
         require(image_shape is not None, "a convolutional network needs image data; this data set has no image shape, so use --network mlp")
-        encoder = ConvEncoder(image_shape, 2 * latent_dim, channels, activation, key=key_enc)
+        encoder = ConvEncoder(image_shape, enc_out, channels, activation, key=key_enc)
         decoder = ConvDecoder(latent_dim, image_shape, n_params, channels, activation, key=key_dec)
+    if top_latent_dim is not None:
+        decoder = FirstLayer(decoder, latent_dim)
     if likelihood == "bernoulli":
         output = lik.Bernoulli(decoder=decoder, data_dim=data_dim)
     elif likelihood == "gaussian":
@@ -56,5 +87,23 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
             decoder=decoder, raw_sigma=jnp.full((data_dim,), jnp.log(jnp.expm1(0.1))), data_dim=data_dim)
     else:
         output = lik.Categorical(decoder=decoder, data_dim=data_dim, levels=levels)
-    return LatentVariableModel(prior=StandardNormal(latent_dim=latent_dim), likelihood=output,
-                               posterior=DiagonalGaussian(encoder=encoder, latent_dim=latent_dim))
+    if top_latent_dim is not None:
+        sizes = (latent_dim, top_latent_dim)
+        return LatentVariableModel(
+            prior=HierarchicalPrior(sizes, hidden=(max(hidden[-1] // 2, 8),), activation=activation, key=key_prior),
+            likelihood=output,
+            posterior=BottomUpPosterior(encoder, MLP(latent_dim, 2 * top_latent_dim, (max(hidden[-1] // 2, 8),),
+                                                     activation, key=key_post), sizes))
+    if prior == "mog":
+        p = MixtureOfGaussians(latent_dim, n_components, key=key_prior)
+    elif prior == "vamp":
+        require(pseudo_inputs is not None, "a VampPrior needs pseudo_inputs (K, D), e.g. K training examples")
+        p = VampPrior(latent_dim=latent_dim, pseudo_inputs=jnp.asarray(pseudo_inputs, jnp.float32))
+    else:
+        p = StandardNormal(latent_dim=latent_dim)
+    if flow:
+        q = FlowPosterior.build(encoder, latent_dim=latent_dim, context_dim=context_dim, kind=posterior,
+                                n_flows=n_flows, key=key_post)
+    else:
+        q = DiagonalGaussian(encoder=encoder, latent_dim=latent_dim)
+    return LatentVariableModel(prior=p, likelihood=output, posterior=q)
