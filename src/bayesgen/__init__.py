@@ -14,6 +14,7 @@ The common path::
 from bayesgen._errors import BayesgenError, TrainingDiverged
 from bayesgen.config import Config
 from bayesgen.data import Dataset, load_data, load_digits, prepare, split_data
+from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
 from bayesgen.lvm.evaluation import (
     active_units,
     decode,
@@ -29,7 +30,9 @@ from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder
 from bayesgen.lvm.objectives import ELBO, IWAE, Objective, batch_objective
 from bayesgen.lvm.posteriors import DiagonalGaussian, VariationalFamily
 from bayesgen.lvm.presets import build_vae
-from bayesgen.lvm.priors import Prior, StandardNormal
+from bayesgen.lvm.flows import FlowPosterior
+from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
+from bayesgen.lvm.priors import MixtureOfGaussians, Prior, StandardNormal, VampPrior
 from bayesgen.runs import open_run, train
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.train.loop import FitResult, fit, make_optimizer
@@ -39,9 +42,10 @@ __version__ = "0.1.0"
 __all__ = [
     "BayesgenError", "TrainingDiverged", "Config",
     "Dataset", "load_data", "load_digits", "prepare", "split_data",
-    "Prior", "StandardNormal",
+    "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior",
     "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical",
-    "VariationalFamily", "DiagonalGaussian",
+    "VariationalFamily", "DiagonalGaussian", "FlowPosterior", "BottomUpPosterior", "FirstLayer",
+    "FactorAnalysis", "PPCA",
     "MLP", "ConvEncoder", "ConvDecoder",
     "LatentVariableModel", "build_vae",
     "Objective", "ELBO", "IWAE", "batch_objective",
