@@ -37,3 +37,32 @@ __all__ = [
     "split_data",
     "validate_array",
 ]
+
+# Bag-of-words corpora for topic models (LDA; ProdLDA uses Corpus.to_dense()).
+from bayesgen.data._corpus import (  # noqa: E402
+    Corpus,
+    completion_split,
+    from_texts,
+    load_corpus,
+    read_ldac,
+    read_text_folder,
+    read_text_lines,
+    read_vocabulary,
+    split_documents,
+    split_indices,
+    write_ldac,
+)
+
+__all__ += [
+    "Corpus",
+    "completion_split",
+    "from_texts",
+    "load_corpus",
+    "read_ldac",
+    "read_text_folder",
+    "read_text_lines",
+    "read_vocabulary",
+    "split_documents",
+    "split_indices",
+    "write_ldac",
+]

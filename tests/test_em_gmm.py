@@ -1,0 +1,306 @@
+"""Gaussian mixtures (bayesgen.em.gmm): agreement with scikit-learn, recovery, BIC, sampling,
+the Bayesian mixture's pruning and bound, bad input, plots and the CLI glue.
+
+Compilation dominates the run time, so tests share shapes and settings on purpose: one
+data set ``blobs`` (900 x 2, three components) is fitted with the default settings and reused
+by the recovery, BIC, sampling, n_init, plot and CLI tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import jax
+import numpy as np
+import pytest
+from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from bayesgen._errors import BayesgenError
+from bayesgen.em import cli_gmm
+from bayesgen.em.gmm import (
+    BayesianGaussianMixture,
+    GaussianMixture,
+    _fit_compiled,
+    plot_clusters,
+    plot_history,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+WEIGHTS = np.array([0.5, 0.3, 0.2])
+MEANS = np.array([[-6.0, 0.0], [0.0, 6.0], [6.0, 0.0]])
+COVARIANCES = np.array([[[1.0, 0.5], [0.5, 1.0]], [[0.5, 0.0], [0.0, 2.0]], [[1.5, -0.6], [-0.6, 0.8]]])
+
+
+def draw_mixture(rng, n, weights, means, covariances):
+    labels = rng.choice(len(weights), size=n, p=weights)
+    noise = rng.standard_normal((n, means.shape[1]))
+    x = means[labels] + np.einsum("nij,nj->ni", np.linalg.cholesky(covariances)[labels], noise)
+    return x.astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return draw_mixture(np.random.default_rng(0), 900, WEIGHTS, MEANS, COVARIANCES)
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    x, _ = blobs
+    return GaussianMixture(3).fit(x, key=jax.random.key(0))
+
+
+def match_components(estimated_means, true_means):
+    """Index of the estimated component nearest to each true mean (asserting a bijection)."""
+    order = np.argmin(((true_means[:, None] - estimated_means[None]) ** 2).sum(-1), axis=1)
+    assert len(set(order.tolist())) == len(true_means)
+    return order
+
+
+# ---------------------------------------------------------------------------------------
+# Agreement with scikit-learn from the same start (float64)
+# ---------------------------------------------------------------------------------------
+
+
+def start_for(x, k, covariance_type):
+    """Deterministic initial weights, means (data rows) and precisions (of the data covariance)."""
+    d = x.shape[1]
+    precision = np.linalg.inv(np.cov(x.T))
+    precisions = {"full": np.broadcast_to(precision, (k, d, d)).copy(), "tied": precision,
+                  "diag": np.broadcast_to(np.diag(precision), (k, d)).copy(),
+                  "spherical": np.full(k, np.diag(precision).mean())}[covariance_type]
+    return dict(weights_init=np.full(k, 1.0 / k), means_init=x[[0, 50, 100, 149]][:k], precisions_init=precisions)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_matches_sklearn_from_same_start(covariance_type, tmp_path):
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(size=(50, 3)) * 0.7 + 3 * i for i in range(3)]) + 10.0
+    settings = dict(covariance_type=covariance_type, max_iter=10, tol=0, **start_for(x, 3, covariance_type))
+    reference = SkGaussianMixture(3, **settings).fit(x)
+    with jax.enable_x64(True):
+        model = GaussianMixture(3, dtype=np.float64, **settings).fit(x)
+        assert abs(model.score(x) - reference.score(x)) < 1e-4
+        np.testing.assert_allclose(model.score_samples(x), reference.score_samples(x), atol=1e-8)
+        assert model.bic(x) == pytest.approx(reference.bic(x), rel=1e-10)
+        assert model.aic(x) == pytest.approx(reference.aic(x), rel=1e-10)
+        if covariance_type == "full":  # one more compilation each: responsibilities, and the plot's PCA path (D = 3)
+            np.testing.assert_allclose(model.predict_proba(x), reference.predict_proba(x), atol=1e-8)
+            assert plot_clusters(model, x, tmp_path / "clusters.png").read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(BayesgenError, match="dtype=float64 needs 64-bit JAX; predict inside"):
+        model.score(x)
+    assert abs(model.lower_bound_ - reference.lower_bound_) < 1e-10
+    np.testing.assert_allclose(model.history_, reference.lower_bounds_, atol=1e-10)
+    np.testing.assert_allclose(model.weights_, reference.weights_, atol=1e-10)
+    np.testing.assert_allclose(model.means_, reference.means_, atol=1e-8)
+    np.testing.assert_allclose(model.covariances_, reference.covariances_, atol=1e-8)
+    np.testing.assert_allclose(model.precisions_cholesky_, reference.precisions_cholesky_, rtol=1e-7, atol=1e-8)
+    assert model.n_iter_ == reference.n_iter_ == 10
+
+
+# ---------------------------------------------------------------------------------------
+# Recovery, model choice, restarts, sampling (float32, shared compilation)
+# ---------------------------------------------------------------------------------------
+
+
+def test_recovers_parameters(blobs, fitted):
+    x, labels = blobs
+    n_k = np.bincount(labels)
+    order = match_components(fitted.means_, MEANS)
+    assert fitted.converged_ and 1 <= fitted.n_iter_ < 100
+    # Five standard errors of the estimates from n_k draws.
+    mean_se = np.sqrt(np.diagonal(COVARIANCES, axis1=1, axis2=2) / n_k[:, None])
+    assert np.all(np.abs(fitted.means_[order] - MEANS) < 5 * mean_se)
+    var = np.diagonal(COVARIANCES, axis1=1, axis2=2)
+    cov_se = np.sqrt((var[:, :, None] * var[:, None, :] + COVARIANCES**2) / n_k[:, None, None])
+    assert np.all(np.abs(fitted.covariances_[order] - COVARIANCES) < 5 * cov_se)
+    assert np.all(np.abs(fitted.weights_[order] - WEIGHTS) < 5 * np.sqrt(WEIGHTS * (1 - WEIGHTS) / len(x)))
+    assert np.mean(order[labels] == fitted.predict(x)) > 0.99
+    proba = fitted.predict_proba(x)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert fitted.score(x) == pytest.approx(float(np.mean(fitted.score_samples(x))))
+    assert np.all(np.diff(fitted.history_) > -1e-5)  # EM never lowers the likelihood
+
+
+def test_second_fit_does_not_recompile(blobs, fitted):
+    before = _fit_compiled._cache_size()
+    again = GaussianMixture(3).fit(blobs[0], key=jax.random.key(5))
+    assert _fit_compiled._cache_size() == before
+    assert again.score(blobs[0]) == pytest.approx(fitted.score(blobs[0]), abs=1e-3)
+
+
+def test_restarts_keep_the_best_lower_bound(blobs):
+    x = blobs[0]
+    key = jax.random.key(3)
+    single = [GaussianMixture(3).fit(x, key=k).lower_bound_ for k in jax.random.split(key, 3)]
+    assert GaussianMixture(3, n_init=3).fit(x, key=key).lower_bound_ == max(single)
+
+
+def test_bic_picks_the_true_number_of_components(blobs, fitted):
+    x = blobs[0]
+    # The other initialisations on the other K (one compilation per K either way).
+    bics = {k: GaussianMixture(k, init_params=init).fit(x, key=jax.random.key(1)).bic(x)
+            for k, init in ((2, "random"), (4, "k-means++"))}
+    bics[3] = fitted.bic(x)
+    assert min(bics, key=bics.get) == 3
+    assert fitted.aic(x) < fitted.bic(x)  # log(900) > 2: BIC penalises harder
+
+
+def test_sample_moments(fitted, getkey):
+    n = 40_000
+    draws, components = fitted.sample(getkey(), n)
+    assert draws.shape == (n, 2) and components.shape == (n,)
+    w, mu, cov = fitted.weights_.astype(float), fitted.means_.astype(float), fitted.covariances_.astype(float)
+    assert np.all(np.abs(np.bincount(components, minlength=3) / n - w) < 5 * np.sqrt(w * (1 - w) / n))
+    mean = w @ mu
+    second = np.einsum("k,kij->ij", w, cov + mu[:, :, None] * mu[:, None, :])
+    covariance = second - np.outer(mean, mean)
+    assert np.all(np.abs(draws.mean(axis=0) - mean) < 5 * np.sqrt(np.diag(covariance) / n))
+    # Standard error of a sample covariance entry, from the draws' fourth moments.
+    centred = draws - mean
+    products = centred[:, :, None] * centred[:, None, :]
+    assert np.all(np.abs(products.mean(axis=0) - covariance) < 5 * products.std(axis=0) / np.sqrt(n))
+    for k in range(3):  # each component's draws have that component's moments
+        rows = draws[components == k]
+        assert np.all(np.abs(rows.mean(axis=0) - mu[k]) < 5 * np.sqrt(np.diag(cov[k]) / len(rows)))
+
+
+# ---------------------------------------------------------------------------------------
+# Bayesian mixture
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def three_blobs():
+    rng = np.random.default_rng(2)
+    centres = np.array([[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    return np.concatenate([rng.normal(size=(150, 2)) * 0.6 + c for c in centres]).astype(np.float32), centres
+
+
+def test_bayesian_mixture_prunes_to_three_components(three_blobs):
+    x, centres = three_blobs
+    model = BayesianGaussianMixture(8, max_iter=300, tol=1e-7).fit(x, key=jax.random.key(0))
+    assert model.n_effective_components_ == model.effective_components(0.01) == 3
+    bound = model.history_
+    assert np.all(np.diff(bound) >= -1e-5 * np.abs(bound).max())  # never decreases (float32 noise aside)
+    assert model.lower_bound_ == bound[-1]
+    used = model.weights_ > 0.01
+    reference = SkBayesianGaussianMixture(n_components=8, max_iter=300, tol=1e-4, random_state=0).fit(x.astype(float))
+    assert int(np.sum(reference.weights_ > 0.01)) == 3
+    ours, theirs = model.means_[used], reference.means_[reference.weights_ > 0.01]
+    order = match_components(ours, theirs)
+    np.testing.assert_allclose(ours[order], theirs, atol=0.05)
+    order = match_components(ours, centres)
+    assert np.all(np.abs(ours[order] - centres) < 0.25)
+    expected = np.flatnonzero(used)[order][np.repeat(np.arange(3), 150)]
+    assert np.mean(model.predict(x) == expected) > 0.99
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(covariance_type="banded"), "unknown covariance_type 'banded'"),
+        (dict(reg_covar=-1e-3), "reg_covar must be a number >= 0"),
+        (dict(max_iter=0), "max_iter must be an integer >= 1"),
+        (dict(init_params="kmeans||"), "unknown init_params"),
+        (dict(dtype=np.int32), "dtype must be float32 or float64"),
+    ],
+)
+def test_bad_hyperparameters(kwargs, match):
+    with pytest.raises(BayesgenError, match=match):
+        GaussianMixture(3, **kwargs)
+
+
+def test_bayesian_refuses_tied():
+    with pytest.raises(BayesgenError, match="unknown covariance_type 'tied' for BayesianGaussianMixture"):
+        BayesianGaussianMixture(3, covariance_type="tied")
+
+
+def test_bad_data_and_misuse(fitted, blobs):
+    x = blobs[0]
+    bad = x.copy()
+    bad[7, 1] = np.nan
+    bad[9, 0] = np.inf
+    with pytest.raises(BayesgenError, match=r"x has 1 NaN and 1 infinite values \(first in row 7\)"):
+        GaussianMixture(3).fit(bad, key=jax.random.key(0))
+    with pytest.raises(BayesgenError, match=r"x must be 2-D .* got shape \(900,\); .*reshape\(-1, 1\)"):
+        GaussianMixture(3).fit(x[:, 0], key=jax.random.key(0))
+    with pytest.raises(BayesgenError, match="n_components=5 is more than the 4 samples"):
+        GaussianMixture(5).fit(x[:4], key=jax.random.key(0))
+    with pytest.raises(BayesgenError, match="fit needs a JAX PRNG key"):
+        GaussianMixture(3).fit(x, key=0)
+    with pytest.raises(BayesgenError, match="not fitted yet; call fit"):
+        GaussianMixture(3).predict(x)
+    with pytest.raises(BayesgenError, match="expected data with 2 features \\(as in fit\\), got 3"):
+        fitted.predict(np.zeros((4, 3)))
+    with pytest.raises(BayesgenError, match="means_init must be finite with shape \\(3, 2\\)"):
+        GaussianMixture(3, means_init=np.zeros((2, 2))).fit(x, key=jax.random.key(0))
+    with pytest.raises(BayesgenError, match="dtype=float64 needs 64-bit JAX"):
+        GaussianMixture(3, dtype=np.float64).fit(x, key=jax.random.key(0))
+
+
+# ---------------------------------------------------------------------------------------
+# Plots and CLI
+# ---------------------------------------------------------------------------------------
+
+
+def test_plots_write_pngs(fitted, blobs, tmp_path):
+    x, labels = blobs
+    assert plot_clusters(fitted, x, tmp_path / "c.png", labels=labels).read_bytes()[:8] == PNG_MAGIC
+    assert plot_history(fitted.history_, tmp_path / "h.png").read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(BayesgenError, match="labels must have shape \\(900,\\)"):
+        plot_clusters(fitted, x, tmp_path / "bad.png", labels=labels[:5])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "h.png"]
+
+
+def parse(argv, *, bayesian=False):
+    parser = argparse.ArgumentParser()
+    cli_gmm.add_arguments(parser, bayesian=bayesian)
+    return parser.parse_args(argv)
+
+
+def test_cli_writes_the_run_and_refuses_to_overwrite(blobs, fitted, tmp_path, capsys):
+    source = tmp_path / "blobs.npy"
+    np.save(source, blobs[0])
+    run = tmp_path / "run"
+    args = parse(["--data", str(source), "--out", str(run), "-k", "3"])
+    assert cli_gmm.run(args, bayesian=False) == 0
+    assert "BIC" in capsys.readouterr().out
+    assert sorted(p.name for p in run.iterdir()) == ["assignments.csv", "params.npz", "plots", "summary.json"]
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["clusters.png", "loglik.png"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["n_components"] == 3 and summary["covariance_type"] == "full" and summary["converged"]
+    assert summary["log_likelihood"] == pytest.approx(fitted.score(blobs[0]), abs=1e-3)
+    assert summary["bic"] == pytest.approx(fitted.bic(blobs[0]), rel=1e-4)
+    with np.load(run / "params.npz", allow_pickle=False) as params:
+        assert params["means"].shape == (3, 2) and params["covariances"].shape == (3, 2, 2)
+    table = np.loadtxt(run / "assignments.csv", delimiter=",", skiprows=1)
+    assert table.shape == (900, 3) and np.all(table[:, 2] >= 1 / 3)
+    with pytest.raises(BayesgenError, match="already exists; choose another --out or pass --force"):
+        cli_gmm.run(args, bayesian=False)
+    assert cli_gmm.run(parse(["--data", str(source), "--out", str(run), "-k", "3", "--force"]), bayesian=False) == 0
+    other = tmp_path / "not_a_run"
+    (other / "keep.txt").parent.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(BayesgenError, match="refusing to replace .* not a mixture run directory"):
+        cli_gmm.run(parse(["--data", str(source), "--out", str(other), "--force"]), bayesian=False)
+    assert (other / "keep.txt").read_text() == "mine"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_cli_bayesian(three_blobs, tmp_path, capsys):
+    source = tmp_path / "three.npy"
+    np.save(source, three_blobs[0])
+    run = tmp_path / "bgmm"
+    args = parse(["--data", str(source), "--out", str(run), "-k", "8", "--max-iter", "300", "--tol", "1e-7"],
+                 bayesian=True)
+    assert cli_gmm.run(args, bayesian=True) == 0
+    assert "effective components" in capsys.readouterr().out
+    assert json.loads((run / "summary.json").read_text())["effective_components"] == 3
