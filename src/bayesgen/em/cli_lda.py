@@ -11,7 +11,8 @@ Example::
     bayesgen fit lda --data ap.dat --vocab vocab.txt -k 20 --out runs/ap20
     bayesgen fit lda --data articles/ --stop-words english --vocab-size 5000 -k 10 --out runs/news
 
-A run directory holds (every file written atomically; ``summary.json`` last)::
+A run directory holds (built in a temporary sibling, then renamed into place, so a run is
+either complete or absent)::
 
     params.npz        topic_word (K, V), components (K, V), vocabulary, history, priors (no pickle)
     topics.csv        topic, word_1 .. word_N (most probable first)
@@ -27,6 +28,9 @@ import argparse
 import csv
 import io
 import json
+import os
+import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -34,7 +38,6 @@ import numpy as np
 
 from bayesgen._errors import require
 
-OUTPUT_FILES = ("params.npz", "topics.csv", "doc_topics.csv", "summary.json")
 EXAMPLE = "bayesgen fit lda --data ap.dat --vocab vocab.txt --topics 20 --out runs/ap20"
 
 
@@ -85,6 +88,38 @@ def _stop_words(value: str | None):
     return list(read_vocabulary(path))
 
 
+def _check_out(out: Path, force: bool) -> None:
+    if not out.exists():
+        return
+    require(force, f"'{out}' already exists; choose another --out or pass --force to replace it")
+    require(out.is_dir() and (not any(out.iterdir()) or (out / "summary.json").is_file()),
+            f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another --out")
+
+
+def _atomic_directory(out: Path, write) -> None:
+    """Build the run in a temporary sibling with ``write(tmp)``, then rename it to ``out``.
+
+    The same scheme as ``bayesgen fit gmm``: a crash leaves the previous run (or nothing).
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if out.exists():
+            os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if old.exists():
+                os.rename(old, out)  # put the previous run back
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _csv_bytes(header: list[str], rows) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -102,9 +137,7 @@ def run(args) -> int:
     from bayesgen.train.checkpoint import atomic_write_bytes
 
     out = Path(args.out)
-    existing = [name for name in OUTPUT_FILES if (out / name).exists()]
-    require(not existing or args.force,
-            f"'{out}' already holds a run ({existing[0] if existing else ''}); pass --force to replace it or choose another --out")
+    _check_out(out, args.force)
     require(args.topics >= 1, f"--topics must be at least 1, got {args.topics}")
     require(args.max_iter >= 1, f"--max-iter must be at least 1, got {args.max_iter}")
     require(args.n_words >= 1, f"--n-words must be at least 1, got {args.n_words}")
@@ -147,16 +180,6 @@ def run(args) -> int:
                  vocabulary=np.array(fitted.vocabulary, dtype=str), history=history,
                  doc_topic_prior=np.float64(fitted.alpha), topic_word_prior=np.float64(fitted.eta))
 
-    atomic_write_bytes(out / "params.npz", write_npz)
-    atomic_write_bytes(out / "topics.csv", lambda f: f.write(_csv_bytes(
-        ["topic"] + [f"word_{i + 1}" for i in range(len(top[0]))], [[k, *words] for k, words in enumerate(top)])))
-    atomic_write_bytes(out / "doc_topics.csv", lambda f: f.write(_csv_bytes(
-        ["document", "split"] + [f"topic_{k}" for k in range(args.topics)],
-        ([names[d], split[d], *(f"{p:.6f}" for p in doc_topics[d])] for d in range(corpus.n_docs)))))
-    plot_topics(fitted, out / "plots" / "topics.png", n_words=args.n_words)
-    plot_history(history, out / "plots" / "history.png",
-                 ylabel="log p(w | z) per token" if args.method == "gibbs" else "ELBO per word (nats)",
-                 title=f"LDA ({args.method}, K={args.topics})")
     summary = {
         "data": str(args.data), "vocab": args.vocab, "method": args.method, "n_topics": args.topics,
         "doc_topic_prior": fitted.alpha, "topic_word_prior": fitted.eta, "max_iter": args.max_iter,
@@ -168,7 +191,21 @@ def run(args) -> int:
                              "perplexity of the other half",
         "final_objective": float(history[-1]), "fit_seconds": round(fit_seconds, 3),
     }
-    atomic_write_bytes(out / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+
+    def write(run: Path) -> None:
+        atomic_write_bytes(run / "params.npz", write_npz)
+        atomic_write_bytes(run / "topics.csv", lambda f: f.write(_csv_bytes(
+            ["topic"] + [f"word_{i + 1}" for i in range(len(top[0]))], [[k, *words] for k, words in enumerate(top)])))
+        atomic_write_bytes(run / "doc_topics.csv", lambda f: f.write(_csv_bytes(
+            ["document", "split"] + [f"topic_{k}" for k in range(args.topics)],
+            ([names[d], split[d], *(f"{p:.6f}" for p in doc_topics[d])] for d in range(corpus.n_docs)))))
+        plot_topics(fitted, run / "plots" / "topics.png", n_words=args.n_words)
+        plot_history(history, run / "plots" / "history.png",
+                     ylabel="log p(w | z) per token" if args.method == "gibbs" else "ELBO per word (nats)",
+                     title=f"LDA ({args.method}, K={args.topics})")
+        atomic_write_bytes(run / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+
+    _atomic_directory(out, write)
 
     for k, words in enumerate(top):
         print(f"topic {k:>3}: {' '.join(words)}")
