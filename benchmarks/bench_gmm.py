@@ -231,8 +231,10 @@ def write_markdown(payload: dict, path: Path) -> None:
     table = _common.markdown_table(
         ["covariance", "bayesgen loglik (f32)", "sklearn loglik (f64)", "diff", "bayesgen s", "bayesgen s incl. compile",
          "compile s", "sklearn s", "speed-up", "speed-up incl. compile", "foreign cores (ours / sklearn)"], rows)
-    sweep = _common.markdown_table(["covariance", "rows per block", "E-step ms"],
-                                   [[r["covariance_type"], r["block_rows"], f"{1e3 * r['estep_s']:.0f}"] for r in payload["block_sweep"]])
+    sweep = _common.markdown_table(
+        ["covariance", "rows per block", "E-step ms"],
+        [[r["covariance_type"], f"{r['block_rows']}{' (default)' if r['block_rows'] == r['default_rows'] else ''}",
+          f"{1e3 * r['estep_s']:.0f}"] for r in payload["block_sweep"]])
     rs = payload["restarts"]
     lines = [
         "## Gaussian mixtures (bench_gmm.py)", "",
