@@ -289,7 +289,7 @@ def test_cli_writes_the_run_and_refuses_to_overwrite(blobs, fitted, tmp_path, ca
     other = tmp_path / "not_a_run"
     (other / "keep.txt").parent.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(BayesgenError, match="refusing to replace .* not a mixture run directory"):
+    with pytest.raises(BayesgenError, match="refusing to replace .* not a run directory"):
         cli_gmm.run(parse(["--data", str(source), "--out", str(other), "--force"]), bayesian=False)
     assert (other / "keep.txt").read_text() == "mine"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers

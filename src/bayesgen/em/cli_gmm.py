@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bayesgen._errors import BayesgenError, require
+from bayesgen._errors import BayesgenError
+from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, bayesian: bool) -> None:
@@ -49,35 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser, *, bayesian: bool) -> None:
     parser.add_argument("--reg-covar", type=float, default=1e-6, help="added to covariance diagonals")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="replace an existing run in --out")
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if not out.exists():
-        return
-    require(force, f"'{out}' already exists; choose another --out or pass --force to replace it")
-    require(out.is_dir() and (not any(out.iterdir()) or (out / "summary.json").is_file()),
-            f"refusing to replace '{out}': it is not a mixture run directory (no summary.json); choose another --out")
-
-
-def _atomic_directory(out: Path, write) -> None:
-    """Build the run in a temporary sibling with ``write(tmp)``, then rename it to ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        tmp.mkdir()
-        write(tmp)
-        if out.exists():
-            os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if old.exists():
-                os.rename(old, out)  # put the previous run back
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _summary(model, data, args, bayesian: bool, seconds: float) -> dict:
@@ -150,7 +119,7 @@ def run(args: argparse.Namespace, *, bayesian: bool) -> int:
     from bayesgen.em.gmm import BayesianGaussianMixture, GaussianMixture
 
     out = Path(args.out)
-    _check_out(out, args.force)
+    check_replaceable_run(out, args.force)
     data = load_data(args.data)
     settings = dict(covariance_type=args.covariance_type, tol=args.tol, reg_covar=args.reg_covar,
                     max_iter=args.max_iter, n_init=args.n_init, init_params=getattr(args, "init_params", "kmeans"))
@@ -159,7 +128,7 @@ def run(args: argparse.Namespace, *, bayesian: bool) -> int:
     model.fit(data.x, key=jax.random.key(args.seed))
     summary = _summary(model, data, args, bayesian, time.perf_counter() - started)
     try:
-        _atomic_directory(out, lambda tmp: _write_run(tmp, model, data, summary, bayesian))
+        atomic_directory(out, lambda tmp: _write_run(tmp, model, data, summary, bayesian))
     except OSError as err:
         raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
     _print_table(summary, out)

@@ -28,15 +28,13 @@ import argparse
 import csv
 import io
 import json
-import os
-import secrets
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bayesgen._errors import require
+from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 EXAMPLE = "bayesgen fit lda --data ap.dat --vocab vocab.txt --topics 20 --out runs/ap20"
 
@@ -88,38 +86,6 @@ def _stop_words(value: str | None):
     return list(read_vocabulary(path))
 
 
-def _check_out(out: Path, force: bool) -> None:
-    if not out.exists():
-        return
-    require(force, f"'{out}' already exists; choose another --out or pass --force to replace it")
-    require(out.is_dir() and (not any(out.iterdir()) or (out / "summary.json").is_file()),
-            f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another --out")
-
-
-def _atomic_directory(out: Path, write) -> None:
-    """Build the run in a temporary sibling with ``write(tmp)``, then rename it to ``out``.
-
-    The same scheme as ``bayesgen fit gmm``: a crash leaves the previous run (or nothing).
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        tmp.mkdir()
-        write(tmp)
-        if out.exists():
-            os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if old.exists():
-                os.rename(old, out)  # put the previous run back
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _csv_bytes(header: list[str], rows) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -137,7 +103,7 @@ def run(args) -> int:
     from bayesgen.train.checkpoint import atomic_write_bytes
 
     out = Path(args.out)
-    _check_out(out, args.force)
+    check_replaceable_run(out, args.force)
     require(args.topics >= 1, f"--topics must be at least 1, got {args.topics}")
     require(args.max_iter >= 1, f"--max-iter must be at least 1, got {args.max_iter}")
     require(args.n_words >= 1, f"--n-words must be at least 1, got {args.n_words}")
@@ -205,7 +171,7 @@ def run(args) -> int:
                      title=f"LDA ({args.method}, K={args.topics})")
         atomic_write_bytes(run / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
 
-    _atomic_directory(out, write)
+    atomic_directory(out, write)
 
     for k, words in enumerate(top):
         print(f"topic {k:>3}: {' '.join(words)}")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesgen._errors import BayesgenError
+from bayesgen._errors import BayesgenError, require
 
 FORMAT = "bayesgen-checkpoint/1"
 
@@ -53,6 +55,35 @@ def atomic_write_bytes(path: Path, write) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_replaceable_run(out: Path, force: bool) -> None:
+    if not out.exists():
+        return
+    require(force, f"'{out}' already exists; choose another --out or pass --force to replace it")
+    require(out.is_dir() and (not any(out.iterdir()) or (out / "summary.json").is_file()),
+            f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another --out")
+
+
+def atomic_directory(out: Path, write) -> None:
+    """Build the run in a temporary sibling with ``write(tmp)``, then rename it to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if out.exists():
+            os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if old.exists():
+                os.rename(old, out)  # put the previous run back
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(path, tree, *, metadata: dict | None = None) -> None:
