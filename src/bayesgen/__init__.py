@@ -13,8 +13,10 @@ The common path::
 
 from bayesgen._errors import BayesgenError, TrainingDiverged
 from bayesgen.config import Config
-from bayesgen.data import Dataset, load_data, load_digits, prepare, split_data
+from bayesgen.data import Corpus, Dataset, load_corpus, load_data, load_digits, prepare, split_data
 from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
+from bayesgen.em.gmm import BayesianGaussianMixture, GaussianMixture
+from bayesgen.em.lda import LatentDirichletAllocation
 from bayesgen.lvm.evaluation import (
     active_units,
     decode,
@@ -24,7 +26,7 @@ from bayesgen.lvm.evaluation import (
     log_marginal_likelihood,
     reconstruct,
 )
-from bayesgen.lvm.likelihoods import Bernoulli, Categorical, Gaussian, LearnedGaussian, Likelihood
+from bayesgen.lvm.likelihoods import Bernoulli, Categorical, Gaussian, LearnedGaussian, Likelihood, Multinomial
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder
 from bayesgen.lvm.objectives import ELBO, IWAE, Objective, batch_objective
@@ -32,7 +34,8 @@ from bayesgen.lvm.posteriors import DiagonalGaussian, VariationalFamily
 from bayesgen.lvm.presets import build_vae
 from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
-from bayesgen.lvm.priors import MixtureOfGaussians, Prior, StandardNormal, VampPrior
+from bayesgen.lvm.priors import LogisticNormal, MixtureOfGaussians, Prior, StandardNormal, VampPrior
+from bayesgen.lvm.topics import ProdLDA, build_prodlda
 from bayesgen.runs import open_run, train
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.train.loop import FitResult, fit, make_optimizer
@@ -41,11 +44,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BayesgenError", "TrainingDiverged", "Config",
-    "Dataset", "load_data", "load_digits", "prepare", "split_data",
-    "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior",
-    "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical",
+    "Dataset", "load_data", "load_digits", "prepare", "split_data", "Corpus", "load_corpus",
+    "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior", "LogisticNormal",
+    "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "Multinomial",
     "VariationalFamily", "DiagonalGaussian", "FlowPosterior", "BottomUpPosterior", "FirstLayer",
-    "FactorAnalysis", "PPCA",
+    "FactorAnalysis", "PPCA", "GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
+    "ProdLDA", "build_prodlda",
     "MLP", "ConvEncoder", "ConvDecoder",
     "LatentVariableModel", "build_vae",
     "Objective", "ELBO", "IWAE", "batch_objective",

@@ -83,7 +83,8 @@ EXAMPLES = {
     "anomaly": "bayesgen anomaly runs/digits --data new_images.npy --out scores.csv",
     "demo": "bayesgen demo",
     "fit": "bayesgen fit gmm --data points.csv --components 5 --out runs/gmm\n"
-           "  bayesgen fit lda --data corpus/ --topics 20 --out runs/topics",
+           "  bayesgen fit lda --data corpus/ --topics 20 --out runs/topics\n"
+           "  bayesgen fit prodlda --data corpus/ --topics 20 --out runs/neural-topics",
 }
 
 # bayesgen fit MODEL: classical models; module, keyword arguments of its add_arguments/run, help
@@ -92,7 +93,8 @@ FIT_MODELS = {
     "bgmm": ("bayesgen.em.cli_gmm", {"bayesian": True}, "Bayesian Gaussian mixture fitted by variational EM"),
     "fa": ("bayesgen.em.cli_fa", {"kind": "fa"}, "factor analysis fitted by EM"),
     "ppca": ("bayesgen.em.cli_fa", {"kind": "ppca"}, "probabilistic PCA (closed form or EM)"),
-    "lda": ("bayesgen.em.cli_lda", {}, "latent Dirichlet allocation (variational Bayes or Gibbs)"),
+    "lda": ("bayesgen.em.cli_lda", {"kind": "lda"}, "latent Dirichlet allocation (variational Bayes or Gibbs)"),
+    "prodlda": ("bayesgen.em.cli_lda", {"kind": "prodlda"}, "ProdLDA neural topic model (amortized VI)"),
 }
 
 

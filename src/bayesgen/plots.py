@@ -825,3 +825,31 @@ def anomaly_histogram(
     ax.legend(loc="best", frameon=False)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_objective_history(history, path, *, ylabel: str = "objective", title: str = "fit", xlabel: str = "iteration",
+                           show_increase: bool = False):
+    """An objective per iteration (EM log-likelihood, ELBO, ...), NaNs skipped; returns the path.
+
+    With ``show_increase`` a second panel shows the increase per iteration on a log scale
+    and counts the decreases (EM must never decrease its objective).
+
+    Example:
+        >>> plot_objective_history(gmm.history_, "out/loglik.png", ylabel="log-likelihood per row")
+    """
+    values = _as_float_array(history, "history").reshape(-1)
+    values = values[np.isfinite(values)]
+    require(values.size > 0, "history has no finite values; fit the model first and pass its history")
+    two = show_increase and values.size > 1
+    fig = _new_figure(9.0 if two else 6.5, 3.8 if two else 4.0)
+    axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
+    axes[0].plot(np.arange(1, values.size + 1), values, marker="o" if values.size <= 60 else None, markersize=3)
+    axes[0].set(xlabel=xlabel, ylabel=ylabel, title=f"{title}\nfinal: {values[-1]:.6g}")
+    axes[0].grid(True, alpha=0.3)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    if two:
+        increase = np.diff(values)
+        axes[1].semilogy(np.arange(2, values.size + 1), np.where(increase > 0, increase, np.nan))
+        axes[1].set(xlabel=xlabel, ylabel="increase", title=f"{int((increase < 0).sum())} decreases")
+        axes[1].grid(True, alpha=0.3)
+    return _save(fig, path)

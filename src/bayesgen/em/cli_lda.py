@@ -1,25 +1,27 @@
-"""``bayesgen fit lda``: fit latent Dirichlet allocation to a corpus and write a run directory.
+"""``bayesgen fit lda|prodlda``: fit a topic model to a corpus and write a run directory.
 
-The main CLI registers it with::
-
-    p = fit_sub.add_parser("lda", help="Fit a topic model (LDA) to a corpus.")
-    cli_lda.add_arguments(p)
-    p.set_defaults(func=cli_lda.run)
+The main CLI registers both through ``FIT_MODELS`` (``kind="lda"`` / ``kind="prodlda"``):
+LDA by variational Bayes or Gibbs sampling (:mod:`bayesgen.em.lda`), ProdLDA by amortized
+VI with the deep-LVM core (:mod:`bayesgen.lvm.topics`). Both read the same corpora, hold
+out the same documents and are scored by the same document-completion protocol.
 
 Example::
 
     bayesgen fit lda --data ap.dat --vocab vocab.txt -k 20 --out runs/ap20
     bayesgen fit lda --data articles/ --stop-words english --vocab-size 5000 -k 10 --out runs/news
+    bayesgen fit prodlda --data ap.dat --vocab vocab.txt -k 20 --out runs/ap20-prodlda
 
 A run directory holds (built in a temporary sibling, then renamed into place, so a run is
 either complete or absent)::
 
-    params.npz        topic_word (K, V), components (K, V), vocabulary, history, priors (no pickle)
+    params.npz        topic_word (K, V), vocabulary, history, priors (no pickle); LDA: components
+                      (K, V); ProdLDA: topics (K, V) and background (V,) logits
+    model.npz         ProdLDA only: the fitted network (a bayesgen checkpoint)
     topics.csv        topic, word_1 .. word_N (most probable first)
     doc_topics.csv    document, split (train/test), topic_0 .. topic_{K-1} proportions
     summary.json      settings, perplexity (train), held-out perplexity, n_iter, timings
     plots/topics.png  top words of every topic
-    plots/history.png objective per iteration
+    plots/history.png objective per iteration (LDA) or epoch (ProdLDA)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from bayesgen._errors import require
 from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 EXAMPLE = "bayesgen fit lda --data ap.dat --vocab vocab.txt --topics 20 --out runs/ap20"
+KINDS = ("lda", "prodlda")
 
 
 def _document_frequency(text: str) -> int | float:
@@ -47,8 +50,8 @@ def _document_frequency(text: str) -> int | float:
         raise argparse.ArgumentTypeError(f"expected a document count like 2 or a fraction like 0.95, got '{text}'") from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``fit lda`` options to ``parser``."""
+def add_arguments(parser: argparse.ArgumentParser, kind: str = "lda") -> None:
+    """Add the ``fit lda`` (``kind="lda"``) or ``fit prodlda`` options to ``parser``."""
     from bayesgen.em.lda import LEARNING_METHODS
 
     parser.add_argument("--data", required=True, metavar="SOURCE",
@@ -57,11 +60,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", metavar="FILE", help="vocabulary of an LDA-C file, one word per line")
     parser.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
     parser.add_argument("--topics", "-k", type=int, default=10, metavar="K", help="number of topics (default 10)")
-    parser.add_argument("--method", choices=LEARNING_METHODS, default="batch",
-                        help="batch / online variational Bayes, or collapsed Gibbs sampling (default batch)")
-    parser.add_argument("--max-iter", type=int, default=100, help="passes (VB) or sweeps (Gibbs) (default 100)")
-    parser.add_argument("--alpha", type=float, help="document-topic prior (default 1/K)")
-    parser.add_argument("--eta", type=float, help="topic-word prior (default 1/K)")
+    if kind == "lda":
+        parser.add_argument("--method", choices=LEARNING_METHODS, default="batch",
+                            help="batch / online variational Bayes, or collapsed Gibbs sampling (default batch)")
+        parser.add_argument("--max-iter", type=int, default=100, help="passes (VB) or sweeps (Gibbs) (default 100)")
+        parser.add_argument("--alpha", type=float, help="document-topic prior (default 1/K)")
+        parser.add_argument("--eta", type=float, help="topic-word prior (default 1/K)")
+    else:
+        parser.add_argument("--alpha", type=float, default=1.0,
+                            help="document-topic Dirichlet prior, approximated by a logistic normal (default 1.0)")
+        parser.add_argument("--epochs", type=int, default=200, help="passes over the training documents (default 200)")
+        parser.add_argument("--batch-size", type=int, default=64, help="documents per step (default 64)")
+        parser.add_argument("--learning-rate", "--lr", type=float, default=2e-3, help="Adam step size (default 2e-3)")
+        parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100], metavar="H",
+                            help="encoder hidden widths (default 100 100)")
+        parser.add_argument("--patience", type=int, default=20,
+                            help="stop after this many epochs without a better validation ELBO (default 20)")
     parser.add_argument("--vocab-size", type=int, help="raw text: keep the N most frequent words")
     parser.add_argument("--stop-words", metavar="LIST",
                         help="raw text: 'english' (default), 'none', or a file with one stop word per line")
@@ -94,18 +108,75 @@ def _csv_bytes(header: list[str], rows) -> bytes:
     return text.getvalue().encode()
 
 
-def run(args) -> int:
-    """Fit, evaluate and write the run directory; print the top words. Returns the exit code 0."""
+def _fit_lda(args, train, test_pair, summary):
+    """Fit LDA; fill ``summary``; return (fitted, history, history label, extra params)."""
     import jax
 
-    from bayesgen.data._corpus import completion_split, load_corpus, split_indices
-    from bayesgen.em.lda import LatentDirichletAllocation, plot_history, plot_topics
-    from bayesgen.train.checkpoint import atomic_write_bytes
+    from bayesgen.em.lda import LatentDirichletAllocation
 
+    require(args.max_iter >= 1, f"--max-iter must be at least 1, got {args.max_iter}")
+    model = LatentDirichletAllocation(args.topics, doc_topic_prior=args.alpha, topic_word_prior=args.eta,
+                                      learning_method=args.method, max_iter=args.max_iter)
+    started = time.perf_counter()
+    fitted = model.fit(train, key=jax.random.key(args.seed))
+    summary["fit_seconds"] = round(time.perf_counter() - started, 3)
+    summary["perplexity"] = fitted.perplexity(train)
+    summary["held_out_perplexity"] = None if test_pair is None else fitted.completion_perplexity(*test_pair)
+    history = np.asarray(fitted.history, np.float64)
+    summary.update({"method": args.method, "doc_topic_prior": fitted.alpha, "topic_word_prior": fitted.eta,
+                    "max_iter": args.max_iter, "n_iter": fitted.n_iter_, "converged": fitted.converged_,
+                    "final_objective": float(history[-1])})
+    label = "log p(w | z) per token" if args.method == "gibbs" else "ELBO per word (nats)"
+    extra = {"components": np.asarray(fitted.components_), "doc_topic_prior": np.float64(fitted.alpha),
+             "topic_word_prior": np.float64(fitted.eta)}
+    return fitted, history, label, extra
+
+
+def _fit_prodlda(args, train, test_pair, summary):
+    """Fit ProdLDA; fill ``summary``; return (fitted, history, history label, extra params)."""
+    import jax
+
+    from bayesgen.lvm.topics import ProdLDA
+
+    require(args.epochs >= 1, f"--epochs must be at least 1, got {args.epochs}")
+    require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
+    require(args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}")
+    require(args.alpha > 0, f"--alpha must be positive, got {args.alpha}")
+    require(all(h >= 1 for h in args.hidden), f"--hidden widths must be positive, got {args.hidden}")
+    require(args.patience >= 1, f"--patience must be at least 1, got {args.patience}")
+    model = ProdLDA(args.topics, hidden=tuple(args.hidden), doc_topic_prior=args.alpha, epochs=args.epochs,
+                    batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience)
+    key_fit, key_eval, key_completion = jax.random.split(jax.random.key(args.seed), 3)
+    started = time.perf_counter()
+    fitted = model.fit(train, key=key_fit, progress=not getattr(args, "quiet", False))
+    summary["fit_seconds"] = round(time.perf_counter() - started, 3)
+    summary["perplexity"] = fitted.perplexity(train, key=key_eval)
+    summary["held_out_perplexity"] = (None if test_pair is None
+                                      else fitted.completion_perplexity(*test_pair, key=key_completion))
+    valid = [r.get("valid_elbo", r.get("train_elbo")) for r in fitted.history]
+    history = np.asarray(valid, np.float64)
+    best = int(np.nanargmax(history))
+    summary.update({"doc_topic_prior": args.alpha, "epochs": args.epochs, "epochs_run": len(history),
+                    "best_epoch": best + 1, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                    "hidden": list(args.hidden), "final_objective": float(history[best]),
+                    "perplexity_protocol": "importance-sampled log p(w) (K=100) of the training documents"})
+    decoder = fitted.model.likelihood.decoder
+    extra = {"topics": np.asarray(decoder.topics), "background": np.asarray(decoder.background),
+             "doc_topic_prior": np.float64(args.alpha)}
+    return fitted, history, "validation ELBO per document (nats)", extra
+
+
+def run(args, kind: str = "lda") -> int:
+    """Fit, evaluate and write the run directory; print the top words. Returns the exit code 0."""
+    from bayesgen.data._corpus import completion_split, load_corpus, split_indices
+    from bayesgen.em.lda import plot_history, plot_topics
+    from bayesgen.train.checkpoint import atomic_write_bytes, save_checkpoint
+
+    require(kind in KINDS, f"unknown topic model '{kind}'; choose one of {', '.join(KINDS)}")
     out = Path(args.out)
     check_replaceable_run(out, args.force)
-    require(args.topics >= 1, f"--topics must be at least 1, got {args.topics}")
-    require(args.max_iter >= 1, f"--max-iter must be at least 1, got {args.max_iter}")
+    require(args.topics >= (2 if kind == "prodlda" else 1),
+            f"--topics must be at least {2 if kind == 'prodlda' else 1}, got {args.topics}")
     require(args.n_words >= 1, f"--n-words must be at least 1, got {args.n_words}")
     require(0.0 <= args.test_fraction < 1.0, f"--test-fraction must lie in [0, 1), got {args.test_fraction}")
     options = {"vocab_size": args.vocab_size, "stop_words": _stop_words(args.stop_words),
@@ -119,56 +190,47 @@ def run(args) -> int:
         train, test = corpus.subset(train_ids), corpus.subset(test_ids)
     else:  # too few documents to hold any out
         train, test = corpus, None
-    if not quiet:
-        print(f"corpus: {corpus.n_docs} documents, {corpus.vocab_size} words, {corpus.n_tokens} tokens; "
-              f"fitting {args.topics} topics by {args.method} on {train.n_docs} documents")
-
-    model = LatentDirichletAllocation(args.topics, doc_topic_prior=args.alpha, topic_word_prior=args.eta,
-                                      learning_method=args.method, max_iter=args.max_iter)
-    started = time.perf_counter()
-    fitted = model.fit(train, key=jax.random.key(args.seed))
-    fit_seconds = time.perf_counter() - started
-    perplexity = fitted.perplexity(train)
-    held_out = None
+    test_pair = None
     if test is not None and test.n_tokens > 1:
         observed, held = completion_split(test, seed=args.seed)
-        if held.n_tokens > 0:
-            held_out = fitted.completion_perplexity(observed, held)
+        test_pair = (observed, held) if held.n_tokens > 0 else None
+    if not quiet:
+        how = f"by {args.method}" if kind == "lda" else "by amortized VI (ProdLDA)"
+        print(f"corpus: {corpus.n_docs} documents, {corpus.vocab_size} words, {corpus.n_tokens} tokens; "
+              f"fitting {args.topics} topics {how} on {train.n_docs} documents")
+
+    summary = {"model": kind, "data": str(args.data), "vocab": args.vocab, "n_topics": args.topics, "seed": args.seed,
+               "n_docs": corpus.n_docs, "n_docs_train": train.n_docs, "n_docs_test": int(test_ids.size),
+               "vocab_size": corpus.vocab_size, "n_tokens": corpus.n_tokens,
+               "held_out_protocol": "document completion: proportions from a random half of each test document's "
+                                    "tokens, perplexity of the other half"}
+    fit_model = _fit_lda if kind == "lda" else _fit_prodlda
+    fitted, history, history_label, extra = fit_model(args, train, test_pair, summary)
+    held_out = summary["held_out_perplexity"]
 
     top = fitted.top_words(args.n_words)
     doc_topics = fitted.transform(corpus)
     split = np.where(np.isin(np.arange(corpus.n_docs), test_ids), "test", "train")
     names = corpus.doc_names or tuple(str(i) for i in range(corpus.n_docs))
-    history = np.asarray(fitted.history, np.float64)
 
     def write_npz(f):
-        np.savez(f, topic_word=fitted.topic_word.astype(np.float32), components=np.asarray(fitted.components_),
-                 vocabulary=np.array(fitted.vocabulary, dtype=str), history=history,
-                 doc_topic_prior=np.float64(fitted.alpha), topic_word_prior=np.float64(fitted.eta))
-
-    summary = {
-        "data": str(args.data), "vocab": args.vocab, "method": args.method, "n_topics": args.topics,
-        "doc_topic_prior": fitted.alpha, "topic_word_prior": fitted.eta, "max_iter": args.max_iter,
-        "n_iter": fitted.n_iter_, "converged": fitted.converged_, "seed": args.seed,
-        "n_docs": corpus.n_docs, "n_docs_train": train.n_docs, "n_docs_test": int(test_ids.size),
-        "vocab_size": corpus.vocab_size, "n_tokens": corpus.n_tokens,
-        "perplexity": perplexity, "held_out_perplexity": held_out,
-        "held_out_protocol": "document completion: proportions from a random half of each test document's tokens, "
-                             "perplexity of the other half",
-        "final_objective": float(history[-1]), "fit_seconds": round(fit_seconds, 3),
-    }
+        np.savez(f, topic_word=fitted.topic_word.astype(np.float32), vocabulary=np.array(fitted.vocabulary, dtype=str),
+                 history=history, **extra)
 
     def write(run: Path) -> None:
         atomic_write_bytes(run / "params.npz", write_npz)
+        if kind == "prodlda":
+            save_checkpoint(run / "model.npz", fitted.model, metadata={
+                "kind": "prodlda", "vocab_size": corpus.vocab_size, "n_topics": args.topics,
+                "hidden": list(args.hidden), "doc_topic_prior": args.alpha})
         atomic_write_bytes(run / "topics.csv", lambda f: f.write(_csv_bytes(
             ["topic"] + [f"word_{i + 1}" for i in range(len(top[0]))], [[k, *words] for k, words in enumerate(top)])))
         atomic_write_bytes(run / "doc_topics.csv", lambda f: f.write(_csv_bytes(
             ["document", "split"] + [f"topic_{k}" for k in range(args.topics)],
             ([names[d], split[d], *(f"{p:.6f}" for p in doc_topics[d])] for d in range(corpus.n_docs)))))
         plot_topics(fitted, run / "plots" / "topics.png", n_words=args.n_words)
-        plot_history(history, run / "plots" / "history.png",
-                     ylabel="log p(w | z) per token" if args.method == "gibbs" else "ELBO per word (nats)",
-                     title=f"LDA ({args.method}, K={args.topics})")
+        title = f"LDA ({args.method}, K={args.topics})" if kind == "lda" else f"ProdLDA (K={args.topics})"
+        plot_history(history, run / "plots" / "history.png", ylabel=history_label, title=title)
         atomic_write_bytes(run / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
 
     atomic_directory(out, write)
@@ -177,6 +239,8 @@ def run(args) -> int:
         print(f"topic {k:>3}: {' '.join(words)}")
     if not quiet:
         held_text = "n/a (no held-out documents)" if held_out is None else f"{held_out:.1f}"
-        print(f"perplexity (train, bound): {perplexity:.1f}   held-out (document completion): {held_text}   "
-              f"iterations: {fitted.n_iter_}   fit: {fit_seconds:.1f} s\nrun directory: {out}")
+        bound = "bound" if kind == "lda" else "importance sampled"
+        iterations = f"iterations: {summary['n_iter']}" if kind == "lda" else f"epochs: {summary['epochs_run']}"
+        print(f"perplexity (train, {bound}): {summary['perplexity']:.1f}   held-out (document completion): {held_text}   "
+              f"{iterations}   fit: {summary['fit_seconds']:.1f} s\nrun directory: {out}")
     return 0

@@ -530,21 +530,8 @@ def plot_history(history, path, *, title: str = "EM: mean log-likelihood per exa
     Example:
         >>> plot_history(fa.history_, "run/plots/loglik.png")
     """
-    h = plots._as_float_array(history, "history").reshape(-1)
-    h = h[np.isfinite(h)]
-    require(h.size >= 1, "history has no finite values; fit the model first and pass model.history_")
-    fig = plots._new_figure(9.0 if h.size > 1 else 5.0, 3.8)
-    axes = fig.subplots(1, 2 if h.size > 1 else 1, squeeze=False)[0]
-    axes[0].plot(np.arange(1, h.size + 1), h, marker="o" if h.size <= 50 else None, markersize=3)
-    axes[0].set(xlabel="iteration", ylabel="log p(x) per example (nats)", title=f"{title}\nlast: {h[-1]:.5g}")
-    axes[0].grid(True, alpha=0.3)
-    if h.size > 1:
-        increase = np.diff(h)
-        shown = np.where(increase > 0, increase, np.nan)
-        axes[1].semilogy(np.arange(2, h.size + 1), shown)
-        axes[1].set(xlabel="iteration", ylabel="increase (nats)", title=f"{int((increase < 0).sum())} decreases")
-        axes[1].grid(True, alpha=0.3)
-    return plots._save(fig, path)
+    return plots.plot_objective_history(history, path, ylabel="log p(x) per example (nats)", title=title,
+                                        show_increase=True)
 
 
 def plot_loadings(model: _LinearGaussian, path, *, title: str | None = None):

@@ -878,23 +878,12 @@ def plot_clusters(model: _Mixture, x, path, *, labels=None, title: str | None = 
 
 
 def plot_history(history, path, *, ylabel: str = "mean log-likelihood per row (nats)", title: str = "EM convergence"):
-    """Line plot of the EM objective per iteration (e.g. ``model.history_``); NaNs are skipped.
+    """The EM objective per iteration (e.g. ``model.history_``) and its increase; NaNs are skipped.
 
     Example::
 
         plot_history(gmm.history_, "out/loglik.png")
     """
-    from bayesgen.plots import _new_figure, _save
+    from bayesgen.plots import plot_objective_history
 
-    values = np.asarray(history, np.float64).reshape(-1)
-    require(values.size > 0 and np.isfinite(values).any(), "history has no finite values; fit the model first")
-    iterations = np.arange(1, values.size + 1)
-    finite = np.isfinite(values)
-    fig = _new_figure(7.0, 4.5)
-    ax = fig.add_subplot()
-    ax.plot(iterations[finite], values[finite], marker="o" if finite.sum() <= 60 else None, markersize=3)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{title} (final {values[finite][-1]:.6g})")
-    ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return plot_objective_history(history, path, ylabel=ylabel, title=title, show_increase=True)

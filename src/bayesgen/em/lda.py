@@ -947,20 +947,6 @@ def plot_history(history, path, *, ylabel: str = "ELBO per word (nats)", title: 
 
         plot_history(lda.history, "runs/ap/plots/history.png")
     """
-    from matplotlib.ticker import MaxNLocator
+    from bayesgen.plots import plot_objective_history
 
-    from bayesgen.plots import _new_figure, _save
-
-    values = np.asarray(history, np.float64).ravel()
-    values = values[np.isfinite(values)]
-    require(values.size > 0, "history has no finite values; fit the model for at least one iteration")
-    fig = _new_figure(6.5, 4.0)
-    ax = fig.add_subplot()
-    steps = np.arange(1, values.size + 1)
-    ax.plot(steps, values, marker="o" if values.size <= 60 else None, markersize=3, linewidth=1.5)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"{title}: final {values[-1]:.4g}")
-    return _save(fig, path)
+    return plot_objective_history(history, path, ylabel=ylabel, title=title)

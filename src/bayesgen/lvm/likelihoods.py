@@ -172,3 +172,39 @@ class Categorical(Likelihood):
                 f"got values in [{x.min():g}, {x.max():g}]; pass --levels N for data with N grey levels "
                 "or use --likelihood gaussian")
 
+
+
+class Multinomial(Likelihood):
+    """x | z ~ Multinomial(n, softmax(g(z))) over ``data_dim`` categories (bag-of-words counts).
+
+    ``n = sum_d x_d`` is each example's own total, so documents of any length are scored
+    exactly (the log multinomial coefficient included). ``doc_length`` is the total used
+    when *sampling* (``distribution``, ``sample``, ``mean``), e.g. the mean training length.
+    """
+
+    decoder: eqx.Module
+    data_dim: int = eqx.field(static=True)
+    doc_length: int = eqx.field(static=True, default=100)
+
+    def __check_init__(self):
+        require(self.doc_length >= 1, f"a multinomial likelihood needs doc_length >= 1, got {self.doc_length}")
+
+    def distribution(self, z):
+        return dist.Multinomial(total_count=self.doc_length, logits=self._raw(z, 1)[0])
+
+    def log_prob(self, x, z):
+        """log p(x | z) with n = sum(x): log n! - sum_d log x_d! + sum_d x_d log p_d(z)."""
+        log_p = jax.nn.log_softmax(self._raw(z, 1)[0])
+        coefficient = jax.scipy.special.gammaln(jnp.sum(x) + 1) - jnp.sum(jax.scipy.special.gammaln(x + 1))
+        return coefficient + jnp.sum(jnp.where(x > 0, x * log_p, 0.0))
+
+    def mean(self, z):
+        return self.doc_length * jax.nn.softmax(self._raw(z, 1)[0])
+
+    def check_support(self, x):
+        _finite(x, "multinomial")
+        ok = (x == np.round(x)) & (x >= 0)
+        if not ok.all():
+            raise BayesgenError(
+                f"a multinomial likelihood needs non-negative integer counts, got values in [{x.min():g}, {x.max():g}]; "
+                "pass word counts (a bag-of-words matrix), not frequencies or TF-IDF weights")

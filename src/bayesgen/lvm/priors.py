@@ -125,3 +125,43 @@ class VampPrior(Prior):
         which = jax.random.randint(key_k, (n,), 0, self.pseudo_inputs.shape[0])
         draw = lambda k, u: posterior.distribution(u).sample(k)  # noqa: E731
         return jax.vmap(draw)(jax.random.split(key_z, n), self.pseudo_inputs[which])
+
+
+class LogisticNormal(Prior):
+    """p(z) = N(mu, diag sigma^2) with fixed mu, sigma; softmax(z) is then logistic-normal.
+
+    :meth:`from_dirichlet` gives the Laplace approximation (in the softmax basis) to a
+    Dirichlet(alpha) prior on topic proportions, as ProdLDA / AVITM use it (Srivastava &
+    Sutton, 2017)::
+
+        mu_k = log alpha_k - mean_j log alpha_j
+        sigma_k^2 = (1 / alpha_k) (1 - 2 / K) + (1 / K^2) sum_j 1 / alpha_j
+
+    Example:
+        >>> prior = LogisticNormal.from_dirichlet(jnp.ones(20))
+    """
+
+    mean: jax.Array
+    std: jax.Array
+    latent_dim: int = eqx.field(static=True)
+
+    @classmethod
+    def from_dirichlet(cls, alpha) -> "LogisticNormal":
+        alpha = jnp.asarray(alpha, jnp.float32)
+        require(alpha.ndim == 1 and alpha.shape[0] >= 2 and bool(jnp.all(alpha > 0)),
+                f"a Dirichlet prior needs a vector of at least 2 positive concentrations, got {alpha}")
+        k = alpha.shape[0]
+        log_alpha = jnp.log(alpha)
+        mean = log_alpha - jnp.mean(log_alpha)
+        var = (1.0 / alpha) * (1.0 - 2.0 / k) + jnp.sum(1.0 / alpha) / k**2
+        return cls(mean=mean, std=jnp.sqrt(var), latent_dim=int(k))
+
+    def distribution(self):
+        # stop_gradient: the prior is fixed, whatever optimiser sees the model's leaves.
+        return dist.Normal(jax.lax.stop_gradient(self.mean), jax.lax.stop_gradient(self.std)).to_event(1)
+
+    def log_prob(self, z, posterior=None):
+        return self.distribution().log_prob(z)
+
+    def sample(self, key, n: int, posterior=None):
+        return self.distribution().sample(key, (n,))
