@@ -74,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser, kind: str = "lda") -> None:
         parser.add_argument("--learning-rate", "--lr", type=float, default=2e-3, help="Adam step size (default 2e-3)")
         parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100], metavar="H",
                             help="encoder hidden widths (default 100 100)")
-        parser.add_argument("--patience", type=int, default=20,
-                            help="stop after this many epochs without a better validation ELBO (default 20)")
+        parser.add_argument("--patience", type=int, default=30,
+                            help="stop after this many epochs without a better validation ELBO (default 30)")
     parser.add_argument("--vocab-size", type=int, help="raw text: keep the N most frequent words")
     parser.add_argument("--stop-words", metavar="LIST",
                         help="raw text: 'english' (default), 'none', or a file with one stop word per line")

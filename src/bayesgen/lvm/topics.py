@@ -142,7 +142,7 @@ class ProdLDA:
     epochs: int = 100
     batch_size: int = 64
     learning_rate: float = 2e-3
-    patience: int | None = 10
+    patience: int | None = 30
     valid_fraction: float = 0.1
     model: LatentVariableModel | None = dataclasses.field(default=None, repr=False)
     vocabulary: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)
