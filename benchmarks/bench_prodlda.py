@@ -3,8 +3,8 @@
 Protocol: the AP split of ``bench_lda.py`` (seeded 90/10 documents; completion split of each
 test document's tokens, seed 0). LDA: batch VB, alpha = eta = 1/K, 50 passes (as in
 bench_lda). ProdLDA: the library defaults (``ProdLDA(K)``: alpha = 1, encoder 100-100
-softplus, batch 64, Adam 2e-3, up to 200 epochs, early stopping after 30 epochs without a
-better validation ELBO on 10% of the training documents; the validation ELBO first falls for a few epochs while the encoder starts to use z, hence the long patience). Both are scored by document
+softplus, batch 64, Adam 2e-3, 200 epochs, keeping the model with the best validation ELBO on 10% of the training
+documents). Both are scored by document
 completion: LDA through ``document_completion_perplexity`` (fold-in), ProdLDA through
 ``ProdLDA.completion_perplexity`` (q(z | observed half), 50 samples of the predictive word
 distribution). Not a speed race: ProdLDA is a different model; wall times are stated.

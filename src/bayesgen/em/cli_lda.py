@@ -74,8 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser, kind: str = "lda") -> None:
         parser.add_argument("--learning-rate", "--lr", type=float, default=2e-3, help="Adam step size (default 2e-3)")
         parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100], metavar="H",
                             help="encoder hidden widths (default 100 100)")
-        parser.add_argument("--patience", type=int, default=30,
-                            help="stop after this many epochs without a better validation ELBO (default 30)")
+        parser.add_argument("--patience", type=int,
+                            help="stop after this many epochs without a better validation ELBO (default: run all "
+                                 "epochs; ProdLDA's posterior can stay collapsed for dozens of epochs before it improves)")
     parser.add_argument("--vocab-size", type=int, help="raw text: keep the N most frequent words")
     parser.add_argument("--stop-words", metavar="LIST",
                         help="raw text: 'english' (default), 'none', or a file with one stop word per line")
@@ -143,7 +144,7 @@ def _fit_prodlda(args, train, test_pair, summary):
     require(args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}")
     require(args.alpha > 0, f"--alpha must be positive, got {args.alpha}")
     require(all(h >= 1 for h in args.hidden), f"--hidden widths must be positive, got {args.hidden}")
-    require(args.patience >= 1, f"--patience must be at least 1, got {args.patience}")
+    require(args.patience is None or args.patience >= 1, f"--patience must be at least 1, got {args.patience}")
     model = ProdLDA(args.topics, hidden=tuple(args.hidden), doc_topic_prior=args.alpha, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience)
     key_fit, key_eval, key_completion = jax.random.split(jax.random.key(args.seed), 3)

@@ -139,10 +139,10 @@ class ProdLDA:
     n_topics: int
     hidden: tuple[int, ...] = (100, 100)
     doc_topic_prior: float = 1.0
-    epochs: int = 100
+    epochs: int = 200
     batch_size: int = 64
     learning_rate: float = 2e-3
-    patience: int | None = 30
+    patience: int | None = None
     valid_fraction: float = 0.1
     model: LatentVariableModel | None = dataclasses.field(default=None, repr=False)
     vocabulary: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)
@@ -160,8 +160,12 @@ class ProdLDA:
 
     def fit(self, corpus, *, key, progress: bool = False) -> ProdLDA:
         """Fit to ``corpus`` (a :class:`~bayesgen.data.Corpus`). A ``valid_fraction`` of its
-        documents is held out for early stopping (``patience`` epochs without a better
-        validation ELBO); the best model is kept."""
+        documents is held out; the model with the best validation ELBO is kept, and with
+        ``patience`` training stops after that many epochs without a better one.
+
+        No early stopping by default: on AP the posterior stays collapsed (KL ~ 0, every
+        document explained by the background) for the first ~40 epochs before the topics
+        take over, so an early stop keeps the epoch-1 model (measured; see BENCHMARKS.md)."""
         from bayesgen.data._corpus import split_indices
         from bayesgen.lvm.objectives import ELBO
         from bayesgen.train.loop import fit
