@@ -19,7 +19,7 @@ from bayesgen.lvm.presets import LIKELIHOODS, MODELS, NETWORKS
 from bayesgen.lvm.networks import ACTIVATIONS
 from bayesgen.train.loop import BINARIZE, SCHEDULES
 
-OBJECTIVES = ("elbo", "iwae")
+OBJECTIVES = ("elbo", "iwae", "renyi")
 
 
 @dataclass
@@ -54,10 +54,13 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    objective: str = "elbo"           # elbo | iwae
+    objective: str = "elbo"           # elbo | iwae | renyi
     kl: str = "auto"                  # auto | analytic | mc (auto: analytic where a closed form exists)
     beta: float = 1.0
-    n_samples: int = 1                # samples per example (K for iwae)
+    kl_warmup: int = 0                # elbo: epochs of linear KL warm-up from 0 to beta (0: none)
+    free_bits: float = 0.0            # elbo: per-dimension KL floor in nats (0: none)
+    alpha: float = 0.5                # renyi: VR-alpha (1: ELBO, 0: IWAE bound)
+    n_samples: int = 1                # samples per example (K for iwae and renyi)
     epochs: int = 50
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -131,6 +134,11 @@ class Config:
         require(min(m.n_components, m.n_pseudo, m.n_flows, m.context_dim, m.top_latent_dim) >= 1,
                 "n_components, n_pseudo, n_flows, context_dim and top_latent_dim must be at least 1")
         require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
+        require(t.kl_warmup >= 0, f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
+        require(t.free_bits >= 0 and math.isfinite(t.free_bits), f"free bits must be a finite number of nats >= 0, got {t.free_bits}")
+        require(t.objective == "elbo" or (t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1),
+                f"--beta, --kl-warmup and --free-bits weight the ELBO's KL term; they do not apply to --objective {t.objective}")
+        require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
         require(t.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {t.n_samples}")
         require(t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}")
         require(t.batch_size >= 1, f"batch size must be at least 1, got {t.batch_size}")

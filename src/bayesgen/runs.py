@@ -33,7 +33,7 @@ from bayesgen._errors import BayesgenError, TrainingDiverged, require
 from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
-from bayesgen.lvm.objectives import ELBO, IWAE
+from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import MODELS, build_vae
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from bayesgen.train.loop import fit, make_optimizer
@@ -129,11 +129,15 @@ def resolve_kl(config: Config, model) -> str:
     return "analytic"
 
 
-def make_objective(config: Config):
+def make_objective(config: Config, steps_per_epoch: int = 1):
+    """The configured training objective; ``steps_per_epoch`` turns the KL warm-up's epochs into steps."""
     t = config.train
     if t.objective == "iwae":
         return IWAE(n_samples=t.n_samples)
-    return ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta)
+    if t.objective == "renyi":
+        return Renyi(alpha=t.alpha, n_samples=t.n_samples)
+    return ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta, warmup_steps=t.kl_warmup * steps_per_epoch,
+                free_bits=t.free_bits)
 
 
 def check_support(model, data: PreparedData, config: Config) -> None:
@@ -142,7 +146,7 @@ def check_support(model, data: PreparedData, config: Config) -> None:
         if name == "train" and config.data.binarize == "dynamic":
             continue
         if len(x):
-            model.likelihood.check_support(x)
+            model.check_support(x)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -164,6 +168,9 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
     data = prepare_data(config)
     model = build_model(config, data.info, data.train)
     config.train.kl = resolve_kl(config, model)
+    require(config.train.free_bits == 0 or config.train.kl == "analytic",
+            f"free bits need the KL per latent dimension in closed form, which the {config.model.name} model does not have; "
+            "drop --free-bits or use vae, cvae or gumbel-vae")
     check_support(model, data, config)
     t = config.train
     require(t.batch_size <= len(data.train),
@@ -186,7 +193,7 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
             save_checkpoint(run / "checkpoints" / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
 
     try:
-        fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config),
+        fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config, steps_per_epoch),
             valid_x=data.valid if len(data.valid) else None, optimizer=optimizer, epochs=t.epochs,
             batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
             on_epoch=on_epoch, progress=progress)
