@@ -36,7 +36,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "vae"                 # vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae
+    name: str = "vae"                 # vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae | cvae (see presets.MODELS)
     likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
     latent_dim: int = 2
     network: str = "mlp"              # mlp | conv
@@ -50,6 +50,10 @@ class ModelConfig:
     n_flows: int = 4                  # planar-vae / iaf-vae: flow steps
     context_dim: int = 16             # planar-vae / iaf-vae: encoder context fed to the flow
     top_latent_dim: int = 2           # hvae: size of the top stochastic layer z2
+    categories: int = 10              # gumbel-vae: classes per categorical latent (latent_dim latents)
+    temperature: float = 1.0          # gumbel-vae: initial Gumbel-softmax temperature
+    min_temperature: float = 0.5      # gumbel-vae: the temperature's floor
+    temperature_decay: float = 1e-3   # gumbel-vae: tau_t = max(min, tau_0 exp(-decay * step))
 
 
 @dataclass
@@ -133,6 +137,10 @@ class Config:
         require(t.kl in ("auto", "analytic", "mc"), f"kl must be 'auto', 'analytic' or 'mc', got '{t.kl}'")
         require(min(m.n_components, m.n_pseudo, m.n_flows, m.context_dim, m.top_latent_dim) >= 1,
                 "n_components, n_pseudo, n_flows, context_dim and top_latent_dim must be at least 1")
+        require(m.categories >= 2, f"categorical latents need at least 2 categories, got {m.categories}")
+        require(m.temperature > 0 and m.min_temperature > 0 and m.temperature_decay >= 0,
+                f"Gumbel-softmax temperatures must be positive and the decay >= 0, got {m.temperature}, "
+                f"{m.min_temperature}, {m.temperature_decay}")
         require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
         require(t.kl_warmup >= 0, f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
         require(t.free_bits >= 0 and math.isfinite(t.free_bits), f"free bits must be a finite number of nats >= 0, got {t.free_bits}")

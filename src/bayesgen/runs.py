@@ -33,6 +33,7 @@ from bayesgen._errors import BayesgenError, TrainingDiverged, require
 from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
+from bayesgen.lvm.discrete import TemperatureSchedule
 from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import MODELS, build_vae
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
@@ -95,7 +96,34 @@ def prepare_data(config: Config) -> PreparedData:
     info = {"name": raw.name, "data_dim": int(x.shape[1]), "image_shape": list(raw.image_shape) if raw.image_shape else None,
             "levels": levels, "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test)}
     labels = {s: getattr(splits, s).labels for s in ("train", "valid", "test")}
-    return PreparedData(splits.train.x, valid, test, labels, info)
+    train = splits.train.x
+    if MODELS[m.name].get("conditional"):
+        require(raw.labels is not None, f"the {m.name} model conditions on class labels, but data set '{raw.name}' has none; "
+                                        "use data with labels (digits, an .npz with 'y', a PNG folder of class subfolders)")
+        info["condition_dim"] = n_classes = int(raw.labels.max()) + 1
+        train, valid, test = (with_condition(a, labels[s], n_classes) for a, s in ((train, "train"), (valid, "valid"), (test, "test")))
+    return PreparedData(train, valid, test, labels, info)
+
+
+def with_condition(x: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows ``[x, one_hot(label)]`` that a conditional model reads, ``(N, D + n_classes)``."""
+    labels = np.asarray(labels)
+    require(labels.shape == (len(x),) and (len(x) == 0 or (labels.min() >= 0 and labels.max() < n_classes)),
+            f"expected {len(x)} class labels in 0..{n_classes - 1}, got shape {labels.shape}"
+            + (f" with values in [{labels.min()}, {labels.max()}]" if labels.size else ""))
+    return np.concatenate([x, np.eye(n_classes, dtype=np.float32)[labels]], axis=1).astype(np.float32)
+
+
+def class_conditions(model, n: int, label: int | None = None) -> np.ndarray | None:
+    """One-hot conditions for ``n`` draws from a conditional model: all ``label``, or the classes in
+    turn (0, 1, ..., C-1, 0, ...); ``None`` for an unconditional model without a label."""
+    if not model.condition_dim:
+        require(label is None, "this model is not conditional; drop --condition (train a conditional one with --model cvae)")
+        return None
+    classes = model.condition_dim
+    require(label is None or 0 <= label < classes, f"--condition must be a class in 0..{classes - 1}, got {label}")
+    which = np.full(n, label) if label is not None else np.arange(n) % classes
+    return np.eye(classes, dtype=np.float32)[which]
 
 
 def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
@@ -104,15 +132,18 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     m = config.model
     parts = MODELS[m.name]
     pseudo = None
+    condition_dim = info.get("condition_dim", 0) if parts.get("conditional") else 0
     if parts.get("prior") == "vamp":
         k = min(m.n_pseudo, info["n_train"])
-        pseudo = train_x[:k] if train_x is not None else np.zeros((k, info["data_dim"]), np.float32)
+        pseudo = train_x[:k] if train_x is not None else np.zeros((k, info["data_dim"] + condition_dim), np.float32)
     return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
                      hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
                      levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT),
                      prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
                      n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
-                     context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None)
+                     context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
+                     condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
+                     temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay))
 
 
 def resolve_kl(config: Config, model) -> str:
@@ -277,13 +308,15 @@ def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
     history = read_history(run.path)
     if history:
         written.append(plots.loss_curve(history, out / "loss.png"))
-    _, x = run.model.sample(seed_key(run.config, KEY_SAMPLE), n_samples)
-    written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title="Samples from the model (E[x|z], z ~ p(z))"))
+    _, x = run.model.sample(seed_key(run.config, KEY_SAMPLE), n_samples, condition=class_conditions(run.model, n_samples))
+    title = "Samples from the model (E[x|z], z ~ p(z))" + (", classes in turn" if run.model.condition_dim else "")
+    written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title=title, ncols=run.model.condition_dim or None))
     test = run.data.test
-    written.append(plots.reconstructions(test[:16], evaluation.reconstruct(run.model, test[:16]), shape, out / "reconstructions.png"))
+    written.append(plots.reconstructions(test[:16, : run.model.data_dim], evaluation.reconstruct(run.model, test[:16]), shape,
+                                         out / "reconstructions.png"))
     means, _ = evaluation.encode(run.model, test)
     written.append(plots.latent_scatter(means, out / "latent.png", labels=run.data.labels["test"]))
-    if run.model.latent_dim >= 2:
+    if run.model.latent_dim >= 2 and not run.model.condition_dim and MODELS[run.config.model.name].get("latent") != "categorical":
         written.append(plots.manifold(lambda z: evaluation.decode(run.model, z), shape, out / "manifold.png",
                                       latent_dim=run.model.latent_dim))
     if len(test) >= 2:

@@ -16,6 +16,7 @@ from bayesgen._errors import require
 from bayesgen.lvm import likelihoods as lik
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import ConvDecoder, ConvEncoder, MLP
+from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
 from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
 from bayesgen.lvm.posteriors import DiagonalGaussian
@@ -25,6 +26,7 @@ LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "categorical")
 NETWORKS = ("mlp", "conv")
 PRIORS = ("normal", "mog", "vamp")
 POSTERIORS = ("gaussian", "planar", "iaf")
+LATENTS = ("gaussian", "categorical")
 # model name -> the parts it changes relative to the VAE (see docs/architecture.md)
 MODELS = {
     "vae": {},
@@ -33,6 +35,8 @@ MODELS = {
     "planar-vae": {"posterior": "planar"},
     "iaf-vae": {"posterior": "iaf"},
     "hvae": {"hierarchical": True},
+    "cvae": {"conditional": True},
+    "gumbel-vae": {"latent": "categorical"},
 }
 
 
@@ -40,7 +44,9 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
               hidden: Sequence[int] = (256, 128), activation: str = "relu", image_shape=None,
               levels: int | None = None, sigma: float = 0.1, channels: int = 32, prior: str = "normal",
               posterior: str = "gaussian", n_components: int = 10, pseudo_inputs=None, n_flows: int = 4,
-              context_dim: int = 16, top_latent_dim: int | None = None) -> LatentVariableModel:
+              context_dim: int = 16, top_latent_dim: int | None = None, condition_dim: int = 0,
+              latent: str = "gaussian", categories: int = 10,
+              temperature: TemperatureSchedule = TemperatureSchedule()) -> LatentVariableModel:
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
     ``hidden`` lists the encoder's hidden widths; the decoder mirrors them. ``network="conv"``
@@ -48,6 +54,10 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     learned Gaussians), ``prior="vamp"`` (``pseudo_inputs`` (K, D), e.g. K training rows),
     ``posterior="planar"|"iaf"`` (``n_flows`` steps conditioned on a ``context_dim`` encoder
     output), ``top_latent_dim=L2`` (a second stochastic layer z2 above z = z1).
+    ``condition_dim=C`` makes it a conditional VAE over rows ``[x, c]``: the encoder reads
+    the whole row (q(z | x, c)) and the decoder ``[z, c]`` (p(x | z, c)).
+    ``latent="categorical"`` makes z ``latent_dim`` one-hot codes of ``categories`` classes
+    (uniform prior, Gumbel-softmax posterior annealed by ``temperature``).
 
     Example:
         >>> model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17,
@@ -64,17 +74,29 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     require(posterior in POSTERIORS, f"unknown posterior '{posterior}'; choose one of {', '.join(POSTERIORS)}")
     require(top_latent_dim is None or (top_latent_dim >= 1 and prior == "normal" and posterior == "gaussian"),
             "a hierarchical VAE needs top_latent_dim >= 1 and the default prior and posterior")
+    require(isinstance(condition_dim, int) and condition_dim >= 0, f"condition_dim must be an integer >= 0, got {condition_dim}")
+    require(condition_dim == 0 or top_latent_dim is None, "a conditional model cannot be hierarchical (yet); drop one of them")
+    require(condition_dim == 0 or network == "mlp", "a conditional model needs --network mlp (the condition is a vector input)")
+    require(latent in LATENTS, f"unknown latent type '{latent}'; choose one of {', '.join(LATENTS)}")
+    discrete = latent == "categorical"
+    require(not discrete or (prior == "normal" and posterior == "gaussian" and top_latent_dim is None),
+            "categorical latents come with their own prior and posterior; drop the prior, flow and hierarchy options")
+    require(not discrete or (isinstance(categories, int) and categories >= 2),
+            f"categorical latents need at least 2 categories, got {categories}; pass e.g. --categories 10")
+    if discrete:
+        temperature = TemperatureSchedule(*temperature).check()
+    code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector
     n_params = levels if likelihood == "categorical" else 1
     key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
     flow = posterior in ("planar", "iaf")
-    enc_out = 2 * latent_dim + (context_dim if flow else 0)
+    enc_out = code_dim if discrete else 2 * latent_dim + (context_dim if flow else 0)
     if network == "mlp":
-        encoder = MLP(data_dim, enc_out, hidden, activation, key=key_enc)
-        decoder = MLP(latent_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
+        encoder = MLP(data_dim + condition_dim, enc_out, hidden, activation, key=key_enc)
+        decoder = MLP(code_dim + condition_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
     else:
         require(image_shape is not None, "a convolutional network needs image data; this data set has no image shape, so use --network mlp")
         encoder = ConvEncoder(image_shape, enc_out, channels, activation, key=key_enc)
-        decoder = ConvDecoder(latent_dim, image_shape, n_params, channels, activation, key=key_dec)
+        decoder = ConvDecoder(code_dim, image_shape, n_params, channels, activation, key=key_dec)
     if top_latent_dim is not None:
         decoder = FirstLayer(decoder, latent_dim)
     if likelihood == "bernoulli":
@@ -94,6 +116,13 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
             likelihood=output,
             posterior=BottomUpPosterior(encoder, MLP(latent_dim, 2 * top_latent_dim, (max(hidden[-1] // 2, 8),),
                                                      activation, key=key_post), sizes))
+    if discrete:
+        return LatentVariableModel(
+            prior=UniformCategorical(n_variables=latent_dim, n_classes=categories, schedule=temperature),
+            likelihood=output,
+            posterior=GumbelSoftmaxPosterior(encoder=encoder, n_variables=latent_dim, n_classes=categories,
+                                             schedule=temperature),
+            condition_dim=condition_dim)
     if prior == "mog":
         p = MixtureOfGaussians(latent_dim, n_components, key=key_prior)
     elif prior == "vamp":
@@ -106,4 +135,4 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
                                 n_flows=n_flows, key=key_post)
     else:
         q = DiagonalGaussian(encoder=encoder, latent_dim=latent_dim)
-    return LatentVariableModel(prior=p, likelihood=output, posterior=q)
+    return LatentVariableModel(prior=p, likelihood=output, posterior=q, condition_dim=condition_dim)
