@@ -32,6 +32,7 @@ class DataConfig:
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
     split_seed: int = 0
+    labels_per_class: int | None = None  # m2: keep this many training labels per class, hide the rest
 
 
 @dataclass
@@ -64,6 +65,7 @@ class TrainConfig:
     kl_warmup: int = 0                # elbo: epochs of linear KL warm-up from 0 to beta (0: none)
     free_bits: float = 0.0            # elbo: per-dimension KL floor in nats (0: none)
     alpha: float = 0.5                # renyi: VR-alpha (1: ELBO, 0: IWAE bound)
+    classify_weight: float | None = None  # m2: weight of log q(y|x) on labelled rows (None: 0.1 x training rows)
     n_samples: int = 1                # samples per example (K for iwae and renyi)
     epochs: int = 50
     batch_size: int = 128
@@ -147,6 +149,12 @@ class Config:
         require(t.objective == "elbo" or (t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1),
                 f"--beta, --kl-warmup and --free-bits weight the ELBO's KL term; they do not apply to --objective {t.objective}")
         require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
+        require(t.classify_weight is None or (t.classify_weight >= 0 and math.isfinite(t.classify_weight)),
+                f"the classification weight must be a number >= 0, got {t.classify_weight}")
+        require(d.labels_per_class is None or d.labels_per_class >= 1,
+                f"labels_per_class must be at least 1, got {d.labels_per_class}")
+        require(d.labels_per_class is None or MODELS[m.name].get("semi_supervised"),
+                f"--labels-per-class hides training labels for a semi-supervised model (--model m2), not for {m.name}")
         require(t.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {t.n_samples}")
         require(t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}")
         require(t.batch_size >= 1, f"batch size must be at least 1, got {t.batch_size}")

@@ -36,6 +36,7 @@ from bayesgen.lvm import evaluation
 from bayesgen.lvm.discrete import TemperatureSchedule
 from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import MODELS, build_vae
+from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from bayesgen.train.loop import fit, make_optimizer
 
@@ -102,7 +103,20 @@ def prepare_data(config: Config) -> PreparedData:
                                         "use data with labels (digits, an .npz with 'y', a PNG folder of class subfolders)")
         info["condition_dim"] = n_classes = int(raw.labels.max()) + 1
         train, valid, test = (with_condition(a, labels[s], n_classes) for a, s in ((train, "train"), (valid, "valid"), (test, "test")))
+        if d.labels_per_class is not None:  # semi-supervised: hide all but a few training labels
+            train[~_keep_labels(labels["train"], d.labels_per_class, d.split_seed), -n_classes:] = 0
+            info["n_labelled"] = int((train[:, -n_classes:].sum(1) > 0).sum())
     return PreparedData(train, valid, test, labels, info)
+
+
+def _keep_labels(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """A mask keeping ``per_class`` randomly chosen rows of every class (all of a smaller class)."""
+    rng = np.random.default_rng(seed + 2)
+    keep = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        keep[rng.choice(rows, min(per_class, len(rows)), replace=False)] = True
+    return keep
 
 
 def with_condition(x: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -143,7 +157,8 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
                      n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
                      context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
                      condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
-                     temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay))
+                     temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
+                     semi_supervised=bool(parts.get("semi_supervised")))
 
 
 def resolve_kl(config: Config, model) -> str:
@@ -160,15 +175,21 @@ def resolve_kl(config: Config, model) -> str:
     return "analytic"
 
 
-def make_objective(config: Config, steps_per_epoch: int = 1):
-    """The configured training objective; ``steps_per_epoch`` turns the KL warm-up's epochs into steps."""
+def make_objective(config: Config, steps_per_epoch: int = 1, n_train: int = 1):
+    """The configured training objective; ``steps_per_epoch`` turns the KL warm-up's epochs into
+    steps, ``n_train`` sets M2's default classification weight (0.1 N, Kingma et al., 2014)."""
     t = config.train
     if t.objective == "iwae":
-        return IWAE(n_samples=t.n_samples)
-    if t.objective == "renyi":
-        return Renyi(alpha=t.alpha, n_samples=t.n_samples)
-    return ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta, warmup_steps=t.kl_warmup * steps_per_epoch,
-                free_bits=t.free_bits)
+        objective = IWAE(n_samples=t.n_samples)
+    elif t.objective == "renyi":
+        objective = Renyi(alpha=t.alpha, n_samples=t.n_samples)
+    else:
+        objective = ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta, warmup_steps=t.kl_warmup * steps_per_epoch,
+                         free_bits=t.free_bits)
+    if MODELS[config.model.name].get("semi_supervised"):
+        alpha = 0.1 * n_train if t.classify_weight is None else t.classify_weight
+        objective = SemiSupervised(inner=objective, alpha=alpha)
+    return objective
 
 
 def check_support(model, data: PreparedData, config: Config) -> None:
@@ -224,7 +245,7 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
             save_checkpoint(run / "checkpoints" / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
 
     try:
-        fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config, steps_per_epoch),
+        fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config, steps_per_epoch, len(data.train)),
             valid_x=data.valid if len(data.valid) else None, optimizer=optimizer, epochs=t.epochs,
             batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
             on_epoch=on_epoch, progress=progress)
@@ -275,6 +296,8 @@ def evaluate_run(run: Run, *, split: str = "test", n_importance: int | None = No
     result = {"split": split, **evaluation.evaluate(run.model, x, seed_key(run.config, KEY_EVAL), n_importance=k,
                                                     chunk_size=run.config.eval.chunk_size, progress=progress,
                                                     kl=run.config.train.kl)}
+    if isinstance(run.model.posterior, SemiSupervisedPosterior):  # M2: its classifier q(y|x) on the split
+        result["accuracy"] = float(np.mean(classify(run.model, x) == run.data.labels[split]))
     if write and split == "test":
         _write_json(run.path / "evaluation.json", result)
     return result
@@ -290,6 +313,8 @@ def format_table(result: dict) -> str:
         ("NLL (nats)", f"{result['nll']:.3f}"), ("bits/dim", f"{result['bits_per_dim']:.4f}"),
         ("active units", f"{result['active_units']} / {result['latent_dim']}"),
     ]
+    if "accuracy" in result:
+        rows.append(("accuracy of q(y|x)", f"{result['accuracy']:.4f}"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 

@@ -21,6 +21,7 @@ from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.priors import MixtureOfGaussians, StandardNormal, VampPrior
+from bayesgen.lvm.semisupervised import SemiSupervisedPosterior
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "categorical")
 NETWORKS = ("mlp", "conv")
@@ -37,6 +38,7 @@ MODELS = {
     "hvae": {"hierarchical": True},
     "cvae": {"conditional": True},
     "gumbel-vae": {"latent": "categorical"},
+    "m2": {"conditional": True, "semi_supervised": True},
 }
 
 
@@ -46,7 +48,8 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
               posterior: str = "gaussian", n_components: int = 10, pseudo_inputs=None, n_flows: int = 4,
               context_dim: int = 16, top_latent_dim: int | None = None, condition_dim: int = 0,
               latent: str = "gaussian", categories: int = 10,
-              temperature: TemperatureSchedule = TemperatureSchedule()) -> LatentVariableModel:
+              temperature: TemperatureSchedule = TemperatureSchedule(),
+              semi_supervised: bool = False) -> LatentVariableModel:
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
     ``hidden`` lists the encoder's hidden widths; the decoder mirrors them. ``network="conv"``
@@ -58,6 +61,9 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     the whole row (q(z | x, c)) and the decoder ``[z, c]`` (p(x | z, c)).
     ``latent="categorical"`` makes z ``latent_dim`` one-hot codes of ``categories`` classes
     (uniform prior, Gumbel-softmax posterior annealed by ``temperature``).
+    ``semi_supervised=True`` (with ``condition_dim`` = the number of classes) adds a
+    classifier q(y | x) beside the posterior: the M2 model, trained with
+    :class:`~bayesgen.lvm.semisupervised.SemiSupervised`.
 
     Example:
         >>> model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17,
@@ -86,6 +92,8 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     if discrete:
         temperature = TemperatureSchedule(*temperature).check()
     code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector
+    require(not semi_supervised or condition_dim >= 2,
+            f"a semi-supervised model needs condition_dim = the number of classes (>= 2), got {condition_dim}")
     n_params = levels if likelihood == "categorical" else 1
     key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
     flow = posterior in ("planar", "iaf")
@@ -135,4 +143,6 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
                                 n_flows=n_flows, key=key_post)
     else:
         q = DiagonalGaussian(encoder=encoder, latent_dim=latent_dim)
+    if semi_supervised:
+        q = SemiSupervisedPosterior(q, MLP(data_dim, condition_dim, hidden, activation, key=jax.random.fold_in(key, 4)))
     return LatentVariableModel(prior=p, likelihood=output, posterior=q, condition_dim=condition_dim)
