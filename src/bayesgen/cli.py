@@ -50,7 +50,7 @@ TRAIN_FLAGS = {
     "--test-fraction": ("data", "test_fraction", dict(type=float)),
     "--split-seed": ("data", "split_seed", dict(type=int)),
     "--labels-per-class": ("data", "labels_per_class", dict(type=int, metavar="N", help="m2: keep N training labels per class")),
-    "--model": ("model", "name", dict(help="vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae | cvae | gumbel-vae | m2")),
+    "--model": ("model", "name", dict(help="vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae | ladder-vae | cvae | gumbel-vae | m2")),
     "--likelihood": ("model", "likelihood", dict(help="bernoulli | gaussian | gaussian-learned | categorical")),
     "--latent-dim": ("model", "latent_dim", dict(type=int)),
     "--network": ("model", "network", dict(help="mlp | conv")),

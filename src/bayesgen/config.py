@@ -37,7 +37,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "vae"                 # vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae | cvae (see presets.MODELS)
+    name: str = "vae"                 # a name in presets.MODELS: vae, mog-vae, vamp-vae, planar-vae, iaf-vae, hvae,
+                                      # ladder-vae, cvae, gumbel-vae, m2
     likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
     latent_dim: int = 2
     network: str = "mlp"              # mlp | conv
@@ -49,8 +50,8 @@ class ModelConfig:
     n_components: int = 10            # mog-vae: mixture components of the prior
     n_pseudo: int = 500               # vamp-vae: pseudo-inputs (at most the training-set size)
     n_flows: int = 4                  # planar-vae / iaf-vae: flow steps
-    context_dim: int = 16             # planar-vae / iaf-vae: encoder context fed to the flow
-    top_latent_dim: int = 2           # hvae: size of the top stochastic layer z2
+    context_dim: int = 16             # planar-vae / iaf-vae: encoder context fed to the flow; ladder-vae: d1 width
+    top_latent_dim: int = 2           # hvae / ladder-vae: size of the top stochastic layer z2
     categories: int = 10              # gumbel-vae: classes per categorical latent (latent_dim latents)
     temperature: float = 1.0          # gumbel-vae: initial Gumbel-softmax temperature
     min_temperature: float = 0.5      # gumbel-vae: the temperature's floor

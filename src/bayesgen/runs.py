@@ -104,12 +104,12 @@ def prepare_data(config: Config) -> PreparedData:
         info["condition_dim"] = n_classes = int(raw.labels.max()) + 1
         train, valid, test = (with_condition(a, labels[s], n_classes) for a, s in ((train, "train"), (valid, "valid"), (test, "test")))
         if d.labels_per_class is not None:  # semi-supervised: hide all but a few training labels
-            train[~_keep_labels(labels["train"], d.labels_per_class, d.split_seed), -n_classes:] = 0
+            train[~labelled_subset(labels["train"], d.labels_per_class, d.split_seed), -n_classes:] = 0
             info["n_labelled"] = int((train[:, -n_classes:].sum(1) > 0).sum())
     return PreparedData(train, valid, test, labels, info)
 
 
-def _keep_labels(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+def labelled_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     """A mask keeping ``per_class`` randomly chosen rows of every class (all of a smaller class)."""
     rng = np.random.default_rng(seed + 2)
     keep = np.zeros(len(labels), bool)
@@ -158,7 +158,7 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
                      context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
                      condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
                      temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
-                     semi_supervised=bool(parts.get("semi_supervised")))
+                     semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")))
 
 
 def resolve_kl(config: Config, model) -> str:

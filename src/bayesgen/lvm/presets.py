@@ -18,7 +18,7 @@ from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import ConvDecoder, ConvEncoder, MLP
 from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
 from bayesgen.lvm.flows import FlowPosterior
-from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
+from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.priors import MixtureOfGaussians, StandardNormal, VampPrior
 from bayesgen.lvm.semisupervised import SemiSupervisedPosterior
@@ -39,6 +39,7 @@ MODELS = {
     "cvae": {"conditional": True},
     "gumbel-vae": {"latent": "categorical"},
     "m2": {"conditional": True, "semi_supervised": True},
+    "ladder-vae": {"hierarchical": True, "ladder": True},
 }
 
 
@@ -49,7 +50,7 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
               context_dim: int = 16, top_latent_dim: int | None = None, condition_dim: int = 0,
               latent: str = "gaussian", categories: int = 10,
               temperature: TemperatureSchedule = TemperatureSchedule(),
-              semi_supervised: bool = False) -> LatentVariableModel:
+              semi_supervised: bool = False, ladder: bool = False) -> LatentVariableModel:
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
     ``hidden`` lists the encoder's hidden widths; the decoder mirrors them. ``network="conv"``
@@ -63,7 +64,8 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     (uniform prior, Gumbel-softmax posterior annealed by ``temperature``).
     ``semi_supervised=True`` (with ``condition_dim`` = the number of classes) adds a
     classifier q(y | x) beside the posterior: the M2 model, trained with
-    :class:`~bayesgen.lvm.semisupervised.SemiSupervised`.
+    :class:`~bayesgen.lvm.semisupervised.SemiSupervised`. ``ladder=True`` (with
+    ``top_latent_dim``) infers the two layers top-down (ladder VAE) instead of bottom-up.
 
     Example:
         >>> model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17,
@@ -92,12 +94,13 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     if discrete:
         temperature = TemperatureSchedule(*temperature).check()
     code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector
+    require(not ladder or top_latent_dim is not None, "a ladder VAE needs two stochastic layers: pass top_latent_dim")
     require(not semi_supervised or condition_dim >= 2,
             f"a semi-supervised model needs condition_dim = the number of classes (>= 2), got {condition_dim}")
     n_params = levels if likelihood == "categorical" else 1
     key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
     flow = posterior in ("planar", "iaf")
-    enc_out = code_dim if discrete else 2 * latent_dim + (context_dim if flow else 0)
+    enc_out = code_dim if discrete else 2 * latent_dim + (context_dim if flow or ladder else 0)
     if network == "mlp":
         encoder = MLP(data_dim + condition_dim, enc_out, hidden, activation, key=key_enc)
         decoder = MLP(code_dim + condition_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
@@ -117,6 +120,13 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
             decoder=decoder, raw_sigma=jnp.full((data_dim,), jnp.log(jnp.expm1(0.1))), data_dim=data_dim)
     else:
         output = lik.Categorical(decoder=decoder, data_dim=data_dim, levels=levels)
+    if ladder:
+        sizes, width = (latent_dim, top_latent_dim), (max(hidden[-1] // 2, 8),)
+        return LatentVariableModel(
+            prior=LadderPrior(sizes), likelihood=output,
+            posterior=LadderPosterior(encoder, MLP(context_dim, 2 * top_latent_dim, width, activation, key=key_post),
+                                      MLP(top_latent_dim, 2 * latent_dim, width, activation, key=key_prior), sizes,
+                                      activation))
     if top_latent_dim is not None:
         sizes = (latent_dim, top_latent_dim)
         return LatentVariableModel(
