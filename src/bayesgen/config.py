@@ -38,7 +38,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "vae"                 # a name in presets.MODELS: vae, mog-vae, vamp-vae, planar-vae, iaf-vae, hvae,
-                                      # ladder-vae, cvae, gumbel-vae, m2
+                                      # ladder-vae, cvae, gumbel-vae, m2, avb-vae
     likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
     latent_dim: int = 2
     network: str = "mlp"              # mlp | conv
@@ -56,6 +56,7 @@ class ModelConfig:
     temperature: float = 1.0          # gumbel-vae: initial Gumbel-softmax temperature
     min_temperature: float = 0.5      # gumbel-vae: the temperature's floor
     temperature_decay: float = 1e-3   # gumbel-vae: tau_t = max(min, tau_0 exp(-decay * step))
+    noise_dim: int = 16               # avb-vae: noise inputs of the implicit encoder
 
 
 @dataclass
@@ -138,8 +139,8 @@ class Config:
         require(m.levels is None or m.levels >= 2, f"levels must be at least 2, got {m.levels}")
         require(t.objective in OBJECTIVES, f"unknown objective '{t.objective}'; choose one of {', '.join(OBJECTIVES)}")
         require(t.kl in ("auto", "analytic", "mc"), f"kl must be 'auto', 'analytic' or 'mc', got '{t.kl}'")
-        require(min(m.n_components, m.n_pseudo, m.n_flows, m.context_dim, m.top_latent_dim) >= 1,
-                "n_components, n_pseudo, n_flows, context_dim and top_latent_dim must be at least 1")
+        require(min(m.n_components, m.n_pseudo, m.n_flows, m.context_dim, m.top_latent_dim, m.noise_dim) >= 1,
+                "n_components, n_pseudo, n_flows, context_dim, top_latent_dim and noise_dim must be at least 1")
         require(m.categories >= 2, f"categorical latents need at least 2 categories, got {m.categories}")
         require(m.temperature > 0 and m.min_temperature > 0 and m.temperature_decay >= 0,
                 f"Gumbel-softmax temperatures must be positive and the decay >= 0, got {m.temperature}, "

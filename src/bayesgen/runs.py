@@ -33,6 +33,7 @@ from bayesgen._errors import BayesgenError, TrainingDiverged, require
 from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
+from bayesgen.lvm.adversarial import Adversarial
 from bayesgen.lvm.discrete import TemperatureSchedule
 from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import MODELS, build_vae
@@ -158,7 +159,8 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
                      context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
                      condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
                      temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
-                     semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")))
+                     semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")),
+                     noise_dim=m.noise_dim)
 
 
 def resolve_kl(config: Config, model) -> str:
@@ -179,6 +181,11 @@ def make_objective(config: Config, steps_per_epoch: int = 1, n_train: int = 1):
     """The configured training objective; ``steps_per_epoch`` turns the KL warm-up's epochs into
     steps, ``n_train`` sets M2's default classification weight (0.1 N, Kingma et al., 2014)."""
     t = config.train
+    if MODELS[config.model.name].get("posterior") == "implicit":
+        require(t.objective == "elbo" and t.n_samples == 1 and t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1,
+                "adversarial variational Bayes trains with its own objective; drop --objective, --samples, --beta, "
+                "--kl-warmup and --free-bits")
+        return Adversarial()
     if t.objective == "iwae":
         objective = IWAE(n_samples=t.n_samples)
     elif t.objective == "renyi":

@@ -16,6 +16,7 @@ from bayesgen._errors import require
 from bayesgen.lvm import likelihoods as lik
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import ConvDecoder, ConvEncoder, MLP
+from bayesgen.lvm.adversarial import ImplicitPosterior
 from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
 from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
@@ -26,7 +27,7 @@ from bayesgen.lvm.semisupervised import SemiSupervisedPosterior
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "categorical")
 NETWORKS = ("mlp", "conv")
 PRIORS = ("normal", "mog", "vamp")
-POSTERIORS = ("gaussian", "planar", "iaf")
+POSTERIORS = ("gaussian", "planar", "iaf", "implicit")
 LATENTS = ("gaussian", "categorical")
 # model name -> the parts it changes relative to the VAE (see docs/architecture.md)
 MODELS = {
@@ -40,6 +41,7 @@ MODELS = {
     "gumbel-vae": {"latent": "categorical"},
     "m2": {"conditional": True, "semi_supervised": True},
     "ladder-vae": {"hierarchical": True, "ladder": True},
+    "avb-vae": {"posterior": "implicit"},
 }
 
 
@@ -50,7 +52,7 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
               context_dim: int = 16, top_latent_dim: int | None = None, condition_dim: int = 0,
               latent: str = "gaussian", categories: int = 10,
               temperature: TemperatureSchedule = TemperatureSchedule(),
-              semi_supervised: bool = False, ladder: bool = False) -> LatentVariableModel:
+              semi_supervised: bool = False, ladder: bool = False, noise_dim: int = 16) -> LatentVariableModel:
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
     ``hidden`` lists the encoder's hidden widths; the decoder mirrors them. ``network="conv"``
@@ -66,6 +68,9 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     classifier q(y | x) beside the posterior: the M2 model, trained with
     :class:`~bayesgen.lvm.semisupervised.SemiSupervised`. ``ladder=True`` (with
     ``top_latent_dim``) infers the two layers top-down (ladder VAE) instead of bottom-up.
+    ``posterior="implicit"`` is adversarial variational Bayes: the encoder reads ``[x, eps]``
+    (``noise_dim`` Gaussian noise inputs) and a discriminator network estimates the KL's
+    density ratio; train it with :class:`~bayesgen.lvm.adversarial.Adversarial`.
 
     Example:
         >>> model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17,
@@ -94,15 +99,18 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     if discrete:
         temperature = TemperatureSchedule(*temperature).check()
     code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector
+    implicit = posterior == "implicit"
+    require(not implicit or network == "mlp", "an implicit (adversarial) posterior needs --network mlp")
+    require(not implicit or (isinstance(noise_dim, int) and noise_dim >= 1), f"noise_dim must be at least 1, got {noise_dim}")
     require(not ladder or top_latent_dim is not None, "a ladder VAE needs two stochastic layers: pass top_latent_dim")
     require(not semi_supervised or condition_dim >= 2,
             f"a semi-supervised model needs condition_dim = the number of classes (>= 2), got {condition_dim}")
     n_params = levels if likelihood == "categorical" else 1
     key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
     flow = posterior in ("planar", "iaf")
-    enc_out = code_dim if discrete else 2 * latent_dim + (context_dim if flow or ladder else 0)
+    enc_out = code_dim if discrete else latent_dim if implicit else 2 * latent_dim + (context_dim if flow or ladder else 0)
     if network == "mlp":
-        encoder = MLP(data_dim + condition_dim, enc_out, hidden, activation, key=key_enc)
+        encoder = MLP(data_dim + condition_dim + (noise_dim if implicit else 0), enc_out, hidden, activation, key=key_enc)
         decoder = MLP(code_dim + condition_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
     else:
         require(image_shape is not None, "a convolutional network needs image data; this data set has no image shape, so use --network mlp")
@@ -148,7 +156,10 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
         p = VampPrior(latent_dim=latent_dim, pseudo_inputs=jnp.asarray(pseudo_inputs, jnp.float32))
     else:
         p = StandardNormal(latent_dim=latent_dim)
-    if flow:
+    if implicit:
+        discriminator = MLP(data_dim + condition_dim + latent_dim, 1, hidden, activation, key=key_post)
+        q = ImplicitPosterior(encoder=encoder, discriminator=discriminator, latent_dim=latent_dim, noise_dim=noise_dim)
+    elif flow:
         q = FlowPosterior.build(encoder, latent_dim=latent_dim, context_dim=context_dim, kind=posterior,
                                 n_flows=n_flows, key=key_post)
     else:
