@@ -12,7 +12,7 @@ import scipy.stats
 
 from bayesgen import BayesgenError
 from bayesgen.lvm.flows import FlowPosterior
-from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
+from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
 from bayesgen.lvm.networks import MLP
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.priors import MixtureOfGaussians, VampPrior
@@ -109,7 +109,37 @@ def test_hierarchical_parts(getkey):
     np.testing.assert_allclose(decoder(z[0]), decoder.decoder(z1))
 
 
-@pytest.mark.parametrize("name", ["mog-vae", "vamp-vae", "planar-vae", "iaf-vae", "hvae"])
+def test_ladder_posterior_is_the_precision_weighted_top_down_combination(getkey):
+    sizes, context = (3, 2), 4
+    q = LadderPosterior(encoder=MLP(D, 2 * 3 + context, (8,), key=getkey()), upper=MLP(context, 4, (8,), key=getkey()),
+                        top_down=MLP(2, 6, (8,), key=getkey()), sizes=sizes)
+    prior = LadderPrior(sizes)
+    x = jax.random.normal(getkey(), (D,))
+    z, log_q = q.sample_and_log_prob(getkey(), x, 5)
+    assert z.shape == (5, 5) and log_q.shape == (5,)
+    out = np.asarray(q.encoder(x), np.float64)
+    mean_hat, var_hat, d1 = out[:3], np.exp(out[3:6]), np.tanh(out[6:])
+    up = np.asarray(q.upper(jnp.asarray(d1, jnp.float32)), np.float64)
+    for i in range(5):
+        z1, z2 = np.asarray(z[i, :3], np.float64), np.asarray(z[i, 3:], np.float64)
+        top = np.asarray(q.top_down(z[i, 3:]), np.float64)
+        mean_p, var_p = top[:3], np.exp(top[3:])
+        var_q = 1 / (1 / var_hat + 1 / var_p)
+        mean_q = var_q * (mean_hat / var_hat + mean_p / var_p)
+        manual = (scipy.stats.norm.logpdf(z2, up[:2], np.exp(0.5 * up[2:])).sum()
+                  + scipy.stats.norm.logpdf(z1, mean_q, np.sqrt(var_q)).sum())
+        np.testing.assert_allclose(log_q[i], manual, rtol=1e-4)
+        manual_prior = scipy.stats.norm.logpdf(z2).sum() + scipy.stats.norm.logpdf(z1, mean_p, np.sqrt(var_p)).sum()
+        np.testing.assert_allclose(prior.log_prob(z[i], q), manual_prior, rtol=1e-5)
+    # one top-down network serves generation and inference: the prior's gradient reaches the posterior's weights
+    grad = jax.grad(lambda post: prior.log_prob(z[0], post))(q)
+    assert np.abs(np.asarray(grad.top_down.layers[0].weight)).max() > 0
+    assert prior.sample(getkey(), 4, q).shape == (4, 5)
+    with pytest.raises(BayesgenError, match="needs the model's LadderPosterior"):
+        prior.log_prob(z[0])
+
+
+@pytest.mark.parametrize("name", ["mog-vae", "vamp-vae", "planar-vae", "iaf-vae", "hvae", "ladder-vae"])
 def test_every_variant_trains_and_evaluates_through_a_run(name, tmp_path):
     from conftest import tiny_config
 

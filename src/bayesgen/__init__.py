@@ -29,11 +29,14 @@ from bayesgen.lvm.evaluation import (
 from bayesgen.lvm.likelihoods import Bernoulli, Categorical, Gaussian, LearnedGaussian, Likelihood, Multinomial
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder
-from bayesgen.lvm.objectives import ELBO, IWAE, Objective, batch_objective
+from bayesgen.lvm.objectives import ELBO, IWAE, Objective, Renyi, batch_objective
 from bayesgen.lvm.posteriors import DiagonalGaussian, VariationalFamily
 from bayesgen.lvm.presets import build_vae
 from bayesgen.lvm.flows import FlowPosterior
-from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
+from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
+from bayesgen.lvm.adversarial import Adversarial, ImplicitPosterior
+from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
+from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.lvm.priors import LogisticNormal, MixtureOfGaussians, Prior, StandardNormal, VampPrior
 from bayesgen.lvm.topics import ProdLDA, build_prodlda
 from bayesgen.runs import open_run, train
@@ -45,14 +48,16 @@ __version__ = "0.1.0"
 __all__ = [
     "BayesgenError", "TrainingDiverged", "Config",
     "Dataset", "load_data", "load_digits", "prepare", "split_data", "Corpus", "load_corpus",
-    "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior", "LogisticNormal",
+    "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior", "LadderPrior", "UniformCategorical",
+    "LogisticNormal",
     "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "Multinomial",
-    "VariationalFamily", "DiagonalGaussian", "FlowPosterior", "BottomUpPosterior", "FirstLayer",
+    "VariationalFamily", "DiagonalGaussian", "FlowPosterior", "BottomUpPosterior", "FirstLayer", "LadderPosterior",
+    "GumbelSoftmaxPosterior", "TemperatureSchedule", "SemiSupervisedPosterior", "ImplicitPosterior",
     "FactorAnalysis", "PPCA", "GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
     "ProdLDA", "build_prodlda",
     "MLP", "ConvEncoder", "ConvDecoder",
     "LatentVariableModel", "build_vae",
-    "Objective", "ELBO", "IWAE", "batch_objective",
+    "Objective", "ELBO", "IWAE", "Renyi", "SemiSupervised", "Adversarial", "batch_objective", "classify",
     "fit", "make_optimizer", "FitResult",
     "evaluate", "log_marginal_likelihood", "active_units", "encode", "decode", "reconstruct", "interpolate",
     "save_checkpoint", "load_checkpoint",

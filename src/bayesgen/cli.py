@@ -49,7 +49,8 @@ TRAIN_FLAGS = {
     "--valid-fraction": ("data", "valid_fraction", dict(type=float)),
     "--test-fraction": ("data", "test_fraction", dict(type=float)),
     "--split-seed": ("data", "split_seed", dict(type=int)),
-    "--model": ("model", "name", dict(help="model family: vae")),
+    "--labels-per-class": ("data", "labels_per_class", dict(type=int, metavar="N", help="m2: keep N training labels per class")),
+    "--model": ("model", "name", dict(help="vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae | ladder-vae | cvae | gumbel-vae | m2 | avb-vae")),
     "--likelihood": ("model", "likelihood", dict(help="bernoulli | gaussian | gaussian-learned | categorical")),
     "--latent-dim": ("model", "latent_dim", dict(type=int)),
     "--network": ("model", "network", dict(help="mlp | conv")),
@@ -58,10 +59,20 @@ TRAIN_FLAGS = {
     "--channels": ("model", "channels", dict(type=int, help="conv network width")),
     "--sigma": ("model", "sigma", dict(type=float, help="fixed sigma of the gaussian likelihood")),
     "--levels": ("model", "levels", dict(type=int, help="grey levels of the categorical likelihood")),
-    "--objective": ("train", "objective", dict(help="elbo | iwae")),
+    "--noise-dim": ("model", "noise_dim", dict(type=int, help="avb-vae: noise inputs of the implicit encoder")),
+    "--categories": ("model", "categories", dict(type=int, help="gumbel-vae: classes per categorical latent")),
+    "--temperature": ("model", "temperature", dict(type=float, help="gumbel-vae: initial Gumbel-softmax temperature")),
+    "--min-temperature": ("model", "min_temperature", dict(type=float, help="gumbel-vae: the temperature's floor")),
+    "--temperature-decay": ("model", "temperature_decay", dict(type=float, metavar="RATE",
+                                                               help="gumbel-vae: tau_t = max(min, tau_0 exp(-RATE step))")),
+    "--objective": ("train", "objective", dict(help="elbo | iwae | renyi")),
     "--kl": ("train", "kl", dict(help="analytic | mc")),
     "--beta": ("train", "beta", dict(type=float, help="KL weight (beta-VAE)")),
-    "--samples": ("train", "n_samples", dict(type=int, metavar="K", help="samples per example (K of the iwae bound)")),
+    "--kl-warmup": ("train", "kl_warmup", dict(type=int, metavar="EPOCHS", help="anneal the KL weight linearly from 0 over EPOCHS")),
+    "--free-bits": ("train", "free_bits", dict(type=float, metavar="NATS", help="per-dimension KL floor (free bits)")),
+    "--alpha": ("train", "alpha", dict(type=float, metavar="A", help="alpha of the renyi bound (1: ELBO, 0: IWAE)")),
+    "--classify-weight": ("train", "classify_weight", dict(type=float, help="m2: weight of log q(y|x) (default 0.1 x rows)")),
+    "--samples": ("train", "n_samples", dict(type=int, metavar="K", help="samples per example (K of the iwae/renyi bound)")),
     "--epochs": ("train", "epochs", dict(type=int)),
     "--batch-size": ("train", "batch_size", dict(type=int)),
     "--lr": ("train", "learning_rate", dict(type=float, help="Adam learning rate")),
@@ -75,7 +86,8 @@ EXAMPLES = {
     "train": "bayesgen train --data digits --likelihood categorical --latent-dim 2 --epochs 50 --out runs/digits\n"
              "  bayesgen train --config vae.toml --out runs/mnist      # TOML sections [data] [model] [train] [eval]",
     "evaluate": "bayesgen evaluate runs/digits --n-importance 5000",
-    "sample": "bayesgen sample runs/digits --n 64 --out samples.png",
+    "sample": "bayesgen sample runs/digits --n 64 --out samples.png\n"
+              "  bayesgen sample runs/cvae --condition 3     # a conditional model (--model cvae): class 3",
     "reconstruct": "bayesgen reconstruct runs/digits --n 16",
     "encode": "bayesgen encode runs/digits --split test --out codes.csv",
     "interpolate": "bayesgen interpolate runs/digits --from 0 --to 7 --steps 12",
@@ -170,11 +182,12 @@ def cmd_sample(args) -> int:
     import jax
 
     from bayesgen import plots
-    from bayesgen.runs import open_run
+    from bayesgen.runs import class_conditions, open_run
 
     require(args.n >= 1, f"--n must be at least 1, got {args.n}")
     run = open_run(args.run)
-    _, x = run.model.sample(jax.random.key(args.seed), args.n, mean=not args.draw)
+    condition = class_conditions(run.model, args.n, args.condition)
+    _, x = run.model.sample(jax.random.key(args.seed), args.n, mean=not args.draw, condition=condition)
     x = np.asarray(x)
     out = _output(args.out, run.path, "samples.png")
     if out.suffix == ".npy":
@@ -200,7 +213,7 @@ def cmd_reconstruct(args) -> int:
     run = open_run(args.run)
     x = _split(run, args.split)[: args.n]
     out = _output(args.out, run.path, "reconstructions.png")
-    plots.reconstructions(x, reconstruct(run.model, x), run.data.info["image_shape"], out)
+    plots.reconstructions(x[:, : run.model.data_dim], reconstruct(run.model, x), run.data.info["image_shape"], out)
     print(out)
     return 0
 
@@ -265,7 +278,7 @@ def cmd_anomaly(args) -> int:
     from bayesgen import plots
     from bayesgen.data import load_data, prepare
     from bayesgen.lvm.evaluation import log_marginal_likelihood
-    from bayesgen.runs import KEY_EVAL, open_run, seed_key
+    from bayesgen.runs import KEY_EVAL, open_run, seed_key, with_condition
 
     require(args.n_importance is None or args.n_importance >= 1, f"--n-importance must be at least 1, got {args.n_importance}")
     run = open_run(args.run)
@@ -276,7 +289,10 @@ def cmd_anomaly(args) -> int:
         x = prepare(raw, likelihood=m.likelihood, scale=d.scale, binarize=binarize, seed=d.split_seed)
         require(x.shape[1] == run.model.data_dim,
                 f"'{args.data}' has {x.shape[1]} features but the model was trained on {run.model.data_dim}")
-        run.model.likelihood.check_support(x)
+        if run.model.condition_dim:  # a conditional model scores log p(x | label)
+            require(raw.labels is not None, f"the model is conditional on class labels, but '{args.data}' has none")
+            x = with_condition(x, raw.labels, run.model.condition_dim)
+        run.model.check_support(x)
     else:
         x = _split(run, args.split)
     k = run.config.eval.n_importance if args.n_importance is None else args.n_importance
@@ -326,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of showing E[x|z]")
+    p.add_argument("--condition", type=int, metavar="CLASS", help="conditional models: sample this class (default: all in turn)")
     p.add_argument("--out", help="a .png grid or a .npy array (default RUN/samples.png)")
 
     p = with_run(command("reconstruct", cmd_reconstruct, "Reconstruct held-out examples through the posterior mean."))

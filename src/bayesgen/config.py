@@ -19,7 +19,7 @@ from bayesgen.lvm.presets import LIKELIHOODS, MODELS, NETWORKS
 from bayesgen.lvm.networks import ACTIVATIONS
 from bayesgen.train.loop import BINARIZE, SCHEDULES
 
-OBJECTIVES = ("elbo", "iwae")
+OBJECTIVES = ("elbo", "iwae", "renyi")
 
 
 @dataclass
@@ -32,11 +32,13 @@ class DataConfig:
     valid_fraction: float = 0.1
     test_fraction: float = 0.1
     split_seed: int = 0
+    labels_per_class: int | None = None  # m2: keep this many training labels per class, hide the rest
 
 
 @dataclass
 class ModelConfig:
-    name: str = "vae"                 # vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae
+    name: str = "vae"                 # a name in presets.MODELS: vae, mog-vae, vamp-vae, planar-vae, iaf-vae, hvae,
+                                      # ladder-vae, cvae, gumbel-vae, m2, avb-vae
     likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
     latent_dim: int = 2
     network: str = "mlp"              # mlp | conv
@@ -48,16 +50,25 @@ class ModelConfig:
     n_components: int = 10            # mog-vae: mixture components of the prior
     n_pseudo: int = 500               # vamp-vae: pseudo-inputs (at most the training-set size)
     n_flows: int = 4                  # planar-vae / iaf-vae: flow steps
-    context_dim: int = 16             # planar-vae / iaf-vae: encoder context fed to the flow
-    top_latent_dim: int = 2           # hvae: size of the top stochastic layer z2
+    context_dim: int = 16             # planar-vae / iaf-vae: encoder context fed to the flow; ladder-vae: d1 width
+    top_latent_dim: int = 2           # hvae / ladder-vae: size of the top stochastic layer z2
+    categories: int = 10              # gumbel-vae: classes per categorical latent (latent_dim latents)
+    temperature: float = 1.0          # gumbel-vae: initial Gumbel-softmax temperature
+    min_temperature: float = 0.5      # gumbel-vae: the temperature's floor
+    temperature_decay: float = 1e-3   # gumbel-vae: tau_t = max(min, tau_0 exp(-decay * step))
+    noise_dim: int = 16               # avb-vae: noise inputs of the implicit encoder
 
 
 @dataclass
 class TrainConfig:
-    objective: str = "elbo"           # elbo | iwae
+    objective: str = "elbo"           # elbo | iwae | renyi
     kl: str = "auto"                  # auto | analytic | mc (auto: analytic where a closed form exists)
     beta: float = 1.0
-    n_samples: int = 1                # samples per example (K for iwae)
+    kl_warmup: int = 0                # elbo: epochs of linear KL warm-up from 0 to beta (0: none)
+    free_bits: float = 0.0            # elbo: per-dimension KL floor in nats (0: none)
+    alpha: float = 0.5                # renyi: VR-alpha (1: ELBO, 0: IWAE bound)
+    classify_weight: float | None = None  # m2: weight of log q(y|x) on labelled rows (None: 0.1 x training rows)
+    n_samples: int = 1                # samples per example (K for iwae and renyi)
     epochs: int = 50
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -128,9 +139,24 @@ class Config:
         require(m.levels is None or m.levels >= 2, f"levels must be at least 2, got {m.levels}")
         require(t.objective in OBJECTIVES, f"unknown objective '{t.objective}'; choose one of {', '.join(OBJECTIVES)}")
         require(t.kl in ("auto", "analytic", "mc"), f"kl must be 'auto', 'analytic' or 'mc', got '{t.kl}'")
-        require(min(m.n_components, m.n_pseudo, m.n_flows, m.context_dim, m.top_latent_dim) >= 1,
-                "n_components, n_pseudo, n_flows, context_dim and top_latent_dim must be at least 1")
+        require(min(m.n_components, m.n_pseudo, m.n_flows, m.context_dim, m.top_latent_dim, m.noise_dim) >= 1,
+                "n_components, n_pseudo, n_flows, context_dim, top_latent_dim and noise_dim must be at least 1")
+        require(m.categories >= 2, f"categorical latents need at least 2 categories, got {m.categories}")
+        require(m.temperature > 0 and m.min_temperature > 0 and m.temperature_decay >= 0,
+                f"Gumbel-softmax temperatures must be positive and the decay >= 0, got {m.temperature}, "
+                f"{m.min_temperature}, {m.temperature_decay}")
         require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
+        require(t.kl_warmup >= 0, f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
+        require(t.free_bits >= 0 and math.isfinite(t.free_bits), f"free bits must be a finite number of nats >= 0, got {t.free_bits}")
+        require(t.objective == "elbo" or (t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1),
+                f"--beta, --kl-warmup and --free-bits weight the ELBO's KL term; they do not apply to --objective {t.objective}")
+        require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
+        require(t.classify_weight is None or (t.classify_weight >= 0 and math.isfinite(t.classify_weight)),
+                f"the classification weight must be a number >= 0, got {t.classify_weight}")
+        require(d.labels_per_class is None or d.labels_per_class >= 1,
+                f"labels_per_class must be at least 1, got {d.labels_per_class}")
+        require(d.labels_per_class is None or MODELS[m.name].get("semi_supervised"),
+                f"--labels-per-class hides training labels for a semi-supervised model (--model m2), not for {m.name}")
         require(t.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {t.n_samples}")
         require(t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}")
         require(t.batch_size >= 1, f"batch size must be at least 1, got {t.batch_size}")

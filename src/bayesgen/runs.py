@@ -33,8 +33,11 @@ from bayesgen._errors import BayesgenError, TrainingDiverged, require
 from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
-from bayesgen.lvm.objectives import ELBO, IWAE
+from bayesgen.lvm.adversarial import Adversarial
+from bayesgen.lvm.discrete import TemperatureSchedule
+from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import MODELS, build_vae
+from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from bayesgen.train.loop import fit, make_optimizer
 
@@ -95,7 +98,47 @@ def prepare_data(config: Config) -> PreparedData:
     info = {"name": raw.name, "data_dim": int(x.shape[1]), "image_shape": list(raw.image_shape) if raw.image_shape else None,
             "levels": levels, "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test)}
     labels = {s: getattr(splits, s).labels for s in ("train", "valid", "test")}
-    return PreparedData(splits.train.x, valid, test, labels, info)
+    train = splits.train.x
+    if MODELS[m.name].get("conditional"):
+        require(raw.labels is not None, f"the {m.name} model conditions on class labels, but data set '{raw.name}' has none; "
+                                        "use data with labels (digits, an .npz with 'y', a PNG folder of class subfolders)")
+        info["condition_dim"] = n_classes = int(raw.labels.max()) + 1
+        train, valid, test = (with_condition(a, labels[s], n_classes) for a, s in ((train, "train"), (valid, "valid"), (test, "test")))
+        if d.labels_per_class is not None:  # semi-supervised: hide all but a few training labels
+            train[~labelled_subset(labels["train"], d.labels_per_class, d.split_seed), -n_classes:] = 0
+            info["n_labelled"] = int((train[:, -n_classes:].sum(1) > 0).sum())
+    return PreparedData(train, valid, test, labels, info)
+
+
+def labelled_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """A mask keeping ``per_class`` randomly chosen rows of every class (all of a smaller class)."""
+    rng = np.random.default_rng(seed + 2)
+    keep = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        keep[rng.choice(rows, min(per_class, len(rows)), replace=False)] = True
+    return keep
+
+
+def with_condition(x: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows ``[x, one_hot(label)]`` that a conditional model reads, ``(N, D + n_classes)``."""
+    labels = np.asarray(labels)
+    require(labels.shape == (len(x),) and (len(x) == 0 or (labels.min() >= 0 and labels.max() < n_classes)),
+            f"expected {len(x)} class labels in 0..{n_classes - 1}, got shape {labels.shape}"
+            + (f" with values in [{labels.min()}, {labels.max()}]" if labels.size else ""))
+    return np.concatenate([x, np.eye(n_classes, dtype=np.float32)[labels]], axis=1).astype(np.float32)
+
+
+def class_conditions(model, n: int, label: int | None = None) -> np.ndarray | None:
+    """One-hot conditions for ``n`` draws from a conditional model: all ``label``, or the classes in
+    turn (0, 1, ..., C-1, 0, ...); ``None`` for an unconditional model without a label."""
+    if not model.condition_dim:
+        require(label is None, "this model is not conditional; drop --condition (train a conditional one with --model cvae)")
+        return None
+    classes = model.condition_dim
+    require(label is None or 0 <= label < classes, f"--condition must be a class in 0..{classes - 1}, got {label}")
+    which = np.full(n, label) if label is not None else np.arange(n) % classes
+    return np.eye(classes, dtype=np.float32)[which]
 
 
 def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
@@ -104,15 +147,20 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     m = config.model
     parts = MODELS[m.name]
     pseudo = None
+    condition_dim = info.get("condition_dim", 0) if parts.get("conditional") else 0
     if parts.get("prior") == "vamp":
         k = min(m.n_pseudo, info["n_train"])
-        pseudo = train_x[:k] if train_x is not None else np.zeros((k, info["data_dim"]), np.float32)
+        pseudo = train_x[:k] if train_x is not None else np.zeros((k, info["data_dim"] + condition_dim), np.float32)
     return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
                      hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
                      levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT),
                      prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
                      n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
-                     context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None)
+                     context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
+                     condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
+                     temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
+                     semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")),
+                     noise_dim=m.noise_dim)
 
 
 def resolve_kl(config: Config, model) -> str:
@@ -129,11 +177,26 @@ def resolve_kl(config: Config, model) -> str:
     return "analytic"
 
 
-def make_objective(config: Config):
+def make_objective(config: Config, steps_per_epoch: int = 1, n_train: int = 1):
+    """The configured training objective; ``steps_per_epoch`` turns the KL warm-up's epochs into
+    steps, ``n_train`` sets M2's default classification weight (0.1 N, Kingma et al., 2014)."""
     t = config.train
+    if MODELS[config.model.name].get("posterior") == "implicit":
+        require(t.objective == "elbo" and t.n_samples == 1 and t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1,
+                "adversarial variational Bayes trains with its own objective; drop --objective, --samples, --beta, "
+                "--kl-warmup and --free-bits")
+        return Adversarial()
     if t.objective == "iwae":
-        return IWAE(n_samples=t.n_samples)
-    return ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta)
+        objective = IWAE(n_samples=t.n_samples)
+    elif t.objective == "renyi":
+        objective = Renyi(alpha=t.alpha, n_samples=t.n_samples)
+    else:
+        objective = ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta, warmup_steps=t.kl_warmup * steps_per_epoch,
+                         free_bits=t.free_bits)
+    if MODELS[config.model.name].get("semi_supervised"):
+        alpha = 0.1 * n_train if t.classify_weight is None else t.classify_weight
+        objective = SemiSupervised(inner=objective, alpha=alpha)
+    return objective
 
 
 def check_support(model, data: PreparedData, config: Config) -> None:
@@ -142,7 +205,7 @@ def check_support(model, data: PreparedData, config: Config) -> None:
         if name == "train" and config.data.binarize == "dynamic":
             continue
         if len(x):
-            model.likelihood.check_support(x)
+            model.check_support(x)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -164,6 +227,9 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
     data = prepare_data(config)
     model = build_model(config, data.info, data.train)
     config.train.kl = resolve_kl(config, model)
+    require(config.train.free_bits == 0 or config.train.kl == "analytic",
+            f"free bits need the KL per latent dimension in closed form, which the {config.model.name} model does not have; "
+            "drop --free-bits or use vae, cvae or gumbel-vae")
     check_support(model, data, config)
     t = config.train
     require(t.batch_size <= len(data.train),
@@ -186,7 +252,7 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
             save_checkpoint(run / "checkpoints" / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
 
     try:
-        fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config),
+        fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config, steps_per_epoch, len(data.train)),
             valid_x=data.valid if len(data.valid) else None, optimizer=optimizer, epochs=t.epochs,
             batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
             on_epoch=on_epoch, progress=progress)
@@ -237,6 +303,8 @@ def evaluate_run(run: Run, *, split: str = "test", n_importance: int | None = No
     result = {"split": split, **evaluation.evaluate(run.model, x, seed_key(run.config, KEY_EVAL), n_importance=k,
                                                     chunk_size=run.config.eval.chunk_size, progress=progress,
                                                     kl=run.config.train.kl)}
+    if isinstance(run.model.posterior, SemiSupervisedPosterior):  # M2: its classifier q(y|x) on the split
+        result["accuracy"] = float(np.mean(classify(run.model, x) == run.data.labels[split]))
     if write and split == "test":
         _write_json(run.path / "evaluation.json", result)
     return result
@@ -252,6 +320,8 @@ def format_table(result: dict) -> str:
         ("NLL (nats)", f"{result['nll']:.3f}"), ("bits/dim", f"{result['bits_per_dim']:.4f}"),
         ("active units", f"{result['active_units']} / {result['latent_dim']}"),
     ]
+    if "accuracy" in result:
+        rows.append(("accuracy of q(y|x)", f"{result['accuracy']:.4f}"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -270,13 +340,15 @@ def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
     history = read_history(run.path)
     if history:
         written.append(plots.loss_curve(history, out / "loss.png"))
-    _, x = run.model.sample(seed_key(run.config, KEY_SAMPLE), n_samples)
-    written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title="Samples from the model (E[x|z], z ~ p(z))"))
+    _, x = run.model.sample(seed_key(run.config, KEY_SAMPLE), n_samples, condition=class_conditions(run.model, n_samples))
+    title = "Samples from the model (E[x|z], z ~ p(z))" + (", classes in turn" if run.model.condition_dim else "")
+    written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title=title, ncols=run.model.condition_dim or None))
     test = run.data.test
-    written.append(plots.reconstructions(test[:16], evaluation.reconstruct(run.model, test[:16]), shape, out / "reconstructions.png"))
+    written.append(plots.reconstructions(test[:16, : run.model.data_dim], evaluation.reconstruct(run.model, test[:16]), shape,
+                                         out / "reconstructions.png"))
     means, _ = evaluation.encode(run.model, test)
     written.append(plots.latent_scatter(means, out / "latent.png", labels=run.data.labels["test"]))
-    if run.model.latent_dim >= 2:
+    if run.model.latent_dim >= 2 and not run.model.condition_dim and MODELS[run.config.model.name].get("latent") != "categorical":
         written.append(plots.manifold(lambda z: evaluation.decode(run.model, z), shape, out / "manifold.png",
                                       latent_dim=run.model.latent_dim))
     if len(test) >= 2:

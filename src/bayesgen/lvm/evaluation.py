@@ -114,26 +114,36 @@ def encode(model, x) -> tuple[np.ndarray, np.ndarray]:
 
 
 @eqx.filter_jit
-def _decode_mean(model, z):
-    return jax.vmap(model.likelihood.mean)(z)
+def _decode_mean(model, z, condition):
+    return model.decode_mean(z, condition)
 
 
-def decode(model, z) -> np.ndarray:
-    """E[x | z] for every row of ``z`` ``(M, L)`` -> ``(M, D)``."""
-    return np.asarray(_decode_mean(model, jnp.asarray(z, dtype=jnp.float32)))
+def decode(model, z, condition=None) -> np.ndarray:
+    """E[x | z] for every row of ``z`` ``(M, L)`` -> ``(M, D)``; a conditional model needs
+    ``condition`` ``(C,)`` or ``(M, C)``."""
+    condition = None if condition is None else jnp.asarray(condition, jnp.float32)
+    return np.asarray(_decode_mean(model, jnp.asarray(z, dtype=jnp.float32), condition))
+
+
+def _condition_of(model, rows):
+    return np.asarray(rows)[:, model.data_dim:] if model.condition_dim else None
 
 
 def reconstruct(model, x) -> np.ndarray:
-    """E[x | z = posterior mean of q(z | x)] for every row of ``x``."""
-    return decode(model, encode(model, x)[0])
+    """E[x | z = posterior mean of q(z | x)] for every row of ``x`` (with its own condition)."""
+    return decode(model, encode(model, x)[0], _condition_of(model, x))
 
 
 def interpolate(model, x_start, x_end, *, steps: int = 10) -> np.ndarray:
-    """Decode ``steps`` points on the line between the posterior means of two inputs ``(D,)``."""
+    """Decode ``steps`` points on the line between the posterior means of two inputs ``(D,)``
+    (for a conditional model the rows' conditions are interpolated alike)."""
     require(steps >= 2, f"interpolation needs at least 2 steps, got {steps}")
-    means, _ = encode(model, np.stack([x_start, x_end]))
+    rows = np.stack([x_start, x_end])
+    means, _ = encode(model, rows)
     t = np.linspace(0.0, 1.0, steps)[:, None]
-    return decode(model, (1 - t) * means[0] + t * means[1])
+    ends = _condition_of(model, rows)
+    condition = None if ends is None else (1 - t) * ends[0] + t * ends[1]
+    return decode(model, (1 - t) * means[0] + t * means[1], condition)
 
 
 def active_units(model, x, *, threshold: float = 0.01) -> tuple[int, np.ndarray]:

@@ -1,8 +1,13 @@
 """Training objectives: lower bounds on log p(x) for one example.
 
-An objective is a small static module called as ``objective(model, x, key)`` and returns
-``(value, terms)``: the scalar to maximise and a dict of named scalars (reconstruction,
-KL, ...) for logging. :func:`batch_objective` is the one place where they are batched.
+An objective is a small static module called as ``objective(model, x, key, step)`` and
+returns ``(value, terms)``: the scalar to maximise and a dict of named scalars
+(reconstruction, KL, ...) for logging. ``step`` is the global training step (an int32
+array inside the compiled epoch, so schedules such as KL warm-up run without
+recompiling) or ``None`` outside training, where every schedule takes its final value.
+``terms[objective.bound_term]`` is always a true lower bound on log p(x) (no KL weight, no
+free bits): validation, early stopping and reports use it. :func:`batch_objective` is the
+one place where objectives are batched.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
-from numpyro.distributions import kl_divergence
+from numpyro.distributions import Independent, kl_divergence
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.lvm.posteriors import VariationalFamily
@@ -24,16 +29,31 @@ class Objective(eqx.Module):
     """A per-example objective to maximise."""
 
     @abc.abstractmethod
-    def __call__(self, model, x, key) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """``(value, terms)`` for one example ``x`` of shape ``(D,)``."""
+    def __call__(self, model, x, key, step=None) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """``(value, terms)`` for one example ``x`` of shape ``(D,)`` at training step ``step``."""
+
+    @property
+    @abc.abstractmethod
+    def bound_term(self) -> str:
+        """The key of ``terms`` that is a true lower bound on log p(x) (what validation monitors)."""
 
 
-def _analytic_kl(model, x, q=None):
-    """KL(q(z|x) || p(z)) in closed form; ``q`` is ``model.posterior.distribution(x)`` when already built."""
+def _analytic_kl(model, x, q=None, *, per_dim: bool = False):
+    """KL(q(z|x) || p(z)) in closed form; ``q`` is ``model.posterior.distribution(x)`` when already built.
+
+    ``per_dim=True`` returns one KL per independent latent variable (the two distributions'
+    ``Independent`` base distributions), which free bits need.
+    """
     q = model.posterior.distribution(x) if q is None else q
     p = model.prior.distribution()
     if p is None:
         raise BayesgenError(f"the {type(model.prior).__name__} prior has no analytic KL; pass --kl mc")
+    if per_dim:
+        require(isinstance(q, Independent) and isinstance(p, Independent)
+                and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims == 1,
+                f"free bits need a KL per latent dimension, which {type(model.posterior).__name__} with a "
+                f"{type(model.prior).__name__} prior does not have; use a factorized model (vae, cvae, gumbel-vae) or --free-bits 0")
+        q, p = q.base_dist, p.base_dist
     try:
         return kl_divergence(q, p)
     except NotImplementedError:
@@ -46,44 +66,75 @@ def _default_sampler(posterior) -> bool:
 
 
 class ELBO(Objective):
-    """Evidence lower bound E_q[log p(x|z)] - beta KL(q(z|x) || p(z)).
+    """Evidence lower bound E_q[log p(x|z)] - beta_t KL(q(z|x) || p(z)).
 
     ``kl="analytic"`` uses the closed form (numpyro's KL registry); ``"mc"`` the Monte
     Carlo estimate mean_s[log q(z_s|x) - log p(z_s)] from the same samples.
-    ``beta != 1`` gives the beta-VAE objective (then ``value`` is not a bound on log p(x);
-    ``terms["elbo"]`` always is).
+    ``beta != 1`` gives the beta-VAE objective. ``warmup_steps=N`` anneals the KL weight
+    linearly, beta_t = beta min(1, t / N) at training step t (Bowman et al., 2016; Sønderby
+    et al., 2016). ``free_bits=lambda`` replaces each latent dimension's KL by
+    max(lambda, KL_j) (per example; Kingma et al., 2016), so dimensions below the floor get
+    no gradient from the KL term; it needs ``kl="analytic"`` and a factorized q and p.
+    With any of these ``value`` is not a bound on log p(x); ``terms["elbo"]`` always is.
+
+    Example:
+        >>> objective = ELBO(warmup_steps=1000, free_bits=0.25)
+        >>> value, terms = objective(model, x, jax.random.key(0), step=jnp.int32(500))
     """
 
     n_samples: int = eqx.field(static=True, default=1)
     kl: str = eqx.field(static=True, default="analytic")
     beta: float = eqx.field(static=True, default=1.0)
+    warmup_steps: int = eqx.field(static=True, default=0)
+    free_bits: float = eqx.field(static=True, default=0.0)
+
+    bound_term = "elbo"
 
     def __check_init__(self):
         require(self.n_samples >= 1, f"n_samples must be at least 1, got {self.n_samples}")
         require(self.kl in ("analytic", "mc"), f"kl must be 'analytic' or 'mc', got '{self.kl}'")
         require(self.beta >= 0 and math.isfinite(self.beta), f"beta must be a finite number >= 0, got {self.beta}")
+        require(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,
+                f"the KL warm-up length must be a whole number of steps >= 0, got {self.warmup_steps}")
+        require(self.free_bits >= 0 and math.isfinite(self.free_bits),
+                f"free bits must be a finite number of nats >= 0, got {self.free_bits}")
+        require(self.free_bits == 0 or self.kl == "analytic",
+                "free bits need the KL per latent dimension in closed form; pass --kl analytic or --free-bits 0")
 
-    def __call__(self, model, x, key):
+    def kl_weight(self, step=None):
+        """beta_t: ``beta`` after the warm-up (and outside training, ``step=None``)."""
+        if self.warmup_steps == 0 or step is None:
+            return self.beta
+        return self.beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / self.warmup_steps)
+
+    def __call__(self, model, x, key, step=None):
+        per_dim = self.free_bits > 0
         if self.kl == "analytic" and _default_sampler(model.posterior):
             # Build q(z|x) once and use it for both the draws and the KL. Calling the encoder twice
             # is merged by XLA in the forward pass but not in the backward pass, where it costs a
             # second weight-gradient matmul for the encoder's first layer on every step.
             q = model.posterior.distribution(x)
             z = q.rsample(key, (self.n_samples,))  # what VariationalFamily.sample_and_log_prob draws
-            kl = _analytic_kl(model, x, q)
+            kl = _analytic_kl(model, x, q, per_dim=per_dim)
         else:
             z, log_q = model.posterior.sample_and_log_prob(key, x, self.n_samples)
             if self.kl == "analytic":
-                kl = _analytic_kl(model, x)
+                kl = _analytic_kl(model, x, per_dim=per_dim)
             else:
                 kl = jnp.mean(log_q - jax.vmap(model.log_prior)(z))
         if self.n_samples == 1:
             # No vmap over a single draw: under batch_objective's vmap a nested size-1 vmap makes XLA
             # lay the decoder output out transposed and copy it back on every step.
-            reconstruction = model.likelihood.log_prob(x, z[0])
+            reconstruction = model.log_likelihood(x, z[0])
         else:
-            reconstruction = jnp.mean(jax.vmap(lambda zi: model.likelihood.log_prob(x, zi))(z))
-        return reconstruction - self.beta * kl, {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}
+            reconstruction = jnp.mean(jax.vmap(lambda zi: model.log_likelihood(x, zi))(z))
+        penalty = jnp.sum(jnp.maximum(kl, self.free_bits)) if per_dim else kl
+        kl = jnp.sum(kl) if per_dim else kl
+        weight = self.kl_weight(step)
+        terms = {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}
+        if self.warmup_steps:
+            terms["kl_weight"] = jnp.asarray(weight, jnp.float32)
+        return reconstruction - weight * penalty, terms
 
 
 def log_importance_weights(model, x, key, n_samples: int):
@@ -97,17 +148,66 @@ class IWAE(Objective):
 
     n_samples: int = eqx.field(static=True, default=5)
 
+    bound_term = "iwae"
+
     def __check_init__(self):
         require(self.n_samples >= 1, f"the importance-weighted bound needs K >= 1 samples, got {self.n_samples}")
 
-    def __call__(self, model, x, key):
+    def __call__(self, model, x, key, step=None):
         log_w = log_importance_weights(model, x, key, self.n_samples)
         bound = logsumexp(log_w) - jnp.log(self.n_samples)
         return bound, {"iwae": bound, "elbo": jnp.mean(log_w)}
 
 
-def batch_objective(objective: Objective, model, xs, key):
-    """Mean objective and mean terms over a batch ``xs`` of shape ``(B, D)``; one key per example."""
+def renyi_bound(log_w, alpha: float):
+    """The K-sample variational Rényi bound 1/(1-alpha) log (1/K) sum_k w_k^(1-alpha) from log w_k.
+
+    A log power mean of the weights with exponent 1 - alpha, so for fixed weights it is
+    non-increasing in alpha; alpha = 1 is its limit mean_k log w_k (the ELBO estimate) and
+    alpha = 0 the importance-weighted bound.
+    """
+    if alpha == 1:
+        return jnp.mean(log_w)
+    return (logsumexp((1 - alpha) * log_w) - jnp.log(log_w.shape[0])) / (1 - alpha)
+
+
+class Renyi(Objective):
+    """Variational Rényi bound VR-alpha with K samples (Li & Turner, 2016).
+
+    alpha = 1 gives the ELBO (Monte Carlo KL), alpha = 0 the IWAE bound; 0 < alpha < 1
+    interpolates. For alpha >= 0 it is a lower bound on log p(x) in expectation; for
+    alpha < 0 it is not, and ``bound_term`` is then the IWAE bound from the same samples.
+
+    Example:
+        >>> value, terms = Renyi(alpha=0.5, n_samples=5)(model, x, jax.random.key(0))
+        >>> terms["elbo"] <= terms["renyi"] <= terms["iwae"]
+    """
+
+    alpha: float = eqx.field(static=True, default=0.5)
+    n_samples: int = eqx.field(static=True, default=5)
+
+    def __check_init__(self):
+        require(math.isfinite(self.alpha), f"the Rényi alpha must be a finite number, got {self.alpha}")
+        require(self.n_samples >= 1, f"the Rényi bound needs K >= 1 samples, got {self.n_samples}")
+
+    @property
+    def bound_term(self) -> str:
+        return "renyi" if self.alpha >= 0 else "iwae"
+
+    def __call__(self, model, x, key, step=None):
+        log_w = log_importance_weights(model, x, key, self.n_samples)
+        value = renyi_bound(log_w, self.alpha)
+        return value, {"renyi": value, "iwae": renyi_bound(log_w, 0.0), "elbo": jnp.mean(log_w)}
+
+
+def batch_objective(objective: Objective, model, xs, key, step=None):
+    """Mean objective and mean terms over a batch ``xs`` of shape ``(B, D)``; one key per example.
+
+    ``step`` (training only) is passed to the objective and puts the model's scheduled parts
+    (e.g. a Gumbel-softmax temperature) into their form for that step.
+    """
     keys = jax.random.split(key, xs.shape[0])
-    values, terms = jax.vmap(objective, in_axes=(None, 0, 0))(model, xs, keys)
+    if step is not None:
+        model = model.at_step(step)
+    values, terms = jax.vmap(lambda x, k: objective(model, x, k, step))(xs, keys)
     return jnp.mean(values), jax.tree.map(jnp.mean, terms)

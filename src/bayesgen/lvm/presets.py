@@ -16,15 +16,19 @@ from bayesgen._errors import require
 from bayesgen.lvm import likelihoods as lik
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import ConvDecoder, ConvEncoder, MLP
+from bayesgen.lvm.adversarial import ImplicitPosterior
+from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
 from bayesgen.lvm.flows import FlowPosterior
-from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
+from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.priors import MixtureOfGaussians, StandardNormal, VampPrior
+from bayesgen.lvm.semisupervised import SemiSupervisedPosterior
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "categorical")
 NETWORKS = ("mlp", "conv")
 PRIORS = ("normal", "mog", "vamp")
-POSTERIORS = ("gaussian", "planar", "iaf")
+POSTERIORS = ("gaussian", "planar", "iaf", "implicit")
+LATENTS = ("gaussian", "categorical")
 # model name -> the parts it changes relative to the VAE (see docs/architecture.md)
 MODELS = {
     "vae": {},
@@ -33,6 +37,11 @@ MODELS = {
     "planar-vae": {"posterior": "planar"},
     "iaf-vae": {"posterior": "iaf"},
     "hvae": {"hierarchical": True},
+    "cvae": {"conditional": True},
+    "gumbel-vae": {"latent": "categorical"},
+    "m2": {"conditional": True, "semi_supervised": True},
+    "ladder-vae": {"hierarchical": True, "ladder": True},
+    "avb-vae": {"posterior": "implicit"},
 }
 
 
@@ -40,7 +49,10 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
               hidden: Sequence[int] = (256, 128), activation: str = "relu", image_shape=None,
               levels: int | None = None, sigma: float = 0.1, channels: int = 32, prior: str = "normal",
               posterior: str = "gaussian", n_components: int = 10, pseudo_inputs=None, n_flows: int = 4,
-              context_dim: int = 16, top_latent_dim: int | None = None) -> LatentVariableModel:
+              context_dim: int = 16, top_latent_dim: int | None = None, condition_dim: int = 0,
+              latent: str = "gaussian", categories: int = 10,
+              temperature: TemperatureSchedule = TemperatureSchedule(),
+              semi_supervised: bool = False, ladder: bool = False, noise_dim: int = 16) -> LatentVariableModel:
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
     ``hidden`` lists the encoder's hidden widths; the decoder mirrors them. ``network="conv"``
@@ -48,6 +60,17 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     learned Gaussians), ``prior="vamp"`` (``pseudo_inputs`` (K, D), e.g. K training rows),
     ``posterior="planar"|"iaf"`` (``n_flows`` steps conditioned on a ``context_dim`` encoder
     output), ``top_latent_dim=L2`` (a second stochastic layer z2 above z = z1).
+    ``condition_dim=C`` makes it a conditional VAE over rows ``[x, c]``: the encoder reads
+    the whole row (q(z | x, c)) and the decoder ``[z, c]`` (p(x | z, c)).
+    ``latent="categorical"`` makes z ``latent_dim`` one-hot codes of ``categories`` classes
+    (uniform prior, Gumbel-softmax posterior annealed by ``temperature``).
+    ``semi_supervised=True`` (with ``condition_dim`` = the number of classes) adds a
+    classifier q(y | x) beside the posterior: the M2 model, trained with
+    :class:`~bayesgen.lvm.semisupervised.SemiSupervised`. ``ladder=True`` (with
+    ``top_latent_dim``) infers the two layers top-down (ladder VAE) instead of bottom-up.
+    ``posterior="implicit"`` is adversarial variational Bayes: the encoder reads ``[x, eps]``
+    (``noise_dim`` Gaussian noise inputs) and a discriminator network estimates the KL's
+    density ratio; train it with :class:`~bayesgen.lvm.adversarial.Adversarial`.
 
     Example:
         >>> model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17,
@@ -64,17 +87,35 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     require(posterior in POSTERIORS, f"unknown posterior '{posterior}'; choose one of {', '.join(POSTERIORS)}")
     require(top_latent_dim is None or (top_latent_dim >= 1 and prior == "normal" and posterior == "gaussian"),
             "a hierarchical VAE needs top_latent_dim >= 1 and the default prior and posterior")
+    require(isinstance(condition_dim, int) and condition_dim >= 0, f"condition_dim must be an integer >= 0, got {condition_dim}")
+    require(condition_dim == 0 or top_latent_dim is None, "a conditional model cannot be hierarchical (yet); drop one of them")
+    require(condition_dim == 0 or network == "mlp", "a conditional model needs --network mlp (the condition is a vector input)")
+    require(latent in LATENTS, f"unknown latent type '{latent}'; choose one of {', '.join(LATENTS)}")
+    discrete = latent == "categorical"
+    require(not discrete or (prior == "normal" and posterior == "gaussian" and top_latent_dim is None),
+            "categorical latents come with their own prior and posterior; drop the prior, flow and hierarchy options")
+    require(not discrete or (isinstance(categories, int) and categories >= 2),
+            f"categorical latents need at least 2 categories, got {categories}; pass e.g. --categories 10")
+    if discrete:
+        temperature = TemperatureSchedule(*temperature).check()
+    code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector
+    implicit = posterior == "implicit"
+    require(not implicit or network == "mlp", "an implicit (adversarial) posterior needs --network mlp")
+    require(not implicit or (isinstance(noise_dim, int) and noise_dim >= 1), f"noise_dim must be at least 1, got {noise_dim}")
+    require(not ladder or top_latent_dim is not None, "a ladder VAE needs two stochastic layers: pass top_latent_dim")
+    require(not semi_supervised or condition_dim >= 2,
+            f"a semi-supervised model needs condition_dim = the number of classes (>= 2), got {condition_dim}")
     n_params = levels if likelihood == "categorical" else 1
     key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
     flow = posterior in ("planar", "iaf")
-    enc_out = 2 * latent_dim + (context_dim if flow else 0)
+    enc_out = code_dim if discrete else latent_dim if implicit else 2 * latent_dim + (context_dim if flow or ladder else 0)
     if network == "mlp":
-        encoder = MLP(data_dim, enc_out, hidden, activation, key=key_enc)
-        decoder = MLP(latent_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
+        encoder = MLP(data_dim + condition_dim + (noise_dim if implicit else 0), enc_out, hidden, activation, key=key_enc)
+        decoder = MLP(code_dim + condition_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
     else:
         require(image_shape is not None, "a convolutional network needs image data; this data set has no image shape, so use --network mlp")
         encoder = ConvEncoder(image_shape, enc_out, channels, activation, key=key_enc)
-        decoder = ConvDecoder(latent_dim, image_shape, n_params, channels, activation, key=key_dec)
+        decoder = ConvDecoder(code_dim, image_shape, n_params, channels, activation, key=key_dec)
     if top_latent_dim is not None:
         decoder = FirstLayer(decoder, latent_dim)
     if likelihood == "bernoulli":
@@ -87,6 +128,13 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
             decoder=decoder, raw_sigma=jnp.full((data_dim,), jnp.log(jnp.expm1(0.1))), data_dim=data_dim)
     else:
         output = lik.Categorical(decoder=decoder, data_dim=data_dim, levels=levels)
+    if ladder:
+        sizes, width = (latent_dim, top_latent_dim), (max(hidden[-1] // 2, 8),)
+        return LatentVariableModel(
+            prior=LadderPrior(sizes), likelihood=output,
+            posterior=LadderPosterior(encoder, MLP(context_dim, 2 * top_latent_dim, width, activation, key=key_post),
+                                      MLP(top_latent_dim, 2 * latent_dim, width, activation, key=key_prior), sizes,
+                                      activation))
     if top_latent_dim is not None:
         sizes = (latent_dim, top_latent_dim)
         return LatentVariableModel(
@@ -94,6 +142,13 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
             likelihood=output,
             posterior=BottomUpPosterior(encoder, MLP(latent_dim, 2 * top_latent_dim, (max(hidden[-1] // 2, 8),),
                                                      activation, key=key_post), sizes))
+    if discrete:
+        return LatentVariableModel(
+            prior=UniformCategorical(n_variables=latent_dim, n_classes=categories, schedule=temperature),
+            likelihood=output,
+            posterior=GumbelSoftmaxPosterior(encoder=encoder, n_variables=latent_dim, n_classes=categories,
+                                             schedule=temperature),
+            condition_dim=condition_dim)
     if prior == "mog":
         p = MixtureOfGaussians(latent_dim, n_components, key=key_prior)
     elif prior == "vamp":
@@ -101,9 +156,14 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
         p = VampPrior(latent_dim=latent_dim, pseudo_inputs=jnp.asarray(pseudo_inputs, jnp.float32))
     else:
         p = StandardNormal(latent_dim=latent_dim)
-    if flow:
+    if implicit:
+        discriminator = MLP(data_dim + condition_dim + latent_dim, 1, hidden, activation, key=key_post)
+        q = ImplicitPosterior(encoder=encoder, discriminator=discriminator, latent_dim=latent_dim, noise_dim=noise_dim)
+    elif flow:
         q = FlowPosterior.build(encoder, latent_dim=latent_dim, context_dim=context_dim, kind=posterior,
                                 n_flows=n_flows, key=key_post)
     else:
         q = DiagonalGaussian(encoder=encoder, latent_dim=latent_dim)
-    return LatentVariableModel(prior=p, likelihood=output, posterior=q)
+    if semi_supervised:
+        q = SemiSupervisedPosterior(q, MLP(data_dim, condition_dim, hidden, activation, key=jax.random.fold_in(key, 4)))
+    return LatentVariableModel(prior=p, likelihood=output, posterior=q, condition_dim=condition_dim)

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from bayesgen._errors import TrainingDiverged, require
 from bayesgen.lvm.evaluation import mean_objective
+from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.objectives import ELBO, Objective, batch_objective
 
 BINARIZE = ("none", "static", "dynamic")
@@ -85,10 +86,14 @@ def _all_finite(tree) -> jax.Array:
 def make_epoch(static, objective: Objective, optimizer: optax.GradientTransformation, batch_size: int,
                *, dynamic_binarize: bool = False) -> Callable:
     """A compiled ``epoch(state, data) -> (state, info)``: reshuffle from the state's key and take
-    one optimiser step per full minibatch (the remainder of a shuffle is left for later epochs)."""
+    one optimiser step per full minibatch (the remainder of a shuffle is left for later epochs).
+    The objective sees the global step (``state.step`` + the minibatch index, a traced int32), so
+    schedules (KL warm-up, temperatures) advance without recompiling."""
+    # a conditional model's rows end with the condition, which is never binarized
+    n_binarized = static.data_dim if isinstance(static, LatentVariableModel) else None
 
-    def loss_fn(params, x, key):
-        value, terms = batch_objective(objective, eqx.combine(params, static), x, key)
+    def loss_fn(params, x, key, step):
+        value, terms = batch_objective(objective, eqx.combine(params, static), x, key, step)
         return -value, terms
 
     @jax.jit
@@ -99,19 +104,22 @@ def make_epoch(static, objective: Objective, optimizer: optax.GradientTransforma
 
         def step(carry, inputs):
             params, opt_state = carry
-            index, step_key = inputs
+            index, step_key, global_step = inputs
             key_bin, key_obj = jax.random.split(step_key)
             x = data[index]
-            if dynamic_binarize:
+            if dynamic_binarize and n_binarized not in (None, x.shape[1]):
+                x = x.at[:, :n_binarized].set(jax.random.bernoulli(key_bin, x[:, :n_binarized]).astype(data.dtype))
+            elif dynamic_binarize:
                 x = jax.random.bernoulli(key_bin, x).astype(data.dtype)
-            (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, key_obj)
+            (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, key_obj, global_step)
             finite = jnp.isfinite(loss) & _all_finite(grads)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), (loss, terms, finite)
 
         (params, opt_state), (losses, terms, finite) = jax.lax.scan(
             step, (state.params, state.opt_state),
-            (order.reshape(n_batches, batch_size), jax.random.split(key_steps, n_batches)))
+            (order.reshape(n_batches, batch_size), jax.random.split(key_steps, n_batches),
+             state.step + jnp.arange(n_batches, dtype=jnp.int32)))
         info = EpochInfo(jnp.mean(losses), jax.tree.map(jnp.mean, terms), jnp.all(finite))
         return TrainState(params, opt_state, key, state.step + n_batches), info
 
@@ -150,7 +158,8 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
 
     ``train_x`` / ``valid_x``: float arrays ``(N, D)`` already in the likelihood's support
     (or in [0, 1] with ``binarize="dynamic"``, which redraws binary data every step).
-    Validation uses the same objective with a fixed key each epoch; with ``patience``,
+    Validation monitors the objective's true bound (``terms[objective.bound_term]``: no KL
+    weight, no free bits) with a fixed key each epoch; with ``patience``,
     training stops after that many epochs without a better validation loss.
     ``on_epoch(record, state, static, is_best)`` runs after every epoch.
 
@@ -192,8 +201,8 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
             record.update({f"train_{k}": float(v) for k, v in info.terms.items()})
             current = eqx.combine(state.params, static)
             if valid_x is not None:
-                value, terms = mean_objective(objective, current, valid_x, key_valid)
-                record["valid_loss"] = -value
+                _, terms = mean_objective(objective, current, valid_x, key_valid)
+                record["valid_loss"] = -terms[objective.bound_term]  # the true bound, not a beta- or warm-up-weighted one
                 record.update({f"valid_{k}": v for k, v in terms.items()})
             monitored = record.get("valid_loss", record["train_loss"])
             is_best = monitored < best_loss
