@@ -11,7 +11,7 @@ The common path::
     bayesgen.evaluate(result.best_model, x[1500:], jax.random.key(2), n_importance=1000)
 """
 
-from bayesgen._errors import BayesgenError, TrainingDiverged
+from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted
 from bayesgen.config import Config
 from bayesgen.data import Dataset, load_data, load_digits, prepare, split_data
 from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
@@ -33,14 +33,14 @@ from bayesgen.lvm.presets import build_vae
 from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
 from bayesgen.lvm.priors import MixtureOfGaussians, Prior, StandardNormal, VampPrior
-from bayesgen.runs import open_run, train
+from bayesgen.runs import open_run, resume, train
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
-from bayesgen.train.loop import FitResult, fit, make_optimizer
+from bayesgen.train.loop import FitProgress, FitResult, fit, make_optimizer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BayesgenError", "TrainingDiverged", "Config",
+    "BayesgenError", "TrainingDiverged", "TrainingInterrupted", "Config",
     "Dataset", "load_data", "load_digits", "prepare", "split_data",
     "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior",
     "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical",
@@ -49,9 +49,9 @@ __all__ = [
     "MLP", "ConvEncoder", "ConvDecoder",
     "LatentVariableModel", "build_vae",
     "Objective", "ELBO", "IWAE", "batch_objective",
-    "fit", "make_optimizer", "FitResult",
+    "fit", "make_optimizer", "FitResult", "FitProgress",
     "evaluate", "log_marginal_likelihood", "active_units", "encode", "decode", "reconstruct", "interpolate",
     "save_checkpoint", "load_checkpoint",
-    "train", "open_run",
+    "train", "resume", "open_run",
     "__version__",
 ]

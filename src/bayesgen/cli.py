@@ -1,7 +1,8 @@
 """The ``bayesgen`` command line: a thin layer over :mod:`bayesgen.runs`.
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the fix),
-3 training diverged (the last good checkpoint is kept), 130 interrupted.
+3 training diverged (the last good checkpoint is kept), 128 + signal number when stopped by a
+signal (130 Ctrl-C, 143 SIGTERM; training saves its epoch first, see ``train --resume``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesgen._errors import BayesgenError, TrainingDiverged, require
+from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 
@@ -68,6 +69,8 @@ TRAIN_FLAGS = {
     "--lr-schedule": ("train", "lr_schedule", dict(help="constant | cosine | exponential")),
     "--patience": ("train", "patience", dict(type=int, help="early-stopping patience in epochs (0 disables)")),
     "--seed": ("train", "seed", dict(type=int)),
+    "--devices": ("train", "devices", dict(type=int, metavar="N", help="data-parallel devices (default: all that divide the batch size)")),
+    "--x64": ("train", "x64", dict(action="store_const", const=True, help="train and evaluate in float64")),
     "--n-importance": ("eval", "n_importance", dict(type=int, metavar="K", help="importance samples for log p(x)")),
 }
 
@@ -122,9 +125,18 @@ def _report_training(result: dict, run: Path, started: float) -> None:
 
 
 def cmd_train(args) -> int:
-    from bayesgen.runs import train
+    from bayesgen.runs import resume, train
 
     started = time.perf_counter()
+    if args.resume:
+        given = [flag for flag in ("--config", *TRAIN_FLAGS, "--out", "--force")
+                 if flag != "--devices" and getattr(args, flag[2:].replace("-", "_")) not in (None, False)]
+        require(not given, f"--resume continues a run with its recorded settings, so {' '.join(given)} cannot be "
+                           "changed (only --devices); start a new run with --out instead")
+        result = resume(args.resume, devices=args.devices, progress=_progress(args), make_plots=not args.no_plots)
+        _report_training(result, Path(args.resume), started)
+        return 0
+    require(args.out, "train needs --out DIR (a new run directory), or --resume RUN to continue a stopped run")
     config = _config_from_args(args)
     result = train(config, args.out, overwrite=args.force, progress=_progress(args), make_plots=not args.no_plots)
     _report_training(result, Path(args.out), started)
@@ -308,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("train", cmd_train, "Train a VAE and write a run directory.")
-    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint (bit-identical)")
     p.add_argument("--config", help="TOML file with [data] [model] [train] [eval] sections; flags override it")
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the plots after training")
@@ -379,16 +392,37 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return args.func(args)
+        with _run_precision(args):
+            return args.func(args)
     except BayesgenError as err:
         print(f"bayesgen {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingDiverged as err:
         print(f"bayesgen {args.command}: {err}", file=sys.stderr)
         return EXIT_DIVERGED
+    except TrainingInterrupted as err:
+        print(f"bayesgen {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print(f"bayesgen {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _run_precision(args):
+    """Commands on an existing run compute in its precision (float64 for an --x64 run)."""
+    import contextlib
+    import json
+
+    run = getattr(args, "run", None)
+    try:
+        x64 = bool(run) and json.loads((Path(run) / "config.json").read_text())["config"]["train"]["x64"] is True
+    except (OSError, ValueError, KeyError, TypeError):
+        x64 = False  # no or a corrupt config: the command itself reports it
+    if not x64:
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.enable_x64(True)
 
 
 if __name__ == "__main__":

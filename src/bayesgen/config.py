@@ -64,6 +64,8 @@ class TrainConfig:
     lr_schedule: str = "constant"     # constant | cosine | exponential
     patience: int | None = 10         # early stopping; None disables
     seed: int = 0
+    devices: int | None = None        # data-parallel devices; None: as many as divide batch_size (resolved in config.json)
+    x64: bool = False                 # train and evaluate in float64
 
 
 @dataclass
@@ -138,6 +140,7 @@ class Config:
                 f"learning rate must be a positive number, got {t.learning_rate}; pass e.g. --lr 1e-3")
         require(t.lr_schedule in SCHEDULES, f"unknown learning-rate schedule '{t.lr_schedule}'; choose one of {', '.join(SCHEDULES)}")
         require(t.patience is None or t.patience >= 1, f"patience must be at least 1 epoch, got {t.patience}")
+        require(t.devices is None or t.devices >= 1, f"devices must be at least 1, got {t.devices}; pass e.g. --devices 4")
         require(e.n_importance >= 1, f"the number of importance samples K must be at least 1, got {e.n_importance}")
         require(e.chunk_size is None or e.chunk_size >= 1, f"chunk_size must be at least 1, got {e.chunk_size}")
         return self
