@@ -11,6 +11,7 @@ import argparse
 import csv
 import importlib
 import io
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+MAX_SAMPLES = 100_000  # bayesgen sample --n: one grid or array per call
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,6 +40,41 @@ def _int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
+
+
+INT_RANGE = (-(2**31), 2**31 - 1)  # what a JAX int32 holds: larger values overflow inside compiled code
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; integers must lie within +-2**31")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+    return value
+
+
+def _checked_numbers(parser: argparse.ArgumentParser) -> None:
+    """Every int / float option of every (sub)command parses with a range / finiteness check, so
+    no overflowing or NaN number reaches the library (options added later included)."""
+    for action in parser._actions:
+        if action.type is int:
+            action.type = _int
+        elif action.type is float:
+            action.type = _float
+        for child in (action.choices.values() if isinstance(action, argparse._SubParsersAction) else ()):
+            _checked_numbers(child)
 
 
 # flag -> (section, key, argparse kwargs)
@@ -182,7 +219,7 @@ def cmd_sample(args) -> int:
     from bayesgen import plots
     from bayesgen.runs import open_run
 
-    require(args.n >= 1, f"--n must be at least 1, got {args.n}")
+    require(1 <= args.n <= MAX_SAMPLES, f"--n must be in 1..{MAX_SAMPLES:,}, got {args.n}; call sample again for more")
     run = open_run(args.run)
     _, x = run.model.sample(jax.random.key(args.seed), args.n, mean=not args.draw)
     x = np.asarray(x)
@@ -207,6 +244,7 @@ def cmd_reconstruct(args) -> int:
     from bayesgen.lvm.evaluation import reconstruct
     from bayesgen.runs import open_run
 
+    require(args.n >= 1, f"--n must be at least 1, got {args.n}")
     run = open_run(args.run)
     x = _split(run, args.split)[: args.n]
     out = _output(args.out, run.path, "reconstructions.png")
@@ -379,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--force", action="store_true", help="replace --out instead of picking a fresh name")
+    _checked_numbers(parser)
     return parser
 
 
@@ -406,6 +445,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bayesgen {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"bayesgen {args.command}: error: out of memory; ask for less (fewer samples, a smaller model or batch)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # XLA reports a failed allocation as a runtime error
+        if "RESOURCE_EXHAUSTED" not in str(err) and "Out of memory" not in str(err):
+            raise
+        print(f"bayesgen {args.command}: error: out of memory ({str(err).splitlines()[0][-80:]}); ask for less "
+              "(fewer samples, a smaller model or batch)", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def _run_precision(args):

@@ -42,6 +42,8 @@ from bayesgen.train.loop import FitProgress, TrainState, fit, make_optimizer, mo
 from bayesgen.train.sharding import resolve_devices
 from bayesgen.train.signals import graceful_stop
 
+MAX_PARAMETERS = 2**28  # 1 GiB of float32: far beyond any deep LVM here; larger is a typo, not a model
+
 # Named streams of randomness derived from the seed: adding a use never shifts another.
 KEY_INIT, KEY_FIT, KEY_EVAL, KEY_SAMPLE = range(4)
 
@@ -111,12 +113,22 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     if parts.get("prior") == "vamp":
         k = min(m.n_pseudo, info["n_train"])
         pseudo = train_x[:k] if train_x is not None else np.zeros((k, info["data_dim"]), np.float32)
-    return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
-                     hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
-                     levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT),
-                     prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
-                     n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
-                     context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None)
+
+    def make():
+        return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
+                         hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
+                         levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT),
+                         prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
+                         n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
+                         context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None)
+
+    # Count the parameters from shapes alone (nothing allocated) before building for real.
+    n_parameters = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(eqx.filter_eval_shape(make))
+                       if hasattr(leaf, "shape"))
+    require(n_parameters <= MAX_PARAMETERS,
+            f"the configured model would have {n_parameters:,} parameters, more than the {MAX_PARAMETERS:,} bayesgen "
+            "allows; reduce --hidden, --latent-dim, --channels or the model's other sizes")
+    return make()
 
 
 def resolve_kl(config: Config, model) -> str:

@@ -41,7 +41,11 @@ def open_npy(path) -> np.memmap:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as error:  # bad header, pickled objects, truncated file, not a .npy
         raise BayesgenError(f"could not memory-map '{path}' as a NumPy .npy array ({_reason(error)}); "
-                            "save it with numpy.save (a .npz archive cannot be memory-mapped)") from error
+                            "save it with numpy.save") from error
+    if not isinstance(array, np.ndarray):  # np.load opens an .npz archive whatever mmap_mode says
+        array.close()
+        raise BayesgenError(f"could not memory-map '{path}': it is a .npz archive; save the array on its own with "
+                            "numpy.save to a .npy file")
     check_rows(array, f"data file '{path}'")
     return array
 

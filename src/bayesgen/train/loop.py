@@ -223,9 +223,7 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     objective = objective or ELBO()
     require(isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer, got {epochs}")
     require(isinstance(batch_size, int) and batch_size >= 1, f"batch size must be a positive integer, got {batch_size}")
-    train_x = train_x if hasattr(train_x, "ndim") else np.asarray(train_x)
-    require(train_x.ndim == 2, "training data must be a 2-D array (examples, features), "
-            f"got shape {train_x.shape}")
+    train_x = _checked_rows(train_x, "training data", model)
     require(batch_size <= len(train_x),
             f"batch size {batch_size} is larger than the {len(train_x)} training examples; pass --batch-size {len(train_x)} or less")
     require(patience is None or patience >= 1, f"patience must be at least 1 epoch, got {patience}")
@@ -234,13 +232,13 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     params, static = eqx.partition(model, eqx.is_inexact_array)
     dtype = float_dtype(params)
     stream = chunk_batches is not None or isinstance(train_x, np.memmap)
-    if stream:
+    if stream:  # checks finiteness chunk by chunk
         train_x = streaming.StreamSource(train_x, batch_size, chunk_batches, dtype=dtype)
     else:
-        train_x = sharding.put(jnp.asarray(train_x, dtype=dtype), mesh)
+        train_x = sharding.put(_finite(jnp.asarray(train_x, dtype=dtype), "training data"), mesh)
     key_state, key_valid = jax.random.split(key)
     if valid_x is not None:
-        valid_x = jnp.asarray(valid_x, dtype=dtype)
+        valid_x = _finite(jnp.asarray(_checked_rows(valid_x, "validation data", model), dtype=dtype), "validation data")
         if binarize == "dynamic":  # validate on one fixed binarization
             valid_x = jax.random.bernoulli(jax.random.fold_in(key_valid, 1), valid_x).astype(dtype)
     optimizer = optimizer or make_optimizer(learning_rate)
@@ -298,6 +296,23 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
             f"state (epoch {last}) was kept; lower the learning rate (e.g. --lr {learning_rate / 10:g}) or check the data",
             result)
     return result
+
+
+def _checked_rows(x, what: str, model):
+    """``x`` as an array of numeric rows with the model's number of features."""
+    x = x if hasattr(x, "ndim") and hasattr(x, "dtype") else np.asarray(x)
+    require(np.dtype(x.dtype).kind in "biuf", f"{what} has non-numeric dtype {x.dtype}; pass numbers")
+    require(x.ndim == 2 and x.shape[0] >= 1, f"{what} must be a 2-D array (examples, features) with at least one "
+                                             f"row, got shape {x.shape}")
+    dim = getattr(model, "data_dim", x.shape[1])
+    require(x.shape[1] == dim, f"{what} has {x.shape[1]} features but the model expects {dim}")
+    return x
+
+
+def _finite(x: jax.Array, what: str) -> jax.Array:
+    require(bool(jnp.isfinite(x).all()), f"{what} has NaN or infinite values (or values beyond the range of "
+                                         f"{x.dtype}); remove or impute them before training")
+    return x
 
 
 def float_dtype(params):
