@@ -11,7 +11,7 @@ The common path::
     bayesgen.evaluate(result.best_model, x[1500:], jax.random.key(2), n_importance=1000)
 """
 
-from bayesgen._errors import BayesgenError, TrainingDiverged
+from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted
 from bayesgen.config import Config
 from bayesgen.data import Corpus, Dataset, load_corpus, load_data, load_digits, prepare, split_data
 from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
@@ -39,14 +39,14 @@ from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, U
 from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.lvm.priors import LogisticNormal, MixtureOfGaussians, Prior, StandardNormal, VampPrior
 from bayesgen.lvm.topics import ProdLDA, build_prodlda
-from bayesgen.runs import open_run, train
+from bayesgen.runs import open_run, resume, train
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
-from bayesgen.train.loop import FitResult, fit, make_optimizer
+from bayesgen.train.loop import FitProgress, FitResult, fit, make_optimizer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BayesgenError", "TrainingDiverged", "Config",
+    "BayesgenError", "TrainingDiverged", "TrainingInterrupted", "Config",
     "Dataset", "load_data", "load_digits", "prepare", "split_data", "Corpus", "load_corpus",
     "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior", "LadderPrior", "UniformCategorical",
     "LogisticNormal",
@@ -58,9 +58,9 @@ __all__ = [
     "MLP", "ConvEncoder", "ConvDecoder",
     "LatentVariableModel", "build_vae",
     "Objective", "ELBO", "IWAE", "Renyi", "SemiSupervised", "Adversarial", "batch_objective", "classify",
-    "fit", "make_optimizer", "FitResult",
+    "fit", "make_optimizer", "FitResult", "FitProgress",
     "evaluate", "log_marginal_likelihood", "active_units", "encode", "decode", "reconstruct", "interpolate",
     "save_checkpoint", "load_checkpoint",
-    "train", "open_run",
+    "train", "resume", "open_run",
     "__version__",
 ]

@@ -18,6 +18,18 @@ class TrainingDiverged(RuntimeError):
         self.result = result
 
 
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on a signal (Ctrl-C / SIGTERM) after saving its last checkpoint.
+
+    ``signum`` is the signal; the CLI exits with the shell's convention ``128 + signum``
+    (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
 def require(condition: bool, message: str) -> None:
     """Raise :class:`BayesgenError` with ``message`` unless ``condition`` holds."""
     if not condition:

@@ -1,7 +1,8 @@
 """The ``bayesgen`` command line: a thin layer over :mod:`bayesgen.runs`.
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the fix),
-3 training diverged (the last good checkpoint is kept), 130 interrupted.
+3 training diverged (the last good checkpoint is kept), 128 + signal number when stopped by a
+signal (130 Ctrl-C, 143 SIGTERM; training saves its epoch first, see ``train --resume``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ import argparse
 import csv
 import importlib
 import io
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bayesgen._errors import BayesgenError, TrainingDiverged, require
+from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+MAX_SAMPLES = 100_000  # bayesgen sample --n: one grid or array per call
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +40,41 @@ def _int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
+
+
+INT_RANGE = (-(2**31), 2**31 - 1)  # what a JAX int32 holds: larger values overflow inside compiled code
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; integers must lie within +-2**31")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+    return value
+
+
+def _checked_numbers(parser: argparse.ArgumentParser) -> None:
+    """Every int / float option of every (sub)command parses with a range / finiteness check, so
+    no overflowing or NaN number reaches the library (options added later included)."""
+    for action in parser._actions:
+        if action.type is int:
+            action.type = _int
+        elif action.type is float:
+            action.type = _float
+        for child in (action.choices.values() if isinstance(action, argparse._SubParsersAction) else ()):
+            _checked_numbers(child)
 
 
 # flag -> (section, key, argparse kwargs)
@@ -79,6 +117,8 @@ TRAIN_FLAGS = {
     "--lr-schedule": ("train", "lr_schedule", dict(help="constant | cosine | exponential")),
     "--patience": ("train", "patience", dict(type=int, help="early-stopping patience in epochs (0 disables)")),
     "--seed": ("train", "seed", dict(type=int)),
+    "--devices": ("train", "devices", dict(type=int, metavar="N", help="data-parallel devices (default: all that divide the batch size)")),
+    "--x64": ("train", "x64", dict(action="store_const", const=True, help="train and evaluate in float64")),
     "--n-importance": ("eval", "n_importance", dict(type=int, metavar="K", help="importance samples for log p(x)")),
 }
 
@@ -136,9 +176,18 @@ def _report_training(result: dict, run: Path, started: float) -> None:
 
 
 def cmd_train(args) -> int:
-    from bayesgen.runs import train
+    from bayesgen.runs import resume, train
 
     started = time.perf_counter()
+    if args.resume:
+        given = [flag for flag in ("--config", *TRAIN_FLAGS, "--out", "--force")
+                 if flag != "--devices" and getattr(args, flag[2:].replace("-", "_")) not in (None, False)]
+        require(not given, f"--resume continues a run with its recorded settings, so {' '.join(given)} cannot be "
+                           "changed (only --devices); start a new run with --out instead")
+        result = resume(args.resume, devices=args.devices, progress=_progress(args), make_plots=not args.no_plots)
+        _report_training(result, Path(args.resume), started)
+        return 0
+    require(args.out, "train needs --out DIR (a new run directory), or --resume RUN to continue a stopped run")
     config = _config_from_args(args)
     result = train(config, args.out, overwrite=args.force, progress=_progress(args), make_plots=not args.no_plots)
     _report_training(result, Path(args.out), started)
@@ -184,7 +233,7 @@ def cmd_sample(args) -> int:
     from bayesgen import plots
     from bayesgen.runs import class_conditions, open_run
 
-    require(args.n >= 1, f"--n must be at least 1, got {args.n}")
+    require(1 <= args.n <= MAX_SAMPLES, f"--n must be in 1..{MAX_SAMPLES:,}, got {args.n}; call sample again for more")
     run = open_run(args.run)
     condition = class_conditions(run.model, args.n, args.condition)
     _, x = run.model.sample(jax.random.key(args.seed), args.n, mean=not args.draw, condition=condition)
@@ -210,6 +259,7 @@ def cmd_reconstruct(args) -> int:
     from bayesgen.lvm.evaluation import reconstruct
     from bayesgen.runs import open_run
 
+    require(args.n >= 1, f"--n must be at least 1, got {args.n}")
     run = open_run(args.run)
     x = _split(run, args.split)[: args.n]
     out = _output(args.out, run.path, "reconstructions.png")
@@ -326,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("train", cmd_train, "Train a VAE and write a run directory.")
-    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint (bit-identical)")
     p.add_argument("--config", help="TOML file with [data] [model] [train] [eval] sections; flags override it")
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the plots after training")
@@ -385,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--force", action="store_true", help="replace --out instead of picking a fresh name")
+    _checked_numbers(parser)
     return parser
 
 
@@ -398,16 +450,47 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return args.func(args)
+        with _run_precision(args):
+            return args.func(args)
     except BayesgenError as err:
         print(f"bayesgen {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingDiverged as err:
         print(f"bayesgen {args.command}: {err}", file=sys.stderr)
         return EXIT_DIVERGED
+    except TrainingInterrupted as err:
+        print(f"bayesgen {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print(f"bayesgen {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"bayesgen {args.command}: error: out of memory; ask for less (fewer samples, a smaller model or batch)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # XLA reports a failed allocation as a runtime error
+        if "RESOURCE_EXHAUSTED" not in str(err) and "Out of memory" not in str(err):
+            raise
+        print(f"bayesgen {args.command}: error: out of memory ({str(err).splitlines()[0][-80:]}); ask for less "
+              "(fewer samples, a smaller model or batch)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _run_precision(args):
+    """Commands on an existing run compute in its precision (float64 for an --x64 run)."""
+    import contextlib
+    import json
+
+    run = getattr(args, "run", None)
+    try:
+        x64 = bool(run) and json.loads((Path(run) / "config.json").read_text())["config"]["train"]["x64"] is True
+    except (OSError, ValueError, KeyError, TypeError):
+        x64 = False  # no or a corrupt config: the command itself reports it
+    if not x64:
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.enable_x64(True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bayesgen._errors import BayesgenError, require
+from bayesgen.lvm.evaluation import MAX_IMPORTANCE
 from bayesgen.lvm.presets import LIKELIHOODS, MODELS, NETWORKS
 from bayesgen.lvm.networks import ACTIVATIONS
 from bayesgen.train.loop import BINARIZE, SCHEDULES
@@ -75,6 +76,8 @@ class TrainConfig:
     lr_schedule: str = "constant"     # constant | cosine | exponential
     patience: int | None = 10         # early stopping; None disables
     seed: int = 0
+    devices: int | None = None        # data-parallel devices; None: as many as divide batch_size (resolved in config.json)
+    x64: bool = False                 # train and evaluate in float64
 
 
 @dataclass
@@ -164,7 +167,9 @@ class Config:
                 f"learning rate must be a positive number, got {t.learning_rate}; pass e.g. --lr 1e-3")
         require(t.lr_schedule in SCHEDULES, f"unknown learning-rate schedule '{t.lr_schedule}'; choose one of {', '.join(SCHEDULES)}")
         require(t.patience is None or t.patience >= 1, f"patience must be at least 1 epoch, got {t.patience}")
-        require(e.n_importance >= 1, f"the number of importance samples K must be at least 1, got {e.n_importance}")
+        require(t.devices is None or t.devices >= 1, f"devices must be at least 1, got {t.devices}; pass e.g. --devices 4")
+        require(1 <= e.n_importance <= MAX_IMPORTANCE,
+                f"the number of importance samples K must be in 1..{MAX_IMPORTANCE:,}, got {e.n_importance}")
         require(e.chunk_size is None or e.chunk_size >= 1, f"chunk_size must be at least 1, got {e.chunk_size}")
         return self
 
@@ -181,6 +186,10 @@ def _typed(config: Config) -> None:
             base = ann.split(" |")[0]
             if base.startswith("list[int]"):
                 ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                numbers = list(value) if ok else []
             else:
                 ok = isinstance(value, kinds[base]) and (base == "bool" or not isinstance(value, bool))
+                numbers = [value] if ok and base in ("int", "float") else []
             require(ok, f"[{section.name}] {f.name} must be {base.replace('list[int]', 'a list of integers')}, got {value!r}")
+            require(all(math.isfinite(v) and abs(v) < 2**31 for v in numbers),
+                    f"[{section.name}] {f.name} = {value!r} is out of range: numbers must be finite and within +-2**31")

@@ -6,7 +6,8 @@ A run directory holds::
     metrics.jsonl          one JSON line per epoch (deterministic: same seed, same file)
     evaluation.json        the final test-set table
     checkpoints/best.ckpt  model at the best validation loss
-    checkpoints/last.ckpt  model + optimiser state + key after the last good epoch
+    checkpoints/last.ckpt  model + optimiser state + key + step after the last good epoch, with the
+                           epoch and early-stopping state in its metadata (for resume)
     plots/*.png            loss curve, samples, reconstructions, latent space, manifold
 
 Every command after ``train`` needs only the run path: the data are re-read from the
@@ -16,9 +17,9 @@ source recorded in ``config.json`` and split with the recorded seed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,7 +30,7 @@ import numpy as np
 from numpyro.distributions import kl_divergence
 
 from bayesgen import plots
-from bayesgen._errors import BayesgenError, TrainingDiverged, require
+from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
@@ -39,7 +40,11 @@ from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import MODELS, build_vae
 from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-from bayesgen.train.loop import fit, make_optimizer
+from bayesgen.train.loop import FitProgress, TrainState, fit, make_optimizer, monitored_loss
+from bayesgen.train.sharding import resolve_devices
+from bayesgen.train.signals import graceful_stop
+
+MAX_PARAMETERS = 2**28  # 1 GiB of float32: far beyond any deep LVM here; larger is a typo, not a model
 
 # Named streams of randomness derived from the seed: adding a use never shifts another.
 KEY_INIT, KEY_FIT, KEY_EVAL, KEY_SAMPLE = range(4)
@@ -151,16 +156,26 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     if parts.get("prior") == "vamp":
         k = min(m.n_pseudo, info["n_train"])
         pseudo = train_x[:k] if train_x is not None else np.zeros((k, info["data_dim"] + condition_dim), np.float32)
-    return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
-                     hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
-                     levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT),
-                     prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
-                     n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
-                     context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
-                     condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
-                     temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
-                     semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")),
-                     noise_dim=m.noise_dim)
+
+    def make():
+        return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
+                         hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
+                         levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT),
+                         prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
+                         n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
+                         context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
+                         condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
+                         temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
+                         semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")),
+                         noise_dim=m.noise_dim)
+
+    # Count the parameters from shapes alone (nothing allocated) before building for real.
+    n_parameters = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(eqx.filter_eval_shape(make))
+                       if hasattr(leaf, "shape"))
+    require(n_parameters <= MAX_PARAMETERS,
+            f"the configured model would have {n_parameters:,} parameters, more than the {MAX_PARAMETERS:,} bayesgen "
+            "allows; reduce --hidden, --latent-dim, --channels or the model's other sizes")
+    return make()
 
 
 def resolve_kl(config: Config, model) -> str:
@@ -212,84 +227,220 @@ def _write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
+def data_fingerprint(data: PreparedData) -> str:
+    """SHA-256 of the prepared splits: resuming checks that the data did not change underneath."""
+    h = hashlib.sha256()
+    for x in (data.train, data.valid, data.test):
+        h.update(f"{x.dtype.str}{x.shape}".encode())
+        h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()
+
+
+def run_optimizer(config: Config, n_train: int):
+    """The run's optimiser (its schedule's length depends on the training-set size)."""
+    t = config.train
+    return make_optimizer(t.learning_rate, schedule=t.lr_schedule, total_steps=t.epochs * (n_train // t.batch_size))
+
+
+def precision(config: Config):
+    """A context in which a run's arrays have its dtype: float64 with ``x64 = true``, else float32."""
+    return jax.enable_x64(bool(config.train.x64))
+
+
 def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = True, make_plots: bool = True,
           n_importance: int | None = None) -> dict:
     """Train the configured model, write the run directory, evaluate on the test split.
 
-    Returns the test evaluation table (a dict). Raises BayesgenError for bad input and
-    TrainingDiverged (after keeping the last good checkpoint) for a NaN/inf loss.
+    Returns the test evaluation table (a dict). Raises BayesgenError for bad input,
+    TrainingDiverged (after keeping the last good checkpoint) for a NaN/inf loss or gradient,
+    and TrainingInterrupted after a SIGINT/SIGTERM (once the running epoch is saved; continue
+    with :func:`resume`).
     """
     config = Config.from_dict(config.to_dict())  # a private copy: prepare_data resolves it in place
     run = Path(run_dir)
     if (run / "config.json").exists() and not overwrite:
         raise BayesgenError(f"'{run}' already holds a run; choose another --out or pass --force to replace it")
     require(not run.exists() or run.is_dir(), f"'{run}' exists and is not a directory; choose another --out")
-    data = prepare_data(config)
-    model = build_model(config, data.info, data.train)
-    config.train.kl = resolve_kl(config, model)
-    require(config.train.free_bits == 0 or config.train.kl == "analytic",
-            f"free bits need the KL per latent dimension in closed form, which the {config.model.name} model does not have; "
-            "drop --free-bits or use vae, cvae or gumbel-vae")
-    check_support(model, data, config)
+    with precision(config):
+        data = prepare_data(config)
+        model = build_model(config, data.info, data.train)
+        config.train.kl = resolve_kl(config, model)
+        require(config.train.free_bits == 0 or config.train.kl == "analytic",
+                f"free bits need the KL per latent dimension in closed form, which the {config.model.name} model does not have; "
+                "drop --free-bits or use vae, cvae or gumbel-vae")
+        check_support(model, data, config)
+        t = config.train
+        require(t.batch_size <= len(data.train),
+                f"batch size {t.batch_size} is larger than the {len(data.train)} training examples; pass --batch-size {len(data.train)} or less")
+        t.devices = resolve_devices(t.devices, t.batch_size)
+        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for old in (run / "checkpoints").glob("*.ckpt"):  # a replaced run must not be resumed from
+            old.unlink()
+        _write_json(run / "config.json", {"config": config.to_dict(), "data": data.info, "fingerprint": data_fingerprint(data)})
+        (run / "metrics.jsonl").write_text("")
+        return _fit_and_evaluate(run, config, data, model, None, progress=progress, make_plots=make_plots,
+                                 n_importance=n_importance)
+
+
+def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_plots: bool = True,
+           n_importance: int | None = None) -> dict:
+    """Continue a run that stopped (killed, interrupted, out of time) from its last checkpoint.
+
+    Parameters, optimiser state, PRNG key, epoch, data order and early-stopping state come
+    back exactly, ``metrics.jsonl`` is cut back to the checkpoint's epoch, and training goes on
+    as if it had never stopped: the finished ``metrics.jsonl`` is byte-identical to an
+    uninterrupted run's. ``devices`` overrides the recorded device count (then the last bits
+    of the numbers may differ from the uninterrupted run's). A run killed before its first
+    checkpoint starts over; a finished run is only evaluated again.
+
+    Example:
+        >>> resume("runs/mnist")   # after bayesgen train --out runs/mnist was killed
+    """
+    run = Path(run_dir)
+    config, saved = read_config(run)
+    if devices is not None:
+        config.train.devices = devices
+        config.validated()
+    with precision(config):
+        data = prepare_data(config)
+        require(saved.get("fingerprint") in (None, data_fingerprint(data)),
+                f"the data from '{config.data.source}' changed since '{run}' was started, so training cannot continue "
+                "where it stopped; restore the data or start a new run")
+        model = build_model(config, data.info, data.train)
+        start = None
+        if (run / "checkpoints" / "last.ckpt").exists():
+            start = _restore_progress(run, config, model, len(data.train))
+        _truncate_metrics(run / "metrics.jsonl", start.epoch if start else 0)
+        if devices is not None:
+            _write_json(run / "config.json", {**saved, "config": config.to_dict()})
+        return _fit_and_evaluate(run, config, data, model, start, progress=progress, make_plots=make_plots,
+                                 n_importance=n_importance)
+
+
+def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, start: FitProgress | None, *,
+                      progress: bool, make_plots: bool, n_importance: int | None) -> dict:
     t = config.train
-    require(t.batch_size <= len(data.train),
-            f"batch size {t.batch_size} is larger than the {len(data.train)} training examples; pass --batch-size {len(data.train)} or less")
-    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
-    _write_json(run / "config.json", {"config": config.to_dict(), "data": data.info})
-    metrics_path = run / "metrics.jsonl"
-    metrics_path.write_text("")
-    steps_per_epoch = len(data.train) // t.batch_size
-    optimizer = make_optimizer(t.learning_rate, schedule=t.lr_schedule, total_steps=t.epochs * steps_per_epoch)
+    metrics_path, checkpoints = run / "metrics.jsonl", run / "checkpoints"
     meta = {"config": config.to_dict()}
+    best = {"best_epoch": start.best_epoch if start else 0, "best_loss": start.best_loss if start else math.inf}
 
     def on_epoch(record, state, static, is_best):
+        # Order matters for resuming: metrics line, then best, then last. A kill between any two
+        # leaves metrics ahead of last.ckpt (cut back on resume) and best.ckpt never behind it.
         with open(metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         current = eqx.combine(state.params, static)
-        save_checkpoint(run / "checkpoints" / "last.ckpt", (current, state.opt_state, state.key, state.step),
-                        metadata={**meta, "epoch": record["epoch"], "kind": "last"})
         if is_best:
-            save_checkpoint(run / "checkpoints" / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
+            best.update(best_epoch=record["epoch"], best_loss=monitored_loss(record))
+            save_checkpoint(checkpoints / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
+        save_checkpoint(checkpoints / "last.ckpt", (current, state.opt_state, state.key, state.step),
+                        metadata={**meta, "epoch": record["epoch"], "kind": "last", **best})
 
     try:
-        fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config, steps_per_epoch, len(data.train)),
-            valid_x=data.valid if len(data.valid) else None, optimizer=optimizer, epochs=t.epochs,
-            batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
-            on_epoch=on_epoch, progress=progress)
+        with graceful_stop() as stop:
+            result = fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config, len(data.train) // t.batch_size, len(data.train)),
+                         valid_x=data.valid if len(data.valid) else None, optimizer=run_optimizer(config, len(data.train)),
+                         epochs=t.epochs, batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
+                         on_epoch=on_epoch, progress=progress, resume=start, should_stop=stop, devices=t.devices)
     except TrainingDiverged as err:
-        last = run / "checkpoints" / "last.ckpt"
+        last = checkpoints / "last.ckpt"
         kept = f"; checkpoints kept in {last.parent}" if last.exists() else "; no epoch finished, so no checkpoint was written"
         raise TrainingDiverged(f"{err}{kept}", err.result) from None
+    if result.stop_reason == "interrupted":
+        done = (start.epoch if start else 0) + len(result.history)
+        raise TrainingInterrupted(f"stopped by {stop.name} after epoch {done} of {t.epochs}; checkpoint saved in "
+                                  f"{checkpoints}; continue with: bayesgen train --resume {run}", stop.signum)
     loaded = open_run(run)
-    result = evaluate_run(loaded, n_importance=n_importance, progress=progress)
+    evaluated = evaluate_run(loaded, n_importance=n_importance, progress=progress)
     if make_plots:
         plot_run(loaded)
-    return result
+    return evaluated
 
 
-def open_run(run_dir, *, checkpoint: str = "best") -> Run:
-    """Re-open a run directory: its config, data and the model from a checkpoint."""
-    run = Path(run_dir)
+def _restore_progress(run: Path, config: Config, model, n_train: int) -> FitProgress:
+    """The FitProgress saved in last.ckpt (and the best parameters from best.ckpt)."""
+    path = run / "checkpoints" / "last.ckpt"
+    params = eqx.filter(model, eqx.is_inexact_array)
+    like = (model, run_optimizer(config, n_train).init(params), seed_key(config, KEY_FIT), jnp.zeros((), jnp.int32))
+    (restored, opt_state, key, step), meta = load_checkpoint(path, like)
+    _check_belongs(meta, config, path)
+    require(meta.get("kind") == "last" and all(k in meta for k in ("epoch", "best_epoch", "best_loss")),
+            f"checkpoint '{path}' does not record where training stood (written by an older bayesgen); it cannot be "
+            "resumed: start a new run")
+    epoch, best_epoch = int(meta["epoch"]), int(meta["best_epoch"])
+    best_params = eqx.filter(restored, eqx.is_inexact_array)
+    best_path = run / "checkpoints" / "best.ckpt"
+    if best_epoch != epoch and best_path.exists():
+        candidate, best_meta = load_checkpoint(best_path, model)
+        # best.ckpt is written before last.ckpt: if it is newer (a kill between the two writes), the
+        # epoch after `epoch` was a new best and is recomputed identically, rewriting it.
+        if best_meta.get("epoch") == best_epoch:
+            best_params = eqx.filter(candidate, eqx.is_inexact_array)
+    state = TrainState(eqx.filter(restored, eqx.is_inexact_array), opt_state, key, step)
+    return FitProgress(state, epoch, float(meta["best_loss"]), best_epoch, best_params)
+
+
+def _truncate_metrics(path: Path, epoch: int) -> None:
+    """Keep the first ``epoch`` complete lines of metrics.jsonl (a kill can leave more, or half a line)."""
+    kept = []
+    lines = path.read_bytes().splitlines(keepends=True) if path.is_file() else []
+    for line in lines[:epoch]:
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            break
+        if not line.endswith(b"\n") or not isinstance(record, dict) or record.get("epoch") != len(kept) + 1:
+            break
+        kept.append(line)
+    require(len(kept) == epoch, f"'{path}' holds {len(kept)} complete epochs but the last checkpoint is at epoch {epoch}; "
+                                "the run directory was modified, so it cannot be resumed: start a new run")
+    atomic_write_bytes(path, lambda f: f.write(b"".join(kept)))
+
+
+def _check_belongs(meta: dict, config: Config, path: Path) -> None:
+    """A checkpoint must have been written for this run's model and training settings."""
+    saved = meta.get("config")
+    ok = isinstance(saved, dict) and saved.get("model") == config.to_dict()["model"]
+    require(ok, f"checkpoint '{path}' was written for a different model configuration than this run's config.json; "
+                "retrain, or restore the run's own checkpoints")
+
+
+def read_config(run: Path) -> tuple[Config, dict]:
+    """The resolved config of a run directory and the whole saved ``config.json``."""
+    run = Path(run)
     require(run.is_dir(), f"run directory '{run}' does not exist; train one first with: bayesgen train --out {run}")
     config_path = run / "config.json"
     require(config_path.is_file(), f"'{run}' is not a run directory (no config.json); pass the --out directory of a bayesgen train")
     try:
         saved = json.loads(config_path.read_text())
         config = Config.from_dict(saved["config"], origin=f"'{config_path}'")
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, OSError):
         raise BayesgenError(f"'{config_path}' is corrupt; retrain the run") from None
+    return config, saved
+
+
+def open_run(run_dir, *, checkpoint: str = "best") -> Run:
+    """Re-open a run directory: its config, data and the model from a checkpoint.
+
+    A float64 run (``x64 = true``) must be opened with float64 enabled
+    (``with jax.enable_x64(True):``); the CLI does this itself.
+    """
+    run = Path(run_dir)
+    config, _ = read_config(run)
     require(checkpoint in ("best", "last"), f"checkpoint must be 'best' or 'last', got '{checkpoint}'")
-    data = prepare_data(config)
-    like = build_model(config, data.info)
-    path = run / "checkpoints" / f"{checkpoint}.ckpt"
-    if checkpoint == "last":
-        optimizer = make_optimizer(config.train.learning_rate)
-        like_state = (like, optimizer.init(eqx.filter(like, eqx.is_inexact_array)), seed_key(config, KEY_FIT), np.int32(0))
-        (model, *_), meta = load_checkpoint(path, like_state)
-    else:
-        model, meta = load_checkpoint(path, like)
-    if meta.get("config", {}).get("model") != config.to_dict()["model"]:
-        raise BayesgenError(f"checkpoint '{path}' was written for a different model configuration than '{config_path}'; retrain")
+    require(not config.train.x64 or jax.config.jax_enable_x64,
+            f"run '{run}' computes in float64: open it inside `with jax.enable_x64(True):` (the CLI does this itself)")
+    with precision(config):
+        data = prepare_data(config)
+        like = build_model(config, data.info)
+        path = run / "checkpoints" / f"{checkpoint}.ckpt"
+        if checkpoint == "last":
+            optimizer = run_optimizer(config, data.info["n_train"])
+            like_state = (like, optimizer.init(eqx.filter(like, eqx.is_inexact_array)), seed_key(config, KEY_FIT), np.int32(0))
+            (model, *_), meta = load_checkpoint(path, like_state)
+        else:
+            model, meta = load_checkpoint(path, like)
+    _check_belongs(meta, config, path)
     return Run(run, config, model, data)
 
 

@@ -98,6 +98,7 @@ class Corpus:
         require(len(vocab) >= 1, "the vocabulary is empty; a corpus needs at least one word")
         require(cnt.size == 0 or int(cnt.min()) >= 1, f"counts must be >= 1, found {cnt.min() if cnt.size else ''}; "
                 "leave absent words out instead of storing zeros")
+        require(cnt.size == 0 or float(cnt.max()) <= _MAX_INDEX, f"counts must be below 2**31, found {cnt.max() if cnt.size else ''}")
         if ids.size:
             lo, hi = int(ids.min()), int(ids.max())
             require(lo >= 0 and hi < len(vocab),
@@ -302,6 +303,10 @@ def completion_split(corpus: Corpus, *, observed_fraction: float = 0.5, seed: in
 # --- readers --------------------------------------------------------------------------------
 
 
+_MAX_INDEX = 2**31 - 1            # word ids and counts are stored as int32
+_MAX_UNNAMED_WORDS = 2**22         # without a vocabulary file, words are named "0", "1", ...
+
+
 def _read_lines(path: Path, what: str) -> list[str]:
     require(path.exists(), f"{what} '{path}' does not exist; check the path")
     require(path.is_file(), f"{what} '{path}' is not a file")
@@ -357,6 +362,8 @@ def read_ldac(path: str | os.PathLike, vocab_path: str | os.PathLike | None = No
         require(n == len(pairs), f"{where} announces {n} distinct words but lists {len(pairs)}; fix the count N")
         require(all(c >= 1 for c in line_counts), f"{where} has a count below 1; counts must be positive integers")
         require(all(i >= 0 for i in line_ids), f"{where} has a negative word index; indices are 0-based")
+        require(all(i < _MAX_INDEX for i in line_ids) and all(c < _MAX_INDEX for c in line_counts),
+                f"{where} has a word index or count of 2**31 or more; the file is damaged")
         require(len(set(line_ids)) == len(line_ids), f"{where} lists a word index twice; merge its counts")
         if vocabulary is not None and line_ids and max(line_ids) >= len(vocabulary):
             raise BayesgenError(f"{where} has word index {max(line_ids)} but the vocabulary has only "
@@ -366,7 +373,10 @@ def read_ldac(path: str | os.PathLike, vocab_path: str | os.PathLike | None = No
         ptr.append(len(ids))
     require(len(ptr) > 1, f"LDA-C file '{path}' holds no documents; it needs one 'N idx:count ...' line per document")
     if vocabulary is None:
-        vocabulary = tuple(str(i) for i in range(max(ids, default=0) + 1))
+        words = max(ids, default=0) + 1
+        require(words <= _MAX_UNNAMED_WORDS, f"LDA-C file '{path}' uses word index {words - 1} but has no vocabulary "
+                                             "file to name its words; pass the vocabulary (--vocab) or check the file")
+        vocabulary = tuple(str(i) for i in range(words))
     names = tuple(f"doc {i}" for i in range(len(ptr) - 1))
     return Corpus(np.array(ptr), np.array(ids, np.int64), np.array(counts, np.int64), vocabulary, names)
 

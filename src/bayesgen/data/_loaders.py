@@ -319,6 +319,11 @@ def _read_idx_array(path: Path, *, ndim: int, role: str) -> np.ndarray:
     require(len(raw) >= header_end, truncated)
     shape = struct.unpack(f">{ndim}I", raw[4:header_end])
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    require(  # numpy cannot even describe such a shape, zero-sized or not
+        math.prod(side for side in shape if side) * dtype.itemsize < 2**40,
+        f"data file '{path}' has a header promising {role} of shape {shape}, over a terabyte; "
+        "the file is damaged: download it again",
+    )
     needed, found = math.prod(shape) * dtype.itemsize, len(raw) - header_end
     require(
         found == needed,

@@ -17,6 +17,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bayesgen._errors import require
+
+MAX_IMPORTANCE = 2**20  # importance samples per example: K = 5000 is the usual; a million already takes hours
 from bayesgen.lvm.objectives import ELBO, Objective
 
 # Importance samples held at once per compiled step (examples x samples); bounds memory.
@@ -85,7 +87,8 @@ def log_marginal_likelihood(model, x, key, *, n_samples: int = 1000, chunk_size:
     Example:
         >>> log_px = log_marginal_likelihood(model, x_test, jax.random.key(0), n_samples=5000)
     """
-    require(isinstance(n_samples, int) and n_samples >= 1, f"the number of importance samples K must be >= 1, got {n_samples}")
+    require(isinstance(n_samples, int) and 1 <= n_samples <= MAX_IMPORTANCE,
+            f"the number of importance samples K must be in 1..{MAX_IMPORTANCE:,}, got {n_samples}")
     x = np.asarray(x, dtype=np.float32)
     n = x.shape[0]
     chunk_size = chunk_size or min(n_samples, 256)
@@ -137,7 +140,7 @@ def reconstruct(model, x) -> np.ndarray:
 def interpolate(model, x_start, x_end, *, steps: int = 10) -> np.ndarray:
     """Decode ``steps`` points on the line between the posterior means of two inputs ``(D,)``
     (for a conditional model the rows' conditions are interpolated alike)."""
-    require(steps >= 2, f"interpolation needs at least 2 steps, got {steps}")
+    require(2 <= steps <= 10_000, f"interpolation needs 2 to 10,000 steps, got {steps}")
     rows = np.stack([x_start, x_end])
     means, _ = encode(model, rows)
     t = np.linspace(0.0, 1.0, steps)[:, None]

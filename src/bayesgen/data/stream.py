@@ -1,0 +1,116 @@
+"""Data larger than memory: rows of a memory-mapped array, gathered in chunks and read ahead.
+
+``np.load(path, mmap_mode="r")`` (or :func:`open_npy`) maps a ``.npy`` file without reading
+it. Gathering rows from the map faults its pages in, and those pages count in the process's
+resident memory (RSS) until the kernel needs them back. So after every chunk the reader
+tells the kernel that the map's pages are no longer needed (``madvise(MADV_DONTNEED)``):
+they stay in the page cache (a second epoch re-reads them from memory when it fits) but
+leave this process, and its peak RSS stays at a few chunks whatever the file size. Only a
+read-only map is released this way (for a copy-on-write map it would discard writes).
+
+:func:`prefetch` reads the next chunk in a background thread while the device trains on the
+current one (NumPy's gather and the compiled step both run without the GIL).
+
+Example:
+    >>> x = open_npy("big.npy")                        # (N, D), nothing read yet
+    >>> check_finite(x)                                 # one chunked pass, bounded memory
+    >>> rows = gather_rows(x, np.array([5, 0, 7]))     # float32 (3, D), in that order
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bayesgen._errors import BayesgenError, require
+from bayesgen.data._preprocess import _reason
+
+CHUNK_BYTES = 16 * 2**20  # rows per pass of check_finite, and the default chunk of a streamed epoch
+
+
+def open_npy(path) -> np.memmap:
+    """Memory-map a 2-D numeric ``.npy`` file read-only; nothing is read until rows are gathered."""
+    path = Path(path)
+    require(path.is_file(), f"data file '{path}' does not exist; check the path")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as error:  # bad header, pickled objects, truncated file, not a .npy
+        raise BayesgenError(f"could not memory-map '{path}' as a NumPy .npy array ({_reason(error)}); "
+                            "save it with numpy.save") from error
+    if not isinstance(array, np.ndarray):  # np.load opens an .npz archive whatever mmap_mode says
+        array.close()
+        raise BayesgenError(f"could not memory-map '{path}': it is a .npz archive; save the array on its own with "
+                            "numpy.save to a .npy file")
+    check_rows(array, f"data file '{path}'")
+    return array
+
+
+def check_rows(array, what: str = "training data") -> None:
+    """A 2-D numeric array with at least one row and one column (no values are read)."""
+    require(isinstance(array, np.ndarray), f"{what} must be a NumPy array or memory map, got {type(array).__name__}")
+    require(array.dtype.kind in "biuf", f"{what} has non-numeric dtype {array.dtype}; data must be numbers")
+    require(array.ndim == 2, f"{what} must be 2-D (rows, features), got shape {array.shape}; reshape it before saving")
+    require(array.shape[0] >= 1 and array.shape[1] >= 1, f"{what} is empty (shape {array.shape})")
+
+
+def rows_per_chunk(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int:
+    return max(1, chunk_bytes // max(1, array.shape[1] * array.dtype.itemsize))
+
+
+def release(array: np.ndarray) -> None:
+    """Drop the pages of a read-only memory map from this process (they stay in the page cache)."""
+    base = array
+    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or getattr(base, "mode", None) != "r" or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    try:
+        base._mmap.madvise(mmap.MADV_DONTNEED)
+    except (OSError, ValueError):  # a closed map or an OS without madvise: nothing to release
+        pass
+
+
+def check_finite(array: np.ndarray, what: str = "training data") -> None:
+    """Raise :class:`BayesgenError` naming the first row with a NaN or infinite value, reading the
+    array one chunk at a time (memory stays bounded for a memory map)."""
+    check_rows(array, what)
+    if array.dtype.kind != "f":
+        return
+    step = rows_per_chunk(array)
+    for start in range(0, array.shape[0], step):
+        block = np.asarray(array[start:start + step])
+        bad = ~np.isfinite(block).all(axis=1)
+        release(array)
+        if bad.any():
+            raise BayesgenError(f"{what} has a NaN or infinite value in row {start + int(np.flatnonzero(bad)[0])}; "
+                                "remove or impute such rows before training")
+
+
+def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """``array[index]`` as a new ``dtype`` array, read in ascending row order (sequential on disk)
+    and put back in the order of ``index``; the map's pages are released afterwards."""
+    flat = np.asarray(index).reshape(-1)
+    sorter = np.argsort(flat, kind="stable")
+    out = np.empty((flat.size, array.shape[1]), dtype)
+    out[sorter] = np.take(array, flat[sorter], axis=0)
+    release(array)
+    return out.reshape(*np.shape(index), array.shape[1])
+
+
+def prefetch(read: Callable, items: Iterable, depth: int = 1) -> Iterator:
+    """Yield ``read(item)`` for each item in order, reading up to ``depth`` items ahead in one
+    background thread (so at most ``depth + 1`` results are alive at once)."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bayesgen-prefetch") as pool:
+        pending = deque(pool.submit(read, item) for _, item in zip(range(depth), items))
+        while pending:
+            result = pending.popleft().result()
+            for item in items:
+                pending.append(pool.submit(read, item))
+                break
+            yield result

@@ -1,0 +1,85 @@
+"""Data parallelism over a device mesh with ``jax.sharding``: batch axis sharded, parameters replicated.
+
+The mesh has one axis, ``batch``. The training state (parameters, optimiser state, key) is
+replicated on every device; each minibatch is split along its first axis, so every device
+computes the objective and gradients of ``B / n`` examples and XLA all-reduces the gradient
+mean (the compiler inserts the collective; we only state where the data live). The same
+code runs on one CPU, several GPUs, or several hosts after ``jax.distributed.initialize()``,
+when ``jax.devices()`` lists every host's devices (see docs/scaling.md).
+
+With one device nothing is placed and no sharding constraint is traced: the single-device
+program is exactly the unsharded one.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from bayesgen._errors import require
+
+BATCH_AXIS = "batch"
+
+
+def resolve_devices(requested: int | None, batch_size: int) -> int:
+    """How many devices to train on: ``requested``, or (``None``) the most that divide the batch.
+
+    Example:
+        >>> resolve_devices(None, 128)   # on a machine with 8 devices
+        8
+    """
+    available = jax.device_count()
+    if requested is None:
+        return max(n for n in range(1, available + 1) if batch_size % n == 0)
+    require(isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1,
+            f"the number of devices must be a positive integer, got {requested!r}")
+    require(requested <= available,
+            f"--devices {requested} asks for more devices than the {available} {jax.default_backend()} device(s) "
+            f"available; pass --devices {available} or fewer")
+    require(batch_size % requested == 0,
+            f"batch size {batch_size} does not split evenly over {requested} devices; "
+            f"pass a --batch-size that is a multiple of {requested}")
+    return requested
+
+
+def data_parallel(n_devices: int) -> Mesh | None:
+    """A 1-D ``batch`` mesh over the first ``n_devices`` devices; ``None`` for one device."""
+    if n_devices == 1:
+        return None
+    return Mesh(np.array(jax.devices()[:n_devices]), (BATCH_AXIS,))
+
+
+def batch_sharding(mesh: Mesh | None) -> NamedSharding | None:
+    """Minibatches ``(B, D)`` split along B over the mesh."""
+    return None if mesh is None else NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
+
+
+def chunk_sharding(mesh: Mesh | None) -> NamedSharding | None:
+    """Chunks of minibatches ``(n_batches, B, D)`` split along B over the mesh."""
+    return None if mesh is None else NamedSharding(mesh, PartitionSpec(None, BATCH_AXIS))
+
+
+def put(tree, mesh: Mesh | None, sharding: NamedSharding | None = None):
+    """Place every array of ``tree`` on the mesh: replicated, or laid out by ``sharding``.
+
+    Single process: ``jax.device_put``. Several processes (``jax.distributed``): each leaf is
+    assembled with ``jax.make_array_from_callback`` from the identical host copy every
+    process holds (same data, same seed), as a global array.
+    """
+    if mesh is None:
+        return tree
+    sharding = sharding or NamedSharding(mesh, PartitionSpec())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(lambda leaf: _global_array(leaf, sharding), tree)
+
+
+def _global_array(leaf, sharding):
+    if not isinstance(leaf, (jax.Array, np.ndarray)):
+        return leaf
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        data = _global_array(jax.random.key_data(leaf), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    host = np.asarray(leaf)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])

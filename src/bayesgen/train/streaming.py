@@ -1,0 +1,81 @@
+"""Streamed epochs: training data read from host (or disk) a chunk of minibatches at a time.
+
+A streamed epoch is the in-memory epoch cut into pieces: the same shuffle and per-step keys
+(:func:`~bayesgen.train.loop.epoch_plan`), the same step (:func:`~bayesgen.train.loop.make_step`),
+but the rows of ``chunk_batches`` minibatches are gathered on the host (from a memory map,
+see :mod:`bayesgen.data.stream`) and fed to one compiled ``lax.scan`` over that chunk while
+the next chunk is read in a background thread. Python runs once per chunk, not per batch.
+Device memory holds at most two chunks (the one training and the one queued behind it),
+host memory one more (the one being read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from bayesgen._errors import require
+from bayesgen.data import stream
+from bayesgen.lvm.objectives import Objective
+from bayesgen.train import sharding
+from bayesgen.train.loop import TrainState, epoch_info, epoch_plan, make_step
+
+
+class StreamSource:
+    """Training rows ``(N, D)`` kept where they are (a memory map or host array) and read in chunks.
+
+    Construction checks the shape and, in one chunked pass, that every value is finite.
+    ``chunk_batches`` minibatches form a chunk (default: about 16 MiB of rows).
+    """
+
+    def __init__(self, array: np.ndarray, batch_size: int, chunk_batches: int | None = None, *, dtype=np.float32):
+        stream.check_finite(array)
+        n_batches = array.shape[0] // batch_size
+        if chunk_batches is None:
+            chunk_batches = max(1, stream.rows_per_chunk(array) // batch_size)
+        require(isinstance(chunk_batches, int) and chunk_batches >= 1,
+                f"chunk_batches must be a positive integer, got {chunk_batches!r}")
+        self.array, self.dtype = array, np.dtype(dtype)
+        self.batch_size, self.chunk_batches = batch_size, min(chunk_batches, n_batches)
+
+    def __len__(self) -> int:
+        return self.array.shape[0]
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        """The rows of ``index`` ``(n_batches, B)`` as ``(n_batches, B, D)``."""
+        return stream.gather_rows(self.array, index, self.dtype)
+
+
+def make_streamed_epoch(static, objective: Objective, optimizer: optax.GradientTransformation, batch_size: int,
+                        *, dynamic_binarize: bool = False, batch_sharding=None) -> Callable:
+    """``epoch(state, source: StreamSource) -> (state, info)``, equal to
+    :func:`~bayesgen.train.loop.make_epoch` on the same rows in memory."""
+    step = make_step(static, objective, optimizer, dynamic_binarize=dynamic_binarize, batch_sharding=batch_sharding)
+    mesh = None if batch_sharding is None else batch_sharding.mesh
+    plan = jax.jit(epoch_plan, static_argnums=(1, 2))
+
+    @jax.jit
+    def run_chunk(carry, xs, step_keys, global_steps):
+        return jax.lax.scan(lambda c, inputs: step(c, *inputs), carry, (xs, step_keys, global_steps))
+
+    def epoch(state: TrainState, source: StreamSource):
+        key, order, step_keys = plan(state.key, len(source), batch_size)
+        order = np.asarray(order)
+        global_steps = state.step + jnp.arange(order.shape[0], dtype=jnp.int32)
+        size = source.chunk_batches
+        slices = [slice(i, i + size) for i in range(0, order.shape[0], size)]
+        carry, outputs = (state.params, state.opt_state), []
+        for piece, xs in zip(slices, stream.prefetch(lambda s: source.read(order[s]), slices)):
+            xs = sharding.put(xs, mesh, sharding.chunk_sharding(mesh)) if mesh is not None else jnp.asarray(xs)
+            carry, out = run_chunk(carry, xs, step_keys[piece], global_steps[piece])
+            if outputs:  # bound the queue: at most this chunk and the previous one on the device
+                jax.block_until_ready(outputs[-1])
+            outputs.append(out)
+        losses, terms, finite = jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)
+        return TrainState(*carry, key, state.step + order.shape[0]), epoch_info(losses, terms, finite)
+
+    return epoch
