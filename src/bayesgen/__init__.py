@@ -15,6 +15,8 @@ from bayesgen._errors import BayesgenError, TrainingDiverged
 from bayesgen.config import Config
 from bayesgen.data import Dataset, load_data, load_digits, prepare, split_data
 from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
+from bayesgen.em.gmm import BayesianGaussianMixture, GaussianMixture
+from bayesgen.em.lda import LatentDirichletAllocation
 from bayesgen.lvm.evaluation import (
     active_units,
     decode,
@@ -33,6 +35,7 @@ from bayesgen.lvm.presets import build_vae
 from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior
 from bayesgen.lvm.priors import MixtureOfGaussians, Prior, StandardNormal, VampPrior
+from bayesgen.report import write_report
 from bayesgen.runs import open_run, train
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.train.loop import FitResult, fit, make_optimizer
@@ -45,13 +48,13 @@ __all__ = [
     "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior",
     "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical",
     "VariationalFamily", "DiagonalGaussian", "FlowPosterior", "BottomUpPosterior", "FirstLayer",
-    "FactorAnalysis", "PPCA",
+    "FactorAnalysis", "PPCA", "GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
     "MLP", "ConvEncoder", "ConvDecoder",
     "LatentVariableModel", "build_vae",
     "Objective", "ELBO", "IWAE", "batch_objective",
     "fit", "make_optimizer", "FitResult",
     "evaluate", "log_marginal_likelihood", "active_units", "encode", "decode", "reconstruct", "interpolate",
     "save_checkpoint", "load_checkpoint",
-    "train", "open_run",
+    "train", "open_run", "write_report",
     "__version__",
 ]
