@@ -84,6 +84,7 @@ EXAMPLES = {
     "demo": "bayesgen demo",
     "report": "bayesgen report runs/digits                # -> runs/digits/report.html, one self-contained page",
     "runs": "bayesgen runs runs/",
+    "track": "bayesgen track runs/digits --to mlflow        # then: mlflow ui --backend-store-uri sqlite:///runs/digits/mlflow/mlflow.db",
     "completion": "bayesgen completion bash > ~/.local/share/bash-completion/completions/bayesgen\n"
                   "  bayesgen completion zsh > ~/.zfunc/_bayesgen",
     "fit": "bayesgen fit gmm --data points.csv --components 5 --out runs/gmm\n"
@@ -130,7 +131,11 @@ def cmd_train(args) -> int:
 
     started = time.perf_counter()
     config = _config_from_args(args)
-    result = train(config, args.out, overwrite=args.force, progress=_progress(args), make_plots=not args.no_plots)
+    from bayesgen.tracking import tracked_training
+
+    result = tracked_training(args.track, args.out, lambda on_epoch: train(
+        config, args.out, overwrite=args.force, progress=_progress(args), make_plots=not args.no_plots,
+        on_epoch=on_epoch), uri=args.track_uri)
     _report_training(result, Path(args.out), started)
     return 0
 
@@ -298,6 +303,24 @@ def cmd_anomaly(args) -> int:
     return 0
 
 
+def _add_tracking(p) -> None:
+    p.add_argument("--track", choices=("mlflow", "tensorboard"),
+                   help="also log params, metrics per epoch and artefacts to MLflow or TensorBoard (pip install 'bayesgen[track]')")
+    p.add_argument("--track-uri", metavar="URI",
+                   help="MLflow tracking URI or TensorBoard log folder (default: inside the run directory)")
+
+
+def _tracked_fit(args, fit) -> int:
+    from bayesgen.tracking import require_tracker, track_run
+
+    if args.track:
+        require_tracker(args.track)  # before fitting: a missing package fails fast
+    code = fit()
+    if code == 0 and args.track:
+        track_run(args.out, args.track, uri=args.track_uri)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bayesgen import __version__
 
@@ -322,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with [data] [model] [train] [eval] sections; flags override it")
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the plots after training")
+    _add_tracking(p)
     for flag, (_, _, kwargs) in TRAIN_FLAGS.items():
         p.add_argument(flag, **kwargs)
 
@@ -374,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
         m = models.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(m, **kwargs)
         m.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="less output")
-        m.set_defaults(func=lambda args, module=module, kwargs=kwargs: module.run(args, **kwargs))
+        _add_tracking(m)
+        m.set_defaults(func=lambda args, module=module, kwargs=kwargs: _tracked_fit(args, lambda: module.run(args, **kwargs)))
 
     from bayesgen.cli_tools import add_commands  # report, runs, completion
 

@@ -38,6 +38,15 @@ def cmd_completion(args) -> int:
     return 0
 
 
+def cmd_track(args) -> int:
+    from bayesgen.tracking import track_run
+
+    tracker = track_run(args.run, args.to, uri=args.uri)
+    where = getattr(tracker, "uri", None) or getattr(tracker, "logdir", "")
+    print(f"logged {args.run} to {args.to}: {where}")
+    return 0
+
+
 def add_commands(command, with_run) -> None:
     """Add the commands to the CLI; ``command(name, func, help)`` and ``with_run(parser)`` are cli.py's helpers."""
     p = with_run(command("report", cmd_report, "Write one self-contained HTML page with everything a run holds."))
@@ -47,6 +56,10 @@ def add_commands(command, with_run) -> None:
     p = command("runs", cmd_runs, "List the runs in a folder with their key metric, newest first.")
     p.add_argument("dir", nargs="?", default="runs", help="folder that holds run directories (default runs)")
     p.add_argument("--depth", type=int, default=3, help="how many folder levels to search (default 3)")
+
+    p = with_run(command("track", cmd_track, "Log a finished run (train or fit) to MLflow or TensorBoard."))
+    p.add_argument("--to", required=True, choices=("mlflow", "tensorboard"))
+    p.add_argument("--uri", help="MLflow tracking URI or TensorBoard log folder (default: inside the run directory)")
 
     p = command("completion", cmd_completion, "Print a shell completion script for bash or zsh.")
     p.add_argument("shell", choices=("bash", "zsh"))

@@ -151,8 +151,11 @@ def _write_json(path: Path, obj) -> None:
 
 
 def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = True, make_plots: bool = True,
-          n_importance: int | None = None) -> dict:
+          n_importance: int | None = None, on_epoch=None) -> dict:
     """Train the configured model, write the run directory, evaluate on the test split.
+
+    ``on_epoch(record)``, if given, runs after each epoch's metrics and checkpoints are written
+    (experiment tracking uses it; ``RUN/config.json`` already holds the resolved config then).
 
     Returns the test evaluation table (a dict). Raises BayesgenError for bad input and
     TrainingDiverged (after keeping the last good checkpoint) for a NaN/inf loss.
@@ -177,6 +180,8 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
     optimizer = make_optimizer(t.learning_rate, schedule=t.lr_schedule, total_steps=t.epochs * steps_per_epoch)
     meta = {"config": config.to_dict()}
 
+    user_on_epoch = on_epoch
+
     def on_epoch(record, state, static, is_best):
         with open(metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -185,6 +190,8 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
                         metadata={**meta, "epoch": record["epoch"], "kind": "last"})
         if is_best:
             save_checkpoint(run / "checkpoints" / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
+        if user_on_epoch is not None:
+            user_on_epoch(record)
 
     try:
         fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config),
