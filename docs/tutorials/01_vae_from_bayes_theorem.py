@@ -90,7 +90,7 @@ log_weights = eqx.filter_jit(lambda m, z: jax.vmap(lambda zi: m.log_joint(x0, zi
 by_hand, stderr = float(log_weights.mean()), float(log_weights.std() / np.sqrt(len(z)))
 # bayesgen's ELBO objective computes the same quantity, with the KL term in closed form, so only
 # the reconstruction term is sampled (here with as many draws, from its own key):
-value, terms = bayesgen.ELBO(kl="analytic", n_samples=len(z))(model, x0, jax.random.fold_in(key_check, 1))
+value, terms = eqx.filter_jit(bayesgen.ELBO(kl="analytic", n_samples=len(z)))(model, x0, jax.random.fold_in(key_check, 1))
 print(f"ELBO of one image: by hand {by_hand:.2f} ± {stderr:.2f}, bayesgen.ELBO {float(terms['elbo']):.2f} "
       f"(reconstruction {float(terms['reconstruction']):.2f}, KL {float(terms['kl']):.2f})")
 assert abs(by_hand - float(terms["elbo"])) < 5 * stderr

@@ -78,9 +78,10 @@ vae = bayesgen.build_vae(data_dim=64, latent_dim=2, likelihood="categorical", le
 student = eqx.tree_at(lambda m: m.prior, vae, StudentTPrior(latent_dim=2))
 
 # ## Train both on the same data, with the objective each needs
+# (the tiny CI setting trains only the new variant: the loop is the same for both)
+variants = [("normal prior", vae, bayesgen.ELBO(kl="analytic")), ("Student-t prior", student, bayesgen.ELBO(kl="mc"))]
 results = {}
-for name, model, objective in (("normal prior", vae, bayesgen.ELBO(kl="analytic")),
-                               ("Student-t prior", student, bayesgen.ELBO(kl="mc"))):
+for name, model, objective in variants[1:] if TINY else variants:
     fitted = bayesgen.fit(model, train, valid_x=test, key=jax.random.key(1), objective=objective, epochs=EPOCHS,
                           learning_rate=2e-3, progress=False).best_model
     results[name] = bayesgen.evaluate(fitted, test, jax.random.key(2), n_importance=K, kl="mc")
