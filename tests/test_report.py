@@ -314,3 +314,19 @@ def test_fit_commands_take_quiet_after_the_model(fit_runs, tmp_path, capsys):
     assert code == 0 and "perplexity" not in out  # quiet: only the topics
     code, out, _ = run_cli(capsys, *args[:-1], "--force")
     assert code == 0 and "perplexity" in out
+
+
+def test_report_of_a_run_kind_it_does_not_know(tmp_path, capsys):
+    # e.g. a NumPyro fit written by a newer command: its summary and every image still show
+    from bayesgen import plots
+
+    run = tmp_path / "schools"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"model": "eight-schools", "max_rhat": 1.004, "divergences": 0}))
+    plots.loss_curve([{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.0}], run / "plots" / "trace.png")
+    code, out, _ = run_cli(capsys, "report", run)
+    assert code == 0
+    page = check_self_contained(run / "report.html")
+    assert page.headings == ["Summary", "Other images"]
+    assert "max_rhat" in (run / "report.html").read_text()
+    assert "eight-schools" in run_cli(capsys, "runs", tmp_path)[1]

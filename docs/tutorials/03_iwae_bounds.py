@@ -55,27 +55,27 @@ gaps = []
 for k in KS:
     bound = objective_per_example(bayesgen.IWAE(n_samples=k), wrong, x[:300], jax.random.key(k))[0]
     gaps.append(float(np.mean(exact - bound)))
-    if k in (KS[0], KS[-1]):  # the exact posterior makes every weight equal: exact for any K (float32 aside)
+    if k == 1:  # the exact posterior makes every weight equal: even the ELBO is exact (float32 aside)
         tight = objective_per_example(bayesgen.IWAE(n_samples=k), lvm, x[:300], jax.random.key(k))[0]
         assert np.allclose(tight, exact, atol=1e-2)
-    print(f"{k:>4}  {bound.mean():9.3f}  {gaps[-1]:12.4f}" + (f"             {np.mean(exact - tight):12.2e}" if k in (KS[0], KS[-1]) else ""))
+    print(f"{k:>4}  {bound.mean():9.3f}  {gaps[-1]:12.4f}" + (f"             {np.mean(exact - tight):12.2e}" if k == 1 else ""))
 # The gap shrinks with K; every L_K stays below log p(x) (up to Monte Carlo error).
 assert all(a > b for a, b in zip(gaps, gaps[1:])) and gaps[-1] > -0.05, gaps
 
 # ## Training with the bound: ELBO against IWAE(K=5)
-# Both on the same VAE and data; both judged by the same importance-sampled log p(x).
-# (The tiny CI setting trains only the IWAE model: the loop is the same for both.)
-epochs, hidden = (2, (32,)) if TINY else (100, (256, 128))
-levels = bayesgen.prepare(data, likelihood="categorical")
-order = np.random.default_rng(0).permutation(len(levels))
-train, test = levels[order[:1500]], levels[order[1500:]]
-vae = bayesgen.build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17, hidden=hidden,
-                         key=jax.random.key(1))
-for objective in (bayesgen.IWAE(n_samples=5),) if TINY else (bayesgen.ELBO(), bayesgen.IWAE(n_samples=5)):
-    model = bayesgen.fit(vae, train, valid_x=test, key=jax.random.key(2), objective=objective, epochs=epochs,
-                         learning_rate=2e-3, progress=False).best_model
-    r = bayesgen.evaluate(model, test, jax.random.key(3), n_importance=KS[-1])
-    print(f"trained on {type(objective).__name__:>5}: test ELBO {r['elbo']:.2f}, log p(x) {r['log_px']:.2f} "
-          f"± {r['log_px_stderr']:.2f}, active units {r['active_units']}")
-# Typically (full settings): IWAE gives a better log p(x) and a worse ELBO — its q is broader,
-# tuned to be a good proposal rather than a good approximation.
+# Both on the same VAE and data; both judged by the same importance-sampled log p(x). This part
+# is skipped in the tiny CI setting (IWAE training itself is covered by the test suite).
+if not TINY:
+    levels = bayesgen.prepare(data, likelihood="categorical")
+    order = np.random.default_rng(0).permutation(len(levels))
+    train, test = levels[order[:1500]], levels[order[1500:]]
+    vae = bayesgen.build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17, hidden=(256, 128),
+                             key=jax.random.key(1))
+    for objective in (bayesgen.ELBO(), bayesgen.IWAE(n_samples=5)):
+        model = bayesgen.fit(vae, train, valid_x=test, key=jax.random.key(2), objective=objective, epochs=100,
+                             learning_rate=2e-3, progress=False).best_model
+        r = bayesgen.evaluate(model, test, jax.random.key(3), n_importance=KS[-1])
+        print(f"trained on {type(objective).__name__:>5}: test ELBO {r['elbo']:.2f}, log p(x) {r['log_px']:.2f} "
+              f"± {r['log_px_stderr']:.2f}, active units {r['active_units']}")
+# Typically: IWAE gives a better log p(x) and a worse ELBO — its q is broader, tuned to be a
+# good proposal rather than a good approximation.
