@@ -39,6 +39,7 @@ from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, U
 from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.lvm.priors import LogisticNormal, MixtureOfGaussians, Prior, StandardNormal, VampPrior
 from bayesgen.lvm.topics import ProdLDA, build_prodlda
+from bayesgen.report import write_report
 from bayesgen.runs import open_run, resume, train
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.train.loop import FitProgress, FitResult, fit, make_optimizer
@@ -61,6 +62,6 @@ __all__ = [
     "fit", "make_optimizer", "FitResult", "FitProgress",
     "evaluate", "log_marginal_likelihood", "active_units", "encode", "decode", "reconstruct", "interpolate",
     "save_checkpoint", "load_checkpoint",
-    "train", "resume", "open_run",
+    "train", "resume", "open_run", "write_report",
     "__version__",
 ]

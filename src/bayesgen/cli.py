@@ -131,9 +131,14 @@ EXAMPLES = {
     "reconstruct": "bayesgen reconstruct runs/digits --n 16",
     "encode": "bayesgen encode runs/digits --split test --out codes.csv",
     "interpolate": "bayesgen interpolate runs/digits --from 0 --to 7 --steps 12",
-    "plot": "bayesgen plot runs/digits",
+    "plot": "bayesgen plot runs/digits\n  bayesgen plot --rate-distortion runs/beta0.5 runs/beta1 runs/beta4 --out rd.png",
     "anomaly": "bayesgen anomaly runs/digits --data new_images.npy --out scores.csv",
     "demo": "bayesgen demo",
+    "report": "bayesgen report runs/digits                # -> runs/digits/report.html, one self-contained page",
+    "runs": "bayesgen runs runs/",
+    "track": "bayesgen track runs/digits --to mlflow        # then: mlflow ui --backend-store-uri sqlite:///runs/digits/mlflow/mlflow.db",
+    "completion": "bayesgen completion bash > ~/.local/share/bash-completion/completions/bayesgen\n"
+                  "  bayesgen completion zsh > ~/.zfunc/_bayesgen",
     "fit": "bayesgen fit gmm --data points.csv --components 5 --out runs/gmm\n"
            "  bayesgen fit lda --data corpus/ --topics 20 --out runs/topics\n"
            "  bayesgen fit prodlda --data corpus/ --topics 20 --out runs/neural-topics",
@@ -189,7 +194,11 @@ def cmd_train(args) -> int:
         return 0
     require(args.out, "train needs --out DIR (a new run directory), or --resume RUN to continue a stopped run")
     config = _config_from_args(args)
-    result = train(config, args.out, overwrite=args.force, progress=_progress(args), make_plots=not args.no_plots)
+    from bayesgen.tracking import tracked_training
+
+    result = tracked_training(args.track, args.out, lambda on_epoch: train(
+        config, args.out, overwrite=args.force, progress=_progress(args), make_plots=not args.no_plots,
+        on_epoch=on_epoch), uri=args.track_uri)
     _report_training(result, Path(args.out), started)
     return 0
 
@@ -315,8 +324,14 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from bayesgen.runs import open_run, plot_run
+    from bayesgen.runs import open_run, plot_rate_distortion, plot_run
 
+    if args.rate_distortion:
+        require(args.run is None, "pass the runs after --rate-distortion only, e.g. bayesgen plot --rate-distortion RUN1 RUN2")
+        print(plot_rate_distortion(args.rate_distortion, Path(args.out or "rate_distortion.png")))
+        return 0
+    require(args.run is not None, "pass a run directory, e.g. bayesgen plot runs/digits, or --rate-distortion RUN1 RUN2 ...")
+    require(args.out is None, "--out is for --rate-distortion; the plots of a run go into RUN/plots")
     for path in plot_run(open_run(args.run)):
         print(path)
     return 0
@@ -356,6 +371,24 @@ def cmd_anomaly(args) -> int:
     return 0
 
 
+def _add_tracking(p) -> None:
+    p.add_argument("--track", choices=("mlflow", "tensorboard"),
+                   help="also log params, metrics per epoch and artefacts to MLflow or TensorBoard (pip install 'bayesgen[track]')")
+    p.add_argument("--track-uri", metavar="URI",
+                   help="MLflow tracking URI or TensorBoard log folder (default: inside the run directory)")
+
+
+def _tracked_fit(args, fit) -> int:
+    from bayesgen.tracking import require_tracker, track_run
+
+    if args.track:
+        require_tracker(args.track)  # before fitting: a missing package fails fast
+    code = fit()
+    if code == 0 and args.track:
+        track_run(args.out, args.track, uri=args.track_uri)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bayesgen import __version__
 
@@ -381,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with [data] [model] [train] [eval] sections; flags override it")
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the plots after training")
+    _add_tracking(p)
     for flag, (_, _, kwargs) in TRAIN_FLAGS.items():
         p.add_argument(flag, **kwargs)
 
@@ -412,7 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--out")
 
-    with_run(command("plot", cmd_plot, "Redraw all plots of a run into RUN/plots."))
+    p = command("plot", cmd_plot, "Redraw all plots of a run into RUN/plots, or compare runs by rate and distortion.")
+    p.add_argument("run", nargs="?", help="a run directory written by 'bayesgen train'")
+    p.add_argument("--rate-distortion", nargs="+", metavar="RUN", help="plot test KL against -reconstruction of these runs")
+    p.add_argument("--out", help="with --rate-distortion: the image to write (default rate_distortion.png)")
 
     p = with_run(command("anomaly", cmd_anomaly, "Score examples by -log p(x) (importance sampled); high = anomalous."))
     p.add_argument("--data", help="score this data instead of a split of the run's data")
@@ -430,7 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         m = models.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(m, **kwargs)
-        m.set_defaults(func=lambda args, module=module, kwargs=kwargs: module.run(args, **kwargs))
+        m.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="less output")
+        _add_tracking(m)
+        m.set_defaults(func=lambda args, module=module, kwargs=kwargs: _tracked_fit(args, lambda: module.run(args, **kwargs)))
+
+    from bayesgen.cli_tools import add_commands  # report, runs, completion
+
+    add_commands(command, with_run)
 
     p = command("demo", cmd_demo, "Train a VAE on the embedded 8x8 digits and show what it learned (< 2 min).")
     p.add_argument("--out", default="runs/demo")

@@ -57,6 +57,8 @@ __all__ = [
     "manifold",
     "loss_curve",
     "anomaly_histogram",
+    "kl_per_dimension",
+    "rate_distortion",
 ]
 
 _DPI = 120
@@ -852,4 +854,93 @@ def plot_objective_history(history, path, *, ylabel: str = "objective", title: s
         axes[1].semilogy(np.arange(2, values.size + 1), np.where(increase > 0, increase, np.nan))
         axes[1].set(xlabel=xlabel, ylabel="increase", title=f"{int((increase < 0).sum())} decreases")
         axes[1].grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------
+# Diagnostics of the latent code
+# --------------------------------------------------------------------------------------
+
+
+def kl_per_dimension(kl, path: PathLike, *, threshold: float = 0.01, title: str = "KL per latent dimension") -> Path:
+    """Bar chart of the mean KL(q(z_u | x) || p(z_u)) of each latent dimension u (posterior collapse).
+
+    Dimensions whose KL is at most ``threshold`` nats are drawn grey and counted as
+    collapsed (they carry almost no information about x); the title gives the total KL.
+
+    Args:
+        kl: ``(L,)`` non-negative KL per dimension in nats (e.g.
+            :func:`bayesgen.lvm.evaluation.kl_per_dimension`).
+        path: output file.
+        threshold: KL at or below which a dimension counts as collapsed.
+
+    Example::
+
+        kl_per_dimension(evaluation.kl_per_dimension(model, x_test), "out/kl.png")
+    """
+    values = _as_float_array(kl, "kl")
+    require(values.ndim == 1 and values.size > 0, f"kl must be a non-empty 1-D array (L,), got shape {values.shape}")
+    require(bool(np.isfinite(values).all()), "kl has NaN/inf entries; check the model before plotting")
+    t = _finite_float(threshold)
+    require(t is not None and t >= 0, f"threshold must be a non-negative number, got {threshold!r}")
+    active = values > t
+    fig = _new_figure(max(6.0, min(0.35 * values.size + 2.0, 12.0)), 4.0)
+    ax = fig.add_subplot()
+    ax.bar(np.arange(values.size), values, width=0.6 if values.size < 4 else 0.8,
+           color=np.where(active, "tab:blue", "0.7"))
+    ax.axhline(t, color="tab:red", linestyle=":", linewidth=1)
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("KL (nats)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"{title}: total {values.sum():.3g} nats\n{int(active.sum())} of {values.size} dimensions above "
+                 f"{t:g} nats (grey: collapsed; dotted: threshold)", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def rate_distortion(rates, distortions, path: PathLike, *, labels: Sequence[str] | None = None,
+                    title: str = "Rate-distortion") -> Path:
+    """Rate (KL, nats) against distortion (-E_q log p(x|z), nats) for several models.
+
+    Points are joined in order of increasing rate; the grey dashed lines are lines of equal
+    -ELBO = rate + distortion, so a point below-left of another's line has the better
+    ELBO. Typical use: runs that differ only in beta (Alemi et al., 2018).
+
+    Args:
+        rates: ``(M,)`` mean KL term per run.
+        distortions: ``(M,)`` mean negative reconstruction term per run.
+        path: output file.
+        labels: ``M`` point labels (e.g. ``"beta=0.5"``).
+
+    Example::
+
+        rate_distortion([3.1, 5.4], [30.2, 24.9], "out/rd.png", labels=["beta=4", "beta=1"])
+    """
+    r = _as_float_array(rates, "rates")
+    d = _as_float_array(distortions, "distortions")
+    require(r.ndim == 1 and r.size > 0 and r.shape == d.shape,
+            f"rates and distortions must be 1-D arrays of one equal length, got shapes {r.shape} and {d.shape}")
+    require(bool(np.isfinite(r).all() and np.isfinite(d).all()), "rates and distortions must be finite")
+    if labels is not None:
+        labels = [str(v) for v in labels]
+        require(len(labels) == r.size, f"labels has {len(labels)} entries for {r.size} points; pass one per point")
+    order = np.argsort(r, kind="stable")
+    fig = _new_figure(6.5, 5.0)
+    ax = fig.add_subplot()
+    ax.plot(r[order], d[order], color="tab:blue", marker="o", linewidth=1.2, zorder=3)
+    span = max(float(np.ptp(r)), float(np.ptp(d)), 1.0)
+    grid = np.linspace(r.min() - 0.1 * span, r.max() + 0.1 * span, 2)
+    for total in np.unique(np.round(r + d, 6)):
+        ax.plot(grid, total - grid, color="0.6", linestyle="--", linewidth=0.8, zorder=1)
+    ax.plot([], [], color="0.6", linestyle="--", linewidth=0.8, label="equal -ELBO (rate + distortion)")
+    for k in range(r.size if labels is not None else 0):
+        ax.annotate(labels[k], (r[k], d[k]), xytext=(6, 4), textcoords="offset points", fontsize=9)
+    pad = 0.1 * span
+    ax.set_xlim(r.min() - pad, r.max() + pad)
+    ax.set_ylim(d.min() - pad, d.max() + pad)
+    ax.set_xlabel("rate: KL(q(z|x) || p(z)) (nats)")
+    ax.set_ylabel("distortion: -E_q log p(x|z) (nats)")
+    ax.legend(loc="upper right", frameon=False)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
     return _save(fig, path)

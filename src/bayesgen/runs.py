@@ -31,6 +31,7 @@ from numpyro.distributions import kl_divergence
 
 from bayesgen import plots
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
+from bayesgen.catalog import read_history
 from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
@@ -248,8 +249,11 @@ def precision(config: Config):
 
 
 def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = True, make_plots: bool = True,
-          n_importance: int | None = None) -> dict:
+          n_importance: int | None = None, on_epoch=None) -> dict:
     """Train the configured model, write the run directory, evaluate on the test split.
+
+    ``on_epoch(record)``, if given, runs after each epoch's metrics and checkpoints are written
+    (experiment tracking uses it; ``RUN/config.json`` already holds the resolved config then).
 
     Returns the test evaluation table (a dict). Raises BayesgenError for bad input,
     TrainingDiverged (after keeping the last good checkpoint) for a NaN/inf loss or gradient,
@@ -279,7 +283,7 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
         _write_json(run / "config.json", {"config": config.to_dict(), "data": data.info, "fingerprint": data_fingerprint(data)})
         (run / "metrics.jsonl").write_text("")
         return _fit_and_evaluate(run, config, data, model, None, progress=progress, make_plots=make_plots,
-                                 n_importance=n_importance)
+                                 n_importance=n_importance, on_epoch=on_epoch)
 
 
 def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_plots: bool = True,
@@ -318,11 +322,13 @@ def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_p
 
 
 def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, start: FitProgress | None, *,
-                      progress: bool, make_plots: bool, n_importance: int | None) -> dict:
+                      progress: bool, make_plots: bool, n_importance: int | None, on_epoch=None) -> dict:
     t = config.train
     metrics_path, checkpoints = run / "metrics.jsonl", run / "checkpoints"
     meta = {"config": config.to_dict()}
     best = {"best_epoch": start.best_epoch if start else 0, "best_loss": start.best_loss if start else math.inf}
+
+    user_on_epoch = on_epoch
 
     def on_epoch(record, state, static, is_best):
         # Order matters for resuming: metrics line, then best, then last. A kill between any two
@@ -335,6 +341,8 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
             save_checkpoint(checkpoints / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
         save_checkpoint(checkpoints / "last.ckpt", (current, state.opt_state, state.key, state.step),
                         metadata={**meta, "epoch": record["epoch"], "kind": "last", **best})
+        if user_on_epoch is not None:
+            user_on_epoch(record)
 
     try:
         with graceful_stop() as stop:
@@ -410,6 +418,11 @@ def read_config(run: Path) -> tuple[Config, dict]:
     run = Path(run)
     require(run.is_dir(), f"run directory '{run}' does not exist; train one first with: bayesgen train --out {run}")
     config_path = run / "config.json"
+    if not config_path.is_file() and (run / "summary.json").is_file():
+        from bayesgen.catalog import inspect_run
+
+        raise BayesgenError(f"'{run}' holds a 'bayesgen fit {inspect_run(run).kind}' run, not a VAE run from bayesgen train; "
+                            f"its results are in its summary.json and plots/, or see them all with: bayesgen report {run}")
     require(config_path.is_file(), f"'{run}' is not a run directory (no config.json); pass the --out directory of a bayesgen train")
     try:
         saved = json.loads(config_path.read_text())
@@ -434,6 +447,9 @@ def open_run(run_dir, *, checkpoint: str = "best") -> Run:
         data = prepare_data(config)
         like = build_model(config, data.info)
         path = run / "checkpoints" / f"{checkpoint}.ckpt"
+        require(path.is_file(), f"checkpoint '{path}' does not exist: training has not finished its first epoch or was "
+                                f"interrupted before it; wait for it, continue it with bayesgen train --resume {run}, "
+                                "or rerun bayesgen train with the same options and --force")
         if checkpoint == "last":
             optimizer = run_optimizer(config, data.info["n_train"])
             like_state = (like, optimizer.init(eqx.filter(like, eqx.is_inexact_array)), seed_key(config, KEY_FIT), np.int32(0))
@@ -477,13 +493,6 @@ def format_table(result: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def read_history(run_dir) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
     """All standard plots of a run into ``RUN/plots``; returns the files written."""
     out, shape = run.path / "plots", run.data.info["image_shape"]
@@ -499,6 +508,12 @@ def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
                                          out / "reconstructions.png"))
     means, _ = evaluation.encode(run.model, test)
     written.append(plots.latent_scatter(means, out / "latent.png", labels=run.data.labels["test"]))
+    try:
+        kl = evaluation.kl_per_dimension(run.model, test)
+    except BayesgenError:  # no factorised Gaussian prior and posterior (mixture/Vamp priors, flows, hvae)
+        kl = None
+    if kl is not None:
+        written.append(plots.kl_per_dimension(kl, out / "kl_per_dimension.png"))
     if run.model.latent_dim >= 2 and not run.model.condition_dim and MODELS[run.config.model.name].get("latent") != "categorical":
         written.append(plots.manifold(lambda z: evaluation.decode(run.model, z), shape, out / "manifold.png",
                                       latent_dim=run.model.latent_dim))
@@ -506,3 +521,29 @@ def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
         written.append(plots.interpolation(evaluation.interpolate(run.model, test[0], test[1], steps=10), shape,
                                            out / "interpolation.png"))
     return written
+
+
+def plot_rate_distortion(run_dirs, path) -> Path:
+    """Rate (test KL) against distortion (test -reconstruction) of several runs, e.g. a beta sweep.
+
+    Reads each run's ``evaluation.json`` and ``config.json`` only (no model is loaded).
+    """
+    from bayesgen.catalog import inspect_run
+
+    runs = [Path(r) for r in run_dirs]
+    require(len(runs) >= 1, "pass at least one run directory")
+    rates, distortions, labels = [], [], []
+    for run in runs:
+        info = inspect_run(run)
+        require(info.kind == "vae", f"'{run}' is a 'bayesgen fit {info.kind}' run; rate-distortion needs runs from bayesgen train")
+        path_eval = run / "evaluation.json"
+        require(path_eval.is_file(), f"'{run}' has no evaluation.json; run bayesgen evaluate {run} first")
+        result = json.loads(path_eval.read_text())
+        config = json.loads((run / "config.json").read_text())["config"]
+        rates.append(result["kl"])
+        distortions.append(-result["reconstruction"])
+        t = config["train"]
+        label = f"beta={t['beta']:g}" if t["objective"] == "elbo" else f"iwae K={t['n_samples']}"
+        labels.append(f"{run.name} ({label})")
+    return plots.rate_distortion(rates, distortions, path, labels=labels,
+                                 title=f"Rate-distortion of {len(runs)} run{'s' * (len(runs) > 1)} (test split)")

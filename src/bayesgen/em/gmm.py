@@ -621,13 +621,15 @@ class GaussianMixture(_Mixture):
         covariance_type: "full" (K, D, D), "tied" (D, D), "diag" (K, D) or "spherical" (K,).
         tol: stop when the mean log-likelihood per row changes by less (0: run max_iter).
         reg_covar: added to the covariance diagonals (keeps them positive definite).
-        max_iter, n_init: EM iterations per run; restarts (the best lower bound is kept).
+        max_iter: EM iterations per run.
+        n_init: restarts (the best lower bound is kept).
         init_params: "kmeans" (k-means++ seeds refined by up to 20 Lloyd iterations),
             "k-means++" (the seeds only; every row to its nearest seed) or "random"
             (uniform random responsibilities, as scikit-learn).
-        weights_init (K,), means_init (K, D), precisions_init (precision matrices, shaped as
-            ``covariances_``): start from these (scikit-learn's meaning); with all three
-            given, ``key`` may be omitted and ``n_init`` is 1.
+        weights_init: (K,) starting weights (scikit-learn's meaning).
+        means_init: (K, D) starting means.
+        precisions_init: starting precision matrices, shaped as ``covariances_``; with all
+            three ``*_init`` given, ``key`` may be omitted and ``n_init`` is 1.
         dtype: float32 (default) or float64 (needs ``jax.enable_x64``).
 
     Fitted attributes: ``weights_`` (K,), ``means_`` (K, D), ``covariances_``,

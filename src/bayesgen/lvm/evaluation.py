@@ -14,6 +14,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
+from numpyro.distributions import kl_divergence
 from tqdm.auto import tqdm
 
 from bayesgen._errors import require
@@ -179,3 +181,35 @@ def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None 
         "active_units": n_active,
         "latent_dim": model.latent_dim,
     }
+
+
+def _factorised_normal(d):
+    """The base Normal of a numpyro ``Normal(...).to_event(1)``, or None for anything else."""
+    if isinstance(d, dist.Independent) and d.reinterpreted_batch_ndims == 1 and isinstance(d.base_dist, dist.Normal):
+        return d.base_dist
+    return None
+
+
+@eqx.filter_jit
+def _kl_per_dimension(model, xs):
+    prior = _factorised_normal(model.prior.distribution())
+    return jax.vmap(lambda x: kl_divergence(_factorised_normal(model.posterior.distribution(x)), prior))(xs).mean(axis=0)
+
+
+def kl_per_dimension(model, x) -> np.ndarray:
+    """Mean over the rows of ``x`` ``(N, D)`` of KL(q(z_u | x) || p(z_u)) for each latent dimension u -> ``(L,)`` nats.
+
+    The diagnosis of posterior collapse: a dimension with KL near 0 carries no information
+    about x. Needs a factorised Gaussian prior and posterior (the VAE, β-VAE and IWAE
+    presets); the sum over dimensions is the ELBO's analytic KL term.
+
+    Example:
+        >>> kl = kl_per_dimension(model, x_test)   # (L,), e.g. [3.1, 2.7, 0.002, ...]
+    """
+    x = jnp.asarray(x, dtype=jnp.float32)
+    require(x.ndim == 2 and x.shape[0] > 0, f"x must be a non-empty (N, D) array, got shape {x.shape}")
+    prior, posterior = model.prior.distribution(), model.posterior.distribution(x[0])
+    require(_factorised_normal(prior) is not None and _factorised_normal(posterior) is not None,
+            f"per-dimension KL needs a factorised Gaussian prior and posterior; this model has a "
+            f"{type(model.prior).__name__} prior and a {type(model.posterior).__name__} posterior")
+    return np.asarray(_kl_per_dimension(model, x))
