@@ -475,6 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(command, with_run)
 
+    try:  # bayesgen bayes fit ...: its options and handler live in bayesgen/bayes/cli_bayes.py
+        bayes_cli = importlib.import_module("bayesgen.bayes.cli_bayes")
+    except ImportError:
+        bayes_cli = None
+    if bayes_cli is not None:
+        EXAMPLES["bayes"] = bayes_cli.EXAMPLE
+        bayes_cli.add_commands(command("bayes", None, bayes_cli.HELP), parser_class=_Parser)
+
     p = command("demo", cmd_demo, "Train a VAE on the embedded 8x8 digits and show what it learned (< 2 min).")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=int, default=150)
