@@ -81,7 +81,7 @@ def files(tmp_path):
 
 @pytest.mark.parametrize("argv, pattern", [
     (["--latent-dim", "0"], "latent_dim must be at least 1"),
-    (["--n-importance", "0"], "importance samples K must be at least 1"),
+    (["--n-importance", "0"], "importance samples K must be in 1..1"),
     (["--lr", "-0.1"], "learning rate must be a positive number"),
     (["--samples", "0"], "samples per example .K. must be at least 1"),
     (["--epochs", "zero"], "invalid int value"),

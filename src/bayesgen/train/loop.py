@@ -314,7 +314,8 @@ def _checked_rows(x, what: str, model):
     require(np.dtype(x.dtype).kind in "biuf", f"{what} has non-numeric dtype {x.dtype}; pass numbers")
     require(x.ndim == 2 and x.shape[0] >= 1, f"{what} must be a 2-D array (examples, features) with at least one "
                                              f"row, got shape {x.shape}")
-    dim = getattr(model, "data_dim", x.shape[1])
+    # a conditional model's rows are [x, c]: the posterior reads the whole row
+    dim = getattr(model, "posterior_input_dim", getattr(model, "data_dim", x.shape[1]))
     require(x.shape[1] == dim, f"{what} has {x.shape[1]} features but the model expects {dim}")
     return x
 
