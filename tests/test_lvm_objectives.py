@@ -1,7 +1,5 @@
 """Step-dependent objectives (KL warm-up, free bits) and the variational Rényi bound."""
 
-import json
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -113,19 +111,25 @@ def test_the_epoch_passes_the_global_step_without_recompiling(model_and_batch):
     assert float(batch_objective(_StepProbe(), model, x, jax.random.key(0))[1]["step"]) == -1
 
 
-def test_run_with_warmup_and_free_bits_validates_on_the_true_bound(tmp_path, capsys):
-    from bayesgen.cli import main
+def test_validation_monitors_the_true_bound_and_the_flags_reach_the_objective(model_and_batch, tmp_path, capsys):
+    from bayesgen.cli import build_parser, main, _config_from_args
+    from bayesgen.runs import make_objective
+    from bayesgen.train.loop import fit
 
-    out = tmp_path / "run"
-    code = main(["train", "--out", str(out), "--likelihood", "categorical", "--latent-dim", "2", "--hidden", "16",
-                 "--epochs", "2", "--batch-size", "256", "--kl-warmup", "2", "--free-bits", "0.5", "--beta", "2",
-                 "--n-importance", "4", "--no-plots", "--quiet"])
-    assert code == 0, capsys.readouterr().err
-    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    steps_per_epoch = history[0]["step"]
-    # mean KL weight over epoch 1's steps 0..n-1 of a 2-epoch warm-up to beta = 2
-    np.testing.assert_allclose(history[0]["train_kl_weight"], 2 * (steps_per_epoch - 1) / 2 / (2 * steps_per_epoch), rtol=1e-6)
-    for record in history:
-        assert record["valid_loss"] == -record["valid_elbo"]  # not the weighted or floored objective
+    model, x = model_and_batch
+    data = jnp.tile(x, (4, 1))
+    objective = ELBO(beta=2.0, warmup_steps=8, free_bits=0.5)
+    result = fit(model, data, valid_x=x, key=jax.random.key(5), objective=objective, epochs=2, batch_size=8,
+                 progress=False)
+    for record in result.history:
+        assert record["valid_loss"] == -record["valid_elbo"]  # not the weighted, warmed-up or floored value
+        assert record["valid_kl_weight"] == 2.0  # outside training the schedule is at its end
+    np.testing.assert_allclose([r["train_kl_weight"] for r in result.history], [2 * 1.5 / 8, 2 * 5.5 / 8], rtol=1e-6)
+    args = build_parser().parse_args(["train", "--out", "unused", "--kl-warmup", "3", "--free-bits", "0.25",
+                                      "--beta", "2", "--kl", "analytic"])
+    elbo = make_objective(_config_from_args(args), steps_per_epoch=11)
+    assert (elbo.warmup_steps, elbo.free_bits, elbo.beta) == (33, 0.25, 2.0)
+    args = build_parser().parse_args(["train", "--out", "unused", "--objective", "renyi", "--alpha", "0.3", "--samples", "4"])
+    assert make_objective(_config_from_args(args)) == Renyi(alpha=0.3, n_samples=4)
     code = main(["train", "--out", str(tmp_path / "bad"), "--objective", "iwae", "--free-bits", "1", "--quiet"])
     assert code == 2 and "do not apply to --objective iwae" in capsys.readouterr().err
