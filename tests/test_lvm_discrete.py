@@ -2,6 +2,7 @@
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,7 +68,8 @@ def test_hard_codes_outside_training_relaxed_codes_inside(getkey):
     model = build_vae(data_dim=5, latent_dim=3, likelihood="gaussian", hidden=(8,), latent="categorical", categories=4,
                       temperature=schedule, key=getkey())
     x = jax.random.normal(getkey(), (5,))
-    z, log_q = model.posterior.sample_and_log_prob(getkey(), x, 2000)
+    draw = eqx.filter_jit(lambda posterior, key, n: posterior.sample_and_log_prob(key, x, n))
+    z, log_q = draw(model.posterior, getkey(), 2000)
     codes = np.asarray(z).reshape(2000, 3, 4)
     assert set(np.unique(codes)) == {0.0, 1.0} and np.all(codes.sum(-1) == 1)  # hard one-hot codes
     log_probs = np.asarray(jax.nn.log_softmax(model.posterior.logits(x), axis=-1))
@@ -78,7 +80,7 @@ def test_hard_codes_outside_training_relaxed_codes_inside(getkey):
     np.testing.assert_allclose(model.log_prior(z[0]), -3 * math.log(4), rtol=1e-6)
     trained = model.at_step(jnp.int32(50))
     assert float(trained.posterior.temperature) == float(trained.prior.temperature) == pytest.approx(2 * math.exp(-0.5))
-    z, log_q = trained.posterior.sample_and_log_prob(getkey(), x, 4)
+    z, log_q = draw(trained.posterior, getkey(), 4)
     codes = np.asarray(z).reshape(4, 3, 4)
     assert np.all((codes > 0) & (codes < 1)) and np.allclose(codes.sum(-1), 1, rtol=1e-5)  # relaxed
     expected = concrete_log_prob(jnp.log(z.reshape(4, 3, 4)), model.posterior.logits(x), trained.posterior.temperature)

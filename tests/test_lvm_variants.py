@@ -115,22 +115,26 @@ def test_ladder_posterior_is_the_precision_weighted_top_down_combination(getkey)
                         top_down=MLP(2, 6, (8,), key=getkey()), sizes=sizes)
     prior = LadderPrior(sizes)
     x = jax.random.normal(getkey(), (D,))
-    z, log_q = q.sample_and_log_prob(getkey(), x, 5)
+
+    @eqx.filter_jit
+    def evaluate(q, key):
+        z, log_q = q.sample_and_log_prob(key, x, 5)
+        return z, log_q, q.encoder(x), q.upper(jnp.tanh(q.encoder(x)[6:])), jax.vmap(q.top_down)(z[:, 3:]), \
+            jax.vmap(lambda v: prior.log_prob(v, q))(z)
+
+    z, log_q, out, up, top, log_prior = (np.asarray(a, np.float64) for a in evaluate(q, getkey()))
     assert z.shape == (5, 5) and log_q.shape == (5,)
-    out = np.asarray(q.encoder(x), np.float64)
-    mean_hat, var_hat, d1 = out[:3], np.exp(out[3:6]), np.tanh(out[6:])
-    up = np.asarray(q.upper(jnp.asarray(d1, jnp.float32)), np.float64)
-    for i in range(5):
-        z1, z2 = np.asarray(z[i, :3], np.float64), np.asarray(z[i, 3:], np.float64)
-        top = np.asarray(q.top_down(z[i, 3:]), np.float64)
-        mean_p, var_p = top[:3], np.exp(top[3:])
-        var_q = 1 / (1 / var_hat + 1 / var_p)
-        mean_q = var_q * (mean_hat / var_hat + mean_p / var_p)
-        manual = (scipy.stats.norm.logpdf(z2, up[:2], np.exp(0.5 * up[2:])).sum()
-                  + scipy.stats.norm.logpdf(z1, mean_q, np.sqrt(var_q)).sum())
-        np.testing.assert_allclose(log_q[i], manual, rtol=1e-4)
-        manual_prior = scipy.stats.norm.logpdf(z2).sum() + scipy.stats.norm.logpdf(z1, mean_p, np.sqrt(var_p)).sum()
-        np.testing.assert_allclose(prior.log_prob(z[i], q), manual_prior, rtol=1e-5)
+    mean_hat, var_hat = out[:3], np.exp(out[3:6])
+    z1, z2 = z[:, :3], z[:, 3:]
+    mean_p, var_p = top[:, :3], np.exp(top[:, 3:])
+    var_q = 1 / (1 / var_hat + 1 / var_p)
+    mean_q = var_q * (mean_hat / var_hat + mean_p / var_p)
+    manual = (scipy.stats.norm.logpdf(z2, up[:2], np.exp(0.5 * up[2:])).sum(1)
+              + scipy.stats.norm.logpdf(z1, mean_q, np.sqrt(var_q)).sum(1))
+    np.testing.assert_allclose(log_q, manual, rtol=1e-4)
+    manual_prior = scipy.stats.norm.logpdf(z2).sum(1) + scipy.stats.norm.logpdf(z1, mean_p, np.sqrt(var_p)).sum(1)
+    np.testing.assert_allclose(log_prior, manual_prior, rtol=1e-5)
+    z = jnp.asarray(z, jnp.float32)
     # one top-down network serves generation and inference: the prior's gradient reaches the posterior's weights
     grad = jax.grad(lambda post: prior.log_prob(z[0], post))(q)
     assert np.abs(np.asarray(grad.top_down.layers[0].weight)).max() > 0
