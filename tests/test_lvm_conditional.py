@@ -30,7 +30,7 @@ def cvae_run(tmp_path_factory):
 
 
 def test_conditional_parts_read_the_condition(getkey):
-    d, c, latent = 5, 3, 2
+    d, c, latent = 6, 3, 2
     model = build_vae(data_dim=d, latent_dim=latent, likelihood="gaussian", hidden=(8,), condition_dim=c, key=getkey())
     assert model.posterior.encoder.layers[0].in_features == d + c  # q(z | x, c)
     assert model.likelihood.decoder.layers[0].in_features == latent + c  # p(x | z, c)
@@ -45,7 +45,7 @@ def test_conditional_parts_read_the_condition(getkey):
         model.sample(getkey(), 4)
     with pytest.raises(BayesgenError, match=r"expected a condition of shape \(3,\)"):
         model.sample(getkey(), 4, condition=jnp.ones(2))
-    with pytest.raises(BayesgenError, match="rows of 8 values"):
+    with pytest.raises(BayesgenError, match="rows of 9 values"):
         model.check_support(np.zeros((2, d)))
     plain = build_vae(data_dim=d, latent_dim=latent, likelihood="gaussian", hidden=(8,), key=getkey())
     with pytest.raises(BayesgenError, match="not conditional"):

@@ -1,7 +1,5 @@
 """Step-dependent objectives (KL warm-up, free bits) and the variational Rényi bound."""
 
-import json
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -14,7 +12,7 @@ from bayesgen.lvm.objectives import ELBO, IWAE, Objective, Renyi, batch_objectiv
 from bayesgen.lvm.presets import build_vae
 from bayesgen.train.loop import init, make_epoch, make_optimizer
 
-D, L = 6, 3
+D, L = 6, 2  # the shapes of test_lvm.py's small models: eager primitives compile once per shape
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +25,14 @@ def model_and_batch():
 def test_renyi_bound_is_monotone_in_alpha_and_meets_elbo_and_iwae(model_and_batch):
     model, x = model_and_batch
     k, keys = 16, jax.random.split(jax.random.key(1), x.shape[0])
-    log_w = jax.vmap(log_importance_weights, in_axes=(None, 0, 0, None))(model, x, keys, k)  # (batch, K)
+    log_w = eqx.filter_jit(jax.vmap(log_importance_weights, in_axes=(None, 0, 0, None)))(model, x, keys, k)  # (batch, K)
     alphas = [-2.0, -0.5, 0.0, 0.25, 0.5, 0.9, 0.999, 1.0, 1.5, 4.0]
     values = np.stack([np.asarray(jax.vmap(renyi_bound, in_axes=(0, None))(log_w, a)) for a in alphas])
     steps = np.diff(values, axis=0)  # (alphas - 1, batch): never positive (power-mean inequality)
     assert np.all(steps <= 1e-4 * np.abs(values[1:]).max()), steps.max()
     assert np.all(values[0] - values[-1] > 0.1)  # the weights differ, so the ordering is strict
     # the objectives on the same keys draw the same samples
-    per_example = jax.vmap(lambda obj, xi, key: obj(model, xi, key), in_axes=(None, 0, 0))
+    per_example = eqx.filter_jit(jax.vmap(lambda obj, xi, key: obj(model, xi, key), in_axes=(None, 0, 0)))
     value, terms = per_example(Renyi(alpha=0.5, n_samples=k), x, keys)
     np.testing.assert_allclose(value, values[alphas.index(0.5)], rtol=1e-6)
     np.testing.assert_allclose(terms["iwae"], per_example(IWAE(n_samples=k), x, keys)[0], rtol=1e-6)
@@ -66,7 +64,7 @@ def test_kl_warmup_schedule_values(model_and_batch):
 def test_free_bits_stop_the_kl_gradient_of_collapsed_dims_only(model_and_batch):
     model, x = model_and_batch
     bias = model.posterior.encoder.layers[-1].bias
-    # dimension 0 far from the prior (active), dimensions 1 and 2 near it (collapsed)
+    # dimension 0 far from the prior (active), dimension 1 near it (collapsed)
     model = eqx.tree_at(lambda m: m.posterior.encoder.layers[-1].bias, model, bias.at[0].add(3.0))
     xi, key = x[0], jax.random.key(4)
     per_dim = np.asarray(kl_divergence(model.posterior.distribution(xi).base_dist, model.prior.distribution().base_dist))
@@ -83,7 +81,7 @@ def test_free_bits_stop_the_kl_gradient_of_collapsed_dims_only(model_and_batch):
     np.testing.assert_allclose(free[:, 0], plain[:, 0], rtol=1e-5, atol=1e-6)  # active: the usual gradient
     assert np.abs(plain[:, 1:] - reconstruction_only[:, 1:]).max() > 1e-3  # the KL did pull the collapsed dims
     value, terms = ELBO(free_bits=floor)(model, xi, key)
-    np.testing.assert_allclose(value, terms["reconstruction"] - per_dim[0] - 2 * floor, rtol=1e-5)
+    np.testing.assert_allclose(value, terms["reconstruction"] - per_dim[0] - (L - 1) * floor, rtol=1e-5)
     np.testing.assert_allclose(terms["elbo"], terms["reconstruction"] - per_dim.sum(), rtol=1e-5)  # the true bound
     with pytest.raises(BayesgenError, match="free bits need"):
         ELBO(free_bits=0.5, kl="mc")
@@ -113,19 +111,25 @@ def test_the_epoch_passes_the_global_step_without_recompiling(model_and_batch):
     assert float(batch_objective(_StepProbe(), model, x, jax.random.key(0))[1]["step"]) == -1
 
 
-def test_run_with_warmup_and_free_bits_validates_on_the_true_bound(tmp_path, capsys):
-    from bayesgen.cli import main
+def test_validation_monitors_the_true_bound_and_the_flags_reach_the_objective(model_and_batch, tmp_path, capsys):
+    from bayesgen.cli import build_parser, main, _config_from_args
+    from bayesgen.runs import make_objective
+    from bayesgen.train.loop import fit
 
-    out = tmp_path / "run"
-    code = main(["train", "--out", str(out), "--likelihood", "categorical", "--latent-dim", "2", "--hidden", "16",
-                 "--epochs", "2", "--batch-size", "256", "--kl-warmup", "2", "--free-bits", "0.5", "--beta", "2",
-                 "--n-importance", "4", "--no-plots", "--quiet"])
-    assert code == 0, capsys.readouterr().err
-    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    steps_per_epoch = history[0]["step"]
-    # mean KL weight over epoch 1's steps 0..n-1 of a 2-epoch warm-up to beta = 2
-    np.testing.assert_allclose(history[0]["train_kl_weight"], 2 * (steps_per_epoch - 1) / 2 / (2 * steps_per_epoch), rtol=1e-6)
-    for record in history:
-        assert record["valid_loss"] == -record["valid_elbo"]  # not the weighted or floored objective
+    model, x = model_and_batch
+    data = jnp.tile(x, (4, 1))
+    objective = ELBO(beta=2.0, warmup_steps=8, free_bits=0.5)
+    result = fit(model, data, valid_x=x, key=jax.random.key(5), objective=objective, epochs=2, batch_size=8,
+                 progress=False)
+    for record in result.history:
+        assert record["valid_loss"] == -record["valid_elbo"]  # not the weighted, warmed-up or floored value
+        assert record["valid_kl_weight"] == 2.0  # outside training the schedule is at its end
+    np.testing.assert_allclose([r["train_kl_weight"] for r in result.history], [2 * 1.5 / 8, 2 * 5.5 / 8], rtol=1e-6)
+    args = build_parser().parse_args(["train", "--out", "unused", "--kl-warmup", "3", "--free-bits", "0.25",
+                                      "--beta", "2", "--kl", "analytic"])
+    elbo = make_objective(_config_from_args(args), steps_per_epoch=11)
+    assert (elbo.warmup_steps, elbo.free_bits, elbo.beta) == (33, 0.25, 2.0)
+    args = build_parser().parse_args(["train", "--out", "unused", "--objective", "renyi", "--alpha", "0.3", "--samples", "4"])
+    assert make_objective(_config_from_args(args)) == Renyi(alpha=0.3, n_samples=4)
     code = main(["train", "--out", str(tmp_path / "bad"), "--objective", "iwae", "--free-bits", "1", "--quiet"])
     assert code == 2 and "do not apply to --objective iwae" in capsys.readouterr().err

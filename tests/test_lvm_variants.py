@@ -115,22 +115,26 @@ def test_ladder_posterior_is_the_precision_weighted_top_down_combination(getkey)
                         top_down=MLP(2, 6, (8,), key=getkey()), sizes=sizes)
     prior = LadderPrior(sizes)
     x = jax.random.normal(getkey(), (D,))
-    z, log_q = q.sample_and_log_prob(getkey(), x, 5)
+
+    @eqx.filter_jit
+    def evaluate(q, key):
+        z, log_q = q.sample_and_log_prob(key, x, 5)
+        return z, log_q, q.encoder(x), q.upper(jnp.tanh(q.encoder(x)[6:])), jax.vmap(q.top_down)(z[:, 3:]), \
+            jax.vmap(lambda v: prior.log_prob(v, q))(z)
+
+    z, log_q, out, up, top, log_prior = (np.asarray(a, np.float64) for a in evaluate(q, getkey()))
     assert z.shape == (5, 5) and log_q.shape == (5,)
-    out = np.asarray(q.encoder(x), np.float64)
-    mean_hat, var_hat, d1 = out[:3], np.exp(out[3:6]), np.tanh(out[6:])
-    up = np.asarray(q.upper(jnp.asarray(d1, jnp.float32)), np.float64)
-    for i in range(5):
-        z1, z2 = np.asarray(z[i, :3], np.float64), np.asarray(z[i, 3:], np.float64)
-        top = np.asarray(q.top_down(z[i, 3:]), np.float64)
-        mean_p, var_p = top[:3], np.exp(top[3:])
-        var_q = 1 / (1 / var_hat + 1 / var_p)
-        mean_q = var_q * (mean_hat / var_hat + mean_p / var_p)
-        manual = (scipy.stats.norm.logpdf(z2, up[:2], np.exp(0.5 * up[2:])).sum()
-                  + scipy.stats.norm.logpdf(z1, mean_q, np.sqrt(var_q)).sum())
-        np.testing.assert_allclose(log_q[i], manual, rtol=1e-4)
-        manual_prior = scipy.stats.norm.logpdf(z2).sum() + scipy.stats.norm.logpdf(z1, mean_p, np.sqrt(var_p)).sum()
-        np.testing.assert_allclose(prior.log_prob(z[i], q), manual_prior, rtol=1e-5)
+    mean_hat, var_hat = out[:3], np.exp(out[3:6])
+    z1, z2 = z[:, :3], z[:, 3:]
+    mean_p, var_p = top[:, :3], np.exp(top[:, 3:])
+    var_q = 1 / (1 / var_hat + 1 / var_p)
+    mean_q = var_q * (mean_hat / var_hat + mean_p / var_p)
+    manual = (scipy.stats.norm.logpdf(z2, up[:2], np.exp(0.5 * up[2:])).sum(1)
+              + scipy.stats.norm.logpdf(z1, mean_q, np.sqrt(var_q)).sum(1))
+    np.testing.assert_allclose(log_q, manual, rtol=1e-4)
+    manual_prior = scipy.stats.norm.logpdf(z2).sum(1) + scipy.stats.norm.logpdf(z1, mean_p, np.sqrt(var_p)).sum(1)
+    np.testing.assert_allclose(log_prior, manual_prior, rtol=1e-5)
+    z = jnp.asarray(z, jnp.float32)
     # one top-down network serves generation and inference: the prior's gradient reaches the posterior's weights
     grad = jax.grad(lambda post: prior.log_prob(z[0], post))(q)
     assert np.abs(np.asarray(grad.top_down.layers[0].weight)).max() > 0
@@ -139,14 +143,17 @@ def test_ladder_posterior_is_the_precision_weighted_top_down_combination(getkey)
         prior.log_prob(z[0])
 
 
-@pytest.mark.parametrize("name", ["mog-vae", "vamp-vae", "planar-vae", "iaf-vae", "hvae", "ladder-vae"])
+# ladder-vae, gumbel-vae, avb-vae and m2 are built and wired in test_models_are_wired_from_their_names and trained in
+# their own files' tests without a whole run (CI time)
+@pytest.mark.parametrize("name", ["mog-vae", "vamp-vae", "planar-vae", "iaf-vae", "hvae"])
 def test_every_variant_trains_and_evaluates_through_a_run(name, tmp_path):
     from conftest import tiny_config
 
     from bayesgen.lvm.presets import MODELS
     from bayesgen.runs import open_run, train
 
-    config = tiny_config(model={"name": name, "hidden": [16], "n_pseudo": 20, "n_flows": 2, "context_dim": 4},
+    config = tiny_config(model={"name": name, "hidden": [16], "n_pseudo": 20, "n_flows": 2, "context_dim": 4,
+                                "categories": 4, "noise_dim": 4},
                          train={"epochs": 1, "batch_size": 256}, eval={"n_importance": 4})
     result = train(config, tmp_path / name, progress=False, make_plots=False)
     assert np.isfinite(result["log_px"]) and np.isfinite(result["elbo"])
@@ -154,3 +161,35 @@ def test_every_variant_trains_and_evaluates_through_a_run(name, tmp_path):
     assert run.config.train.kl == "mc"  # no closed-form KL for these: auto resolved to Monte Carlo
     expected_prior = {"mog": "MixtureOfGaussians", "vamp": "VampPrior"}.get(MODELS[name].get("prior"), None)
     assert expected_prior is None or type(run.model.prior).__name__ == expected_prior
+    _, x = run.model.sample(jax.random.key(0), 3)
+    assert x.shape == (3, run.model.data_dim) and np.all(np.isfinite(np.asarray(x)))
+
+
+@pytest.mark.parametrize("name, prior, posterior, objective", [
+    ("ladder-vae", "LadderPrior", "LadderPosterior", "ELBO"),
+    ("avb-vae", "StandardNormal", "ImplicitPosterior", "Adversarial"),
+    ("m2", "StandardNormal", "SemiSupervisedPosterior", "SemiSupervised"),
+    ("cvae", "StandardNormal", "DiagonalGaussian", "ELBO"),
+    ("gumbel-vae", "UniformCategorical", "GumbelSoftmaxPosterior", "ELBO"),
+])
+def test_models_are_wired_from_their_names(name, prior, posterior, objective):
+    from conftest import tiny_config
+
+    from bayesgen.runs import build_model, make_objective, prepare_data, resolve_kl
+
+    config = tiny_config(model={"name": name, "hidden": [16], "context_dim": 4, "noise_dim": 4, "categories": 4},
+                         data={"labels_per_class": 5} if name == "m2" else {})
+    data = prepare_data(config)
+    model = build_model(config, data.info, data.train)
+    config.train.kl = resolve_kl(config, model)
+    model.check_support(data.test)
+    assert (type(model.prior).__name__, type(model.posterior).__name__) == (prior, posterior)
+    made = make_objective(config, 11, len(data.train))
+    assert type(made).__name__ == objective
+    if name == "m2":  # 5 labels per class kept, the rest hidden; 0.1 N classification weight
+        assert data.info["n_labelled"] == 50 == int((data.train[:, -10:].sum(1) > 0).sum())
+        assert made.alpha == pytest.approx(0.1 * len(data.train))
+    if name == "gumbel-vae":  # the pair of categoricals is in numpyro's KL registry (registered by bayesgen)
+        assert config.train.kl == "analytic" and model.latent_dim == 2 * 4
+    if name in ("m2", "cvae"):
+        assert model.condition_dim == 10 and data.test.shape[1] == 74

@@ -154,6 +154,10 @@ class Config:
         require(t.objective == "elbo" or (t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1),
                 f"--beta, --kl-warmup and --free-bits weight the ELBO's KL term; they do not apply to --objective {t.objective}")
         require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
+        require(MODELS[m.name].get("posterior") != "implicit"
+                or (t.objective == "elbo" and t.n_samples == 1 and t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1),
+                "adversarial variational Bayes trains with its own objective; drop --objective, --samples, --beta, "
+                "--kl-warmup and --free-bits")
         require(t.classify_weight is None or (t.classify_weight >= 0 and math.isfinite(t.classify_weight)),
                 f"the classification weight must be a number >= 0, got {t.classify_weight}")
         require(d.labels_per_class is None or d.labels_per_class >= 1,
