@@ -49,7 +49,7 @@ def _int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}' (expected an integer)") from None
     if not INT_RANGE[0] <= value <= INT_RANGE[1]:
         raise argparse.ArgumentTypeError(f"{value} is out of range; integers must lie within +-2**31")
     return value
@@ -59,7 +59,7 @@ def _float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"invalid float value: '{text}' (expected a number)") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
     return value
@@ -176,6 +176,8 @@ def _config_from_args(args):
 def _report_training(result: dict, run: Path, started: float) -> None:
     from bayesgen.runs import format_table
 
+    if not result:  # a secondary process of a multi-process run: process 0 reports
+        return
     print(f"\nrun directory: {run}   ({time.perf_counter() - started:.0f} s)")
     print(format_table(result))
 
@@ -184,6 +186,10 @@ def cmd_train(args) -> int:
     from bayesgen.runs import resume, train
 
     started = time.perf_counter()
+    if args.distributed:
+        from bayesgen.train.sharding import initialize_distributed
+
+        initialize_distributed(args.distributed)
     if args.resume:
         given = [flag for flag in ("--config", *TRAIN_FLAGS, "--out", "--force")
                  if flag != "--devices" and getattr(args, flag[2:].replace("-", "_")) not in (None, False)]
@@ -411,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", cmd_train, "Train a VAE and write a run directory.")
     p.add_argument("--out", help="run directory to create")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint (bit-identical)")
+    p.add_argument("--distributed", nargs="?", const="auto", metavar="HOST:PORT,N,ID",
+                   help="one process of a multi-host run (jax.distributed): 'auto' on SLURM/MPI, else "
+                        "coordinator,number of processes,this process's id; see docs/scaling.md")
     p.add_argument("--config", help="TOML file with [data] [model] [train] [eval] sections; flags override it")
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the plots after training")

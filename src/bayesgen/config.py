@@ -173,7 +173,7 @@ class Config:
         require(t.patience is None or t.patience >= 1, f"patience must be at least 1 epoch, got {t.patience}")
         require(t.devices is None or t.devices >= 1, f"devices must be at least 1, got {t.devices}; pass e.g. --devices 4")
         require(1 <= e.n_importance <= MAX_IMPORTANCE,
-                f"the number of importance samples K must be in 1..{MAX_IMPORTANCE:,}, got {e.n_importance}")
+                f"the number of importance samples K must be at least 1 and at most {MAX_IMPORTANCE:,}, got {e.n_importance}")
         require(e.chunk_size is None or e.chunk_size >= 1, f"chunk_size must be at least 1, got {e.chunk_size}")
         return self
 

@@ -42,7 +42,7 @@ from bayesgen.lvm.presets import MODELS, build_vae
 from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from bayesgen.train.loop import FitProgress, TrainState, fit, make_optimizer, monitored_loss
-from bayesgen.train.sharding import resolve_devices
+from bayesgen.train.sharding import is_primary, resolve_devices
 from bayesgen.train.signals import graceful_stop
 
 MAX_PARAMETERS = 2**28  # 1 GiB of float32: far beyond any deep LVM here; larger is a typo, not a model
@@ -274,11 +274,13 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
         require(t.batch_size <= len(data.train),
                 f"batch size {t.batch_size} is larger than the {len(data.train)} training examples; pass --batch-size {len(data.train)} or less")
         t.devices = resolve_devices(t.devices, t.batch_size)
-        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
-        for old in (run / "checkpoints").glob("*.ckpt"):  # a replaced run must not be resumed from
-            old.unlink()
-        _write_json(run / "config.json", {"config": config.to_dict(), "data": data.info, "fingerprint": data_fingerprint(data)})
-        (run / "metrics.jsonl").write_text("")
+        if is_primary():
+            (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+            for old in (run / "checkpoints").glob("*.ckpt"):  # a replaced run must not be resumed from
+                old.unlink()
+            _write_json(run / "config.json", {"config": config.to_dict(), "data": data.info,
+                                              "fingerprint": data_fingerprint(data)})
+            (run / "metrics.jsonl").write_text("")
         return _fit_and_evaluate(run, config, data, model, None, progress=progress, make_plots=make_plots,
                                  n_importance=n_importance, on_epoch=on_epoch)
 
@@ -311,9 +313,10 @@ def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_p
         start = None
         if (run / "checkpoints" / "last.ckpt").exists():
             start = _restore_progress(run, config, model, len(data.train))
-        _truncate_metrics(run / "metrics.jsonl", start.epoch if start else 0)
-        if devices is not None:
-            _write_json(run / "config.json", {**saved, "config": config.to_dict()})
+        if is_primary():
+            _truncate_metrics(run / "metrics.jsonl", start.epoch if start else 0)
+            if devices is not None:
+                _write_json(run / "config.json", {**saved, "config": config.to_dict()})
         return _fit_and_evaluate(run, config, data, model, start, progress=progress, make_plots=make_plots,
                                  n_importance=n_importance)
 
@@ -328,6 +331,8 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
     user_on_epoch = on_epoch
 
     def on_epoch(record, state, static, is_best):
+        if not is_primary():  # a multi-process run: process 0 writes, the others only train
+            return
         # Order matters for resuming: metrics line, then best, then last. A kill between any two
         # leaves metrics ahead of last.ckpt (cut back on resume) and best.ckpt never behind it.
         with open(metrics_path, "a") as f:
@@ -355,6 +360,8 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
         done = (start.epoch if start else 0) + len(result.history)
         raise TrainingInterrupted(f"stopped by {stop.name} after epoch {done} of {t.epochs}; checkpoint saved in "
                                   f"{checkpoints}; continue with: bayesgen train --resume {run}", stop.signum)
+    if not is_primary():
+        return {}
     loaded = open_run(run)
     evaluated = evaluate_run(loaded, n_importance=n_importance, progress=progress)
     if make_plots:

@@ -31,6 +31,7 @@ from bayesgen._errors import BayesgenError, require
 from bayesgen.data._preprocess import _reason
 
 CHUNK_BYTES = 16 * 2**20  # rows per pass of check_finite, and the default chunk of a streamed epoch
+RELEASE_ROWS = 256        # rows gathered from a memory map between two releases of its pages
 
 
 def open_npy(path) -> np.memmap:
@@ -62,15 +63,25 @@ def rows_per_chunk(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // max(1, array.shape[1] * array.dtype.itemsize))
 
 
-def release(array: np.ndarray) -> None:
-    """Drop the pages of a read-only memory map from this process (they stay in the page cache)."""
+def _map_of(array) -> mmap.mmap | None:
+    """The read-only ``mmap`` behind ``array`` (a np.memmap or a view of one), if any."""
     base = array
     while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
         base = getattr(base, "base", None)
-    if base is None or getattr(base, "mode", None) != "r" or not hasattr(mmap, "MADV_DONTNEED"):
+    return base._mmap if base is not None and getattr(base, "mode", None) == "r" else None
+
+
+def _is_map(array) -> bool:
+    return _map_of(array) is not None
+
+
+def release(array: np.ndarray) -> None:
+    """Drop the pages of a read-only memory map from this process (they stay in the page cache)."""
+    mapping = _map_of(array)
+    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
         return
     try:
-        base._mmap.madvise(mmap.MADV_DONTNEED)
+        mapping.madvise(mmap.MADV_DONTNEED)
     except (OSError, ValueError):  # a closed map or an OS without madvise: nothing to release
         pass
 
@@ -93,12 +104,21 @@ def check_finite(array: np.ndarray, what: str = "training data") -> None:
 
 def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32) -> np.ndarray:
     """``array[index]`` as a new ``dtype`` array, read in ascending row order (sequential on disk)
-    and put back in the order of ``index``; the map's pages are released afterwards."""
+    and put back in the order of ``index``.
+
+    From a memory map the rows are read ``RELEASE_ROWS`` at a time, releasing the map's pages
+    after each block: the kernel maps up to 64 KiB of cached file around every page fault
+    ("fault-around"), so a few thousand rows scattered over a file would otherwise pull most
+    of it into this process's resident set at once.
+    """
     flat = np.asarray(index).reshape(-1)
     sorter = np.argsort(flat, kind="stable")
+    rows = flat[sorter]
     out = np.empty((flat.size, array.shape[1]), dtype)
-    out[sorter] = np.take(array, flat[sorter], axis=0)
-    release(array)
+    block = RELEASE_ROWS if _is_map(array) else max(1, rows.size)
+    for start in range(0, rows.size, block):
+        out[sorter[start:start + block]] = np.take(array, rows[start:start + block], axis=0)
+        release(array)
     return out.reshape(*np.shape(index), array.shape[1])
 
 

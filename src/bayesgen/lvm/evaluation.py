@@ -73,7 +73,8 @@ def _log_px_block(model, xs, keys, n_samples: int, chunk_size: int):
         running_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(log_w - new_max[:, None]), axis=1)
         return (new_max, running_sum), None
 
-    init = (jnp.full((n,), -jnp.inf, xs.dtype), jnp.zeros((n,), xs.dtype))
+    dtype = jnp.result_type(xs, *jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)))  # float64 models too
+    init = (jnp.full((n,), -jnp.inf, dtype), jnp.zeros((n,), dtype))
     (m, s), _ = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
     return m + jnp.log(s) - jnp.log(n_samples)
 
@@ -90,7 +91,7 @@ def log_marginal_likelihood(model, x, key, *, n_samples: int = 1000, chunk_size:
         >>> log_px = log_marginal_likelihood(model, x_test, jax.random.key(0), n_samples=5000)
     """
     require(isinstance(n_samples, int) and 1 <= n_samples <= MAX_IMPORTANCE,
-            f"the number of importance samples K must be in 1..{MAX_IMPORTANCE:,}, got {n_samples}")
+            f"the number of importance samples K must be >= 1 and <= {MAX_IMPORTANCE:,}, got {n_samples}")
     x = np.asarray(x, dtype=np.float32)
     n = x.shape[0]
     chunk_size = chunk_size or min(n_samples, 256)

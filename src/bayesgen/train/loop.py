@@ -292,7 +292,7 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
             if patience_spent(epoch):
                 stop_reason = "early_stopping"
                 break
-            if should_stop is not None and should_stop():
+            if should_stop is not None and sharding.agree(should_stop()):
                 stop_reason = "interrupted"
                 break
     finally:

@@ -17,9 +17,48 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bayesgen._errors import require
+from bayesgen._errors import BayesgenError, require
 
 BATCH_AXIS = "batch"
+
+
+def initialize_distributed(spec: str = "auto") -> None:
+    """Join a multi-process (multi-host) run: ``jax.distributed.initialize`` before any computation.
+
+    ``spec`` is ``"auto"`` (SLURM, Open MPI, Kubernetes/TPU environments are detected by JAX)
+    or ``"HOST:PORT,NUM_PROCESSES,PROCESS_ID"`` for a manual launch, e.g. ``10.0.0.1:1234,2,0``
+    on the first host and ``10.0.0.1:1234,2,1`` on the second. On CPU the collectives go
+    through gloo.
+    """
+    if spec == "auto":
+        kwargs = {}
+    else:
+        parts = spec.split(",")
+        require(len(parts) == 3 and ":" in parts[0] and parts[1].isdigit() and parts[2].isdigit(),
+                f"--distributed expects 'auto' or HOST:PORT,NUM_PROCESSES,PROCESS_ID (e.g. 10.0.0.1:1234,2,0), got '{spec}'")
+        kwargs = {"coordinator_address": parts[0], "num_processes": int(parts[1]), "process_id": int(parts[2])}
+        require(kwargs["num_processes"] >= 1 and kwargs["process_id"] < kwargs["num_processes"],
+                f"--distributed: process id {parts[2]} must be below the number of processes {parts[1]}")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(**kwargs)
+    except (RuntimeError, ValueError) as error:
+        raise BayesgenError(f"could not join the distributed run ({str(error).splitlines()[0][:160]}); check the "
+                            "coordinator address and that every process was started") from None
+
+
+def is_primary() -> bool:
+    """Whether this process writes files (process 0 of a multi-process run; always in a single one)."""
+    return jax.process_index() == 0
+
+
+def agree(flag: bool) -> bool:
+    """``flag`` of any process, the same answer on every process (all must stop at the same epoch)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 
 def resolve_devices(requested: int | None, batch_size: int) -> int:
