@@ -309,6 +309,14 @@ def test_version_and_completion(capsys, tmp_path):
         assert set(got.split()) == expected, (words, got)
     code, zsh, _ = run_cli(capsys, "completion", "zsh")
     assert code == 0 and "bashcompinit" in zsh and "complete -o filenames" in zsh
+    if shutil.which("zsh"):  # zsh's compgen emulation leaves the prefix filtering to compadd: expect supersets
+        (tmp_path / "completion.zsh").write_text(zsh)
+        lines[0] = f"source {tmp_path / 'completion.zsh'}"
+        lines[1] = lines[1].replace("$((${#COMP_WORDS[@]} - 1))", "$(($# - 1))")
+        proc = subprocess.run(["zsh", "-f", "-c", "\n".join(lines)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        for (words, expected), got in zip(probes.items(), proc.stdout.splitlines()):
+            assert expected <= set(got.split()), (words, got)
     assert run_cli(capsys, "completion", "fish")[0] == 2
     assert main(["--help"]) == 0
     listed = capsys.readouterr().out
