@@ -40,6 +40,12 @@ class _Collector(html.parser.HTMLParser):
             self._in_h2 = False
 
 
+def _headings(text: str) -> list[str]:
+    page = _Collector()
+    page.feed(text)
+    return page.headings
+
+
 def check_self_contained(path: Path) -> _Collector:
     """Every image a valid embedded PNG, no script, no stylesheet link, no URL leaving the page."""
     text = path.read_text()
@@ -109,12 +115,14 @@ def test_report_redraws_missing_plots_and_names_what_is_missing(tiny_run, tmp_pa
 
     (run / "evaluation.json").unlink()
     (run / "plots" / "samples.png").write_bytes(b"not a png")
+    assert run_cli(capsys, "report", run, "--no-draw")[0] == 0
+    text = (run / "report.html").read_text()
+    assert text.count("not evaluated (no evaluation.json): run bayesgen evaluate") == 1
+    assert "plots/samples.png is not a valid PNG" in text and "Evaluation" not in _headings(text)
     shutil.rmtree(run / "checkpoints")  # nothing can be redrawn now
     assert run_cli(capsys, "report", run, "--no-draw")[0] == 0
     text = (run / "report.html").read_text()
-    assert "evaluation.json: evaluate the run with bayesgen evaluate" in text
-    assert "plots/samples.png is not a valid PNG" in text
-    assert "no checkpoint yet" in text
+    assert "no checkpoint yet" in text and "not evaluated" not in text  # the cause, not its consequence
     check_self_contained(run / "report.html")
     (run / "plots" / "loss.png").unlink()
     assert run_cli(capsys, "report", run)[0] == 0
@@ -301,6 +309,14 @@ def test_version_and_completion(capsys, tmp_path):
         assert set(got.split()) == expected, (words, got)
     code, zsh, _ = run_cli(capsys, "completion", "zsh")
     assert code == 0 and "bashcompinit" in zsh and "complete -o filenames" in zsh
+    if shutil.which("zsh"):  # zsh's compgen emulation leaves the prefix filtering to compadd: expect supersets
+        (tmp_path / "completion.zsh").write_text(zsh)
+        lines[0] = f"source {tmp_path / 'completion.zsh'}"
+        lines[1] = lines[1].replace("$((${#COMP_WORDS[@]} - 1))", "$(($# - 1))")
+        proc = subprocess.run(["zsh", "-f", "-c", "\n".join(lines)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        for (words, expected), got in zip(probes.items(), proc.stdout.splitlines()):
+            assert expected <= set(got.split()), (words, got)
     assert run_cli(capsys, "completion", "fish")[0] == 2
     assert main(["--help"]) == 0
     listed = capsys.readouterr().out

@@ -19,10 +19,13 @@ def test_missing_tracker_package_is_one_line_before_training(tmp_path, monkeypat
     assert not (tmp_path / "run" / "config.json").exists()
 
 
-def test_mlflow_live_training_and_a_fit_in_one_local_store(tmp_path, capsys):
+def test_mlflow_live_training_and_a_fit_in_one_local_store(tmp_path, monkeypatch, capsys):
     pytest.importorskip("mlflow")
     pytest.importorskip("sqlalchemy")
     from mlflow import MlflowClient
+
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # nothing may land in the working directory: checked below
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"  # one store shared by several runs
     run = tmp_path / "vae"
@@ -53,6 +56,8 @@ def test_mlflow_live_training_and_a_fit_in_one_local_store(tmp_path, capsys):
     assert {"config.json", "metrics.jsonl", "evaluation.json", "checkpoints"} <= artifacts
     assert [a.path for a in client.list_artifacts(vae.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
 
+    assert not list((tmp_path / "cwd").iterdir())  # the artefacts went beside the database
+    assert (tmp_path / "mlflow-artifacts").is_dir()
     ppca = runs["ppca"]
     summary = json.loads((tmp_path / "ppca" / "summary.json").read_text())
     assert ppca.data.params["bayesgen.kind"] == "ppca"

@@ -226,7 +226,8 @@ def cmd_demo(args) -> int:
     started = time.perf_counter()
     result = train(config, out, overwrite=True, progress=_progress(args))
     _report_training(result, out, started)
-    print(f"plots: {out / 'plots'}   next: bayesgen sample {out} | bayesgen evaluate {out} --n-importance 5000")
+    print(f"plots: {out / 'plots'}   next: bayesgen report {out} | bayesgen sample {out} | "
+          f"bayesgen evaluate {out} --n-importance 5000")
     return 0
 
 

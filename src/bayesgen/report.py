@@ -230,12 +230,10 @@ def _vae_page(page: _Page, run: Path, info: RunInfo, notes: list[str]) -> None:
     saved = _read_json(run / "config.json") or {}
     evaluation = _read_json(run / "evaluation.json")
     fix_plots = f"draw the plots with bayesgen plot {run}"
-    if isinstance(evaluation, dict) and "elbo" in evaluation:
+    if isinstance(evaluation, dict) and "elbo" in evaluation:  # (when missing, info.missing says so)
         rows = [(label, evaluation[key], why) for key, label, why in EVALUATION_ROWS if key in evaluation]
         page.section("Evaluation", _table(rows, ("quantity", "value", "meaning")),
                      f"On the {evaluation.get('split', 'test')} split, in nats per example.")
-    else:
-        page.missing.append(f"evaluation.json: evaluate the run with bayesgen evaluate {run}")
     history = read_history(run)
     if history:
         page.section("Training", _training_summary(history))
