@@ -19,6 +19,11 @@ Samplers (each with its defaults; progress bars off):
   pymc               pymc.sample(chains=4) (PyMC's NUTS, default tune=1000, draws=1000; one
                      process per core)
   nutpie             nutpie.sample(nutpie.compile_pymc_model(model)) (nutpie's defaults)
+ADVI (mean-field), each with its defaults, timed to convergence, then 4000 draws compared with
+the reference (max over parameters of |mean - reference mean| / reference sd, and sd ratios):
+  bayesgen-advi      bayesgen.bayes.fit_vi(model, key, ..., guide="meanfield") (stops when a
+                     500-step chunk's mean loss changes < 1e-4 relative)
+  pymc-advi          pymc.fit(method="advi") (10,000 steps, PyMC's default)
 
     /work/venv/bin/python benchmarks/bayes_posteriordb.py [--repeats 1] [--samplers bayesgen,numpyro,...]
                                                         [--cases eight,kidiq,...] [--wait-quiet 60]
@@ -46,6 +51,8 @@ import _common  # noqa: E402
 import _posteriordb as pdb  # noqa: E402
 
 SAMPLERS = ("bayesgen", "numpyro", "numpyro-vectorized", "pymc", "nutpie")
+VI_METHODS = ("bayesgen-advi", "pymc-advi")
+VI_DRAWS = 4000
 
 
 # --------------------------------------------------------------------------------------
@@ -150,6 +157,23 @@ def worker(case_name: str, sampler: str, seed: int) -> dict:
                 idata = pm.sample(chains=4, random_seed=seed, progressbar=False)
             draws = _idata_draws(idata, names)
             extra = dict(divergences=int(idata.sample_stats["diverging"].sum()))
+        elif sampler == "bayesgen-advi":
+            import jax
+
+            from bayesgen.bayes import fit_vi
+
+            fit = fit_vi(case.model, jax.random.key(seed), *case.args, guide="meanfield", **case.kwargs)
+            posterior = fit.sample_posterior(jax.random.key(seed + 1), VI_DRAWS)
+            draws = {n: posterior.draws[n] for n in names}
+            extra = dict(steps=fit.num_steps, converged=fit.converged)
+        elif sampler == "pymc-advi":
+            import pymc as pm
+
+            with pymc_model(case):
+                approx = pm.fit(method="advi", random_seed=seed, progressbar=False)
+                idata = approx.sample(VI_DRAWS, random_seed=seed)
+            draws = {n: v[None] if v.ndim == 1 or v.shape[0] != 1 else v for n, v in _idata_draws(idata, names).items()}
+            extra = dict(steps=len(approx.hist))
         elif sampler == "nutpie":
             import nutpie
 
@@ -161,6 +185,13 @@ def worker(case_name: str, sampler: str, seed: int) -> dict:
             raise KeyError(sampler)
     from bayesgen.bayes.diagnostics import summarize
 
+    if sampler.endswith("-advi"):
+        summary = summarize(draws)
+        errors = [(summary[pdb.Case.our_name(n)]["mean"] - ref["mean"]) / ref["sd"] for n, ref in case.reference.items()]
+        ratios = [summary[pdb.Case.our_name(n)]["sd"] / ref["sd"] for n, ref in case.reference.items()]
+        return dict(case=case_name, sampler=sampler, seed=seed, wall=timer.wall, foreign_cores=timer.foreign_cores,
+                    max_mean_error_sd=float(np.max(np.abs(errors))), sd_ratio_min=float(np.min(ratios)),
+                    sd_ratio_max=float(np.max(ratios)), **extra)
     rows = pdb.compare(case, summarize(draws))
     min_ess = min(r["ess_bulk"] for r in rows)
     return dict(case=case_name, sampler=sampler, seed=seed, wall=timer.wall, foreign_cores=timer.foreign_cores,
@@ -190,8 +221,24 @@ def _median(results: list[dict], key: str) -> float:
 
 def report(results: list[dict], samplers: list[str], cases: list[str]) -> str:
     lines = []
+    samplers = [s for s in samplers if not s.endswith("-advi")]
+    if samplers:
+        lines += _mcmc_tables(results, samplers, cases)
+    vi = [r for r in results if r["sampler"].endswith("-advi")]
+    if vi:
+        headers = ["posterior", "method", "wall s (to converge)", "steps", "max |mean - ref| / ref sd",
+                   "sd / ref sd (min..max)", "foreign cores"]
+        lines.append(_common.markdown_table(headers, [
+            [r["case"].split("-")[0], r["sampler"], r["wall"], r.get("steps", ""), r["max_mean_error_sd"],
+             f"{r['sd_ratio_min']:.2f}..{r['sd_ratio_max']:.2f}", r["foreign_cores"]] if "error" not in r else
+            [r["case"].split("-")[0], r["sampler"], "error", " ".join(r["error"]), "", "", ""] for r in vi]))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _mcmc_tables(results: list[dict], samplers: list[str], cases: list[str]) -> list[str]:
+    lines, table = [], []
     headers = ["posterior"] + [f"{s} ESS/s" for s in samplers] + ["bayesgen / best peer", "bayesgen checks"]
-    table = []
     for case in cases:
         by_sampler = {s: [r for r in results if r["case"] == case and r["sampler"] == s and "error" not in r]
                       for s in samplers}
@@ -207,6 +254,8 @@ def report(results: list[dict], samplers: list[str], cases: list[str]) -> str:
                "all params pass"]
     detail = []
     for r in results:
+        if r["sampler"].endswith("-advi"):
+            continue
         if "error" in r:
             detail.append([r["case"].split("-")[0], r["sampler"], "error", " ".join(r["error"]), "", "", "", ""])
             continue
@@ -223,7 +272,8 @@ def report(results: list[dict], samplers: list[str], cases: list[str]) -> str:
                          f"largest |z| {abs(worst['z']):.2f} ({worst['param']}), largest |sd error| "
                          f"{100 * max(abs(x['sd_error']) for x in r['rows']):.1f}%"
                          + (f"; FAILED: {', '.join(bad)}" if bad else ""))
-    return "\n".join(lines)
+    lines.append("")
+    return lines
 
 
 def main() -> int:
@@ -253,8 +303,13 @@ def main() -> int:
                     _common.wait_for_quiet(args.wait_quiet)
                 r = run_worker(case, sampler, seed=repeat)
                 results.append(r)
-                summary = (f"wall {r['wall']:.1f}s min ESS {r['min_ess_bulk']:.0f} ESS/s {r['ess_per_second']:.1f} "
-                           f"pass={r['passed']} foreign={r['foreign_cores']:.2f}") if "error" not in r else r["error"]
+                if "error" in r:
+                    summary = r["error"]
+                elif sampler.endswith("-advi"):
+                    summary = f"wall {r['wall']:.1f}s mean error {r['max_mean_error_sd']:.3f} sd"
+                else:
+                    summary = (f"wall {r['wall']:.1f}s min ESS {r['min_ess_bulk']:.0f} ESS/s {r['ess_per_second']:.1f} "
+                               f"pass={r['passed']} foreign={r['foreign_cores']:.2f}")
                 print(f"[{repeat}] {case} {sampler}: {summary}", flush=True)
     text = report(results, samplers, cases)
     print(text)

@@ -46,6 +46,21 @@ from bayesgen.train.loop import FitProgress, FitResult, fit, make_optimizer
 
 __version__ = "0.1.0"
 
+# Bayesian models with global parameters (NumPyro): imported on first use, e.g.
+# bayesgen.sample_posterior(model, key, ...) or bayesgen.bayes.sample(...).
+_BAYES_EXPORTS = {"bayes": None, "sample_posterior": "sample", "fit_vi": "fit_vi", "Posterior": "Posterior"}
+
+
+def __getattr__(name):
+    if name in _BAYES_EXPORTS:
+        import importlib
+
+        bayes = importlib.import_module("bayesgen.bayes")
+        value = bayes if _BAYES_EXPORTS[name] is None else getattr(bayes, _BAYES_EXPORTS[name])
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayesgen' has no attribute '{name}'")
+
 __all__ = [
     "BayesgenError", "TrainingDiverged", "TrainingInterrupted", "Config",
     "Dataset", "load_data", "load_digits", "prepare", "split_data", "Corpus", "load_corpus",
@@ -63,5 +78,6 @@ __all__ = [
     "evaluate", "log_marginal_likelihood", "active_units", "encode", "decode", "reconstruct", "interpolate",
     "save_checkpoint", "load_checkpoint",
     "train", "resume", "open_run", "write_report",
+    "bayes", "sample_posterior", "fit_vi", "Posterior",
     "__version__",
 ]

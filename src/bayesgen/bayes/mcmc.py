@@ -18,9 +18,11 @@ compilation, and warnings that name the problem and the remedy.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
 
@@ -38,18 +40,17 @@ from bayesgen._errors import BayesgenError, require
 from bayesgen.bayes.kernels import OPTIMAL_ACCEPT, rwmh_init, rwmh_step, run_chain
 from bayesgen.bayes.posterior import Posterior
 
-__all__ = ["sample", "METHODS", "CHAIN_METHODS", "DENSE_MASS_MAX_DIM", "latent_shapes"]
+__all__ = ["sample", "METHODS", "CHAIN_METHODS", "DENSE_MASS_MAX_DIM", "latent_shapes", "model_sites"]
 
 METHODS = ("nuts", "hmc", "mh")
-CHAIN_METHODS = ("vectorized", "parallel", "sequential")
+CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
 # With at most this many unconstrained dimensions a dense mass matrix costs little (a d x d
 # Cholesky per adaptation window, a d x d matvec per leapfrog step) and removes the linear
 # correlations that make a diagonal one take long trajectories (regressions with an
 # uncentred covariate, AR coefficients, GP hyperparameters).
 DENSE_MASS_MAX_DIM = 40
 _INIT = {"uniform": init_to_uniform, "median": init_to_median}
-_PROGRESS_UPDATES = 50
-_COMPILER_OPTIONS: dict = {}  # progress-bar refreshes per chain
+_PROGRESS_UPDATES = 50  # progress-bar refreshes per chain
 
 
 def _check_key(key) -> None:
@@ -62,30 +63,48 @@ def _check_key(key) -> None:
             f"{getattr(key, 'shape', '')}")
 
 
-def latent_shapes(model: Callable, model_args: tuple, model_kwargs: dict) -> dict[str, tuple[int, ...]]:
-    """Unconstrained shape of every latent (unobserved) sample site of ``model``, found by
-    tracing it abstractly (``jax.eval_shape``: nothing is computed or compiled). Raises
-    :class:`BayesgenError` for a discrete latent site (these samplers need it marginalised)."""
-    found: dict[str, tuple[int, ...]] = {}
-    discrete: list[str] = []
+class Site(NamedTuple):
+    kind: str                   # "sample" or "deterministic"
+    observed: bool
+    discrete: bool
+    shape: tuple[int, ...]      # unconstrained shape (latent continuous sites) or value shape
+
+
+def model_sites(model: Callable, model_args: tuple, model_kwargs: dict) -> dict[str, Site]:
+    """The sample and deterministic sites of ``model``, found by tracing it abstractly
+    (``jax.eval_shape`` with Stan-style initial values: nothing is computed or compiled, and
+    improper priors need no sampler)."""
+    found: dict[str, Site] = {}
 
     def trace_model(key):
         model_ = numpyro.handlers.substitute(numpyro.handlers.seed(model, key), substitute_fn=init_to_uniform())
         for name, site in numpyro.handlers.trace(model_).get_trace(*model_args, **model_kwargs).items():
-            if site["type"] != "sample" or site["is_observed"]:
-                continue
-            if site["fn"].support.is_discrete:
-                discrete.append(name)
-            else:
-                found[name] = tuple(biject_to(site["fn"].support).inverse_shape(jnp.shape(site["value"])))
+            if site["type"] == "deterministic":
+                found[name] = Site("deterministic", False, False, tuple(jnp.shape(site["value"])))
+            elif site["type"] == "sample":
+                discrete = bool(site["fn"].support.is_discrete)
+                shape = tuple(jnp.shape(site["value"]))
+                if not site["is_observed"] and not discrete:
+                    shape = tuple(biject_to(site["fn"].support).inverse_shape(shape))
+                found[name] = Site("sample", bool(site["is_observed"]), discrete, shape)
         return 0
 
     jax.eval_shape(trace_model, jax.random.key(0))
+    return found
+
+
+def latent_shapes(model: Callable, model_args: tuple, model_kwargs: dict) -> dict[str, tuple[int, ...]]:
+    """Unconstrained shape of every latent (unobserved) sample site of ``model``. Raises
+    :class:`BayesgenError` for a discrete latent site (these samplers need it marginalised)
+    and for a model with nothing to infer."""
+    sites = model_sites(model, model_args, model_kwargs)
+    latent = {n: s for n, s in sites.items() if s.kind == "sample" and not s.observed}
+    discrete = [n for n, s in latent.items() if s.discrete]
     if discrete:
         raise BayesgenError(f"site '{discrete[0]}' is a discrete latent variable; NUTS, HMC and MH here need it "
                             "marginalised out (see bayesgen.bayes.models.gaussian_mixture) or a Gibbs sampler")
-    require(found, "the model has no latent sample sites: nothing to infer (did you pass data for every site?)")
-    return found
+    require(latent, "the model has no latent sample sites: nothing to infer (did you pass data for every site?)")
+    return {n: s.shape for n, s in latent.items()}
 
 
 class _Kernel(NamedTuple):
@@ -94,12 +113,14 @@ class _Kernel(NamedTuple):
     collect: Callable  # (state, info) -> {"z": unconstrained values, statistic: scalar, ...}
 
 
-def _hmc_kernel(potential_fn, method: str, *, num_warmup, target_accept_prob, dense, max_tree_depth) -> _Kernel:
+def _hmc_kernel(potential_fn, method: str, *, num_warmup, target_accept_prob, dense, max_tree_depth,
+                trajectory_length) -> _Kernel:
     init_kernel, sample_kernel = hmc(potential_fn=potential_fn, algo="NUTS" if method == "nuts" else "HMC")
 
     def init(z, key):
         return init_kernel(z, num_warmup, dense_mass=[tuple(sorted(z))] if dense else [],
-                           target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, rng_key=key)
+                           target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+                           trajectory_length=trajectory_length, rng_key=key)
 
     def step(key, state):
         state = sample_kernel(state._replace(rng_key=key))
@@ -130,6 +151,35 @@ def _mh_kernel(potential_fn, shapes: dict, *, num_warmup, target_accept_prob) ->
     return _Kernel(init, step, collect)
 
 
+def _run_chains(chain: Callable, key, num_chains: int, chain_method: str):
+    """Run ``chain(key, chain_id) -> pytree`` for every chain; results stacked on a leading
+    chain axis (numpy), and the seconds spent tracing, compiling and running."""
+    keys, ids = jax.random.split(key, num_chains), jnp.arange(num_chains)
+    clock = time.perf_counter()
+    if chain_method == "vectorized":
+        program, example = (lambda k, i: jax.vmap(chain)(k, i)), (keys, ids)
+    elif chain_method == "sequential":
+        program, example = (lambda k, i: jax.lax.map(lambda pair: chain(*pair), (k, i))), (keys, ids)
+    elif jax.local_device_count() >= num_chains > 1:  # parallel over devices
+        out = jax.device_get(jax.pmap(chain)(keys, ids))
+        return out, {"run_seconds": time.perf_counter() - clock}
+    else:  # parallel on one device: the single-chain program from one host thread per chain
+        program, example = chain, (keys[0], ids[0])
+    lowered = jax.jit(program).lower(*example)
+    timing = {"trace_seconds": time.perf_counter() - clock}
+    compiled = lowered.compile()
+    timing["compile_seconds"] = time.perf_counter() - clock - timing["trace_seconds"]
+    if program is chain:
+        # XLA releases the GIL while it runs, so the chains use as many cores as there are
+        with ThreadPoolExecutor(max_workers=num_chains) as pool:
+            results = list(pool.map(lambda c: jax.device_get(compiled(keys[c], ids[c])), range(num_chains)))
+        out = jax.tree.map(lambda *leaves: np.stack(leaves), *results)
+    else:
+        out = jax.device_get(compiled(keys, ids))
+    timing["run_seconds"] = time.perf_counter() - clock - timing["trace_seconds"] - timing["compile_seconds"]
+    return out, timing
+
+
 class _ProgressBars:
     """One tqdm bar per chain, advanced from inside the compiled loop by a host callback."""
 
@@ -152,27 +202,39 @@ class _ProgressBars:
 
 
 def sample(model: Callable, key, *model_args, method: str = "nuts", num_chains: int = 4, num_warmup: int = 1000,
-           num_samples: int = 1000, chain_method: str = "vectorized", target_accept_prob: float | None = None,
-           dense_mass: bool | str = "auto", max_tree_depth: int = 10, init: str = "uniform", thinning: int = 1,
-           progress: bool | None = None, warn: bool = True, **model_kwargs) -> Posterior:
+           num_samples: int = 1000, chain_method: str = "auto", target_accept_prob: float | None = None,
+           dense_mass: bool | str = "auto", max_tree_depth: int = 10, trajectory_length: float = math.pi / 2,
+           init: str = "uniform", thinning: int = 1, progress: bool | None = None, warn: bool = True,
+           **model_kwargs) -> Posterior:
     """Draw from the posterior of a NumPyro ``model`` by MCMC; returns a :class:`Posterior`.
 
     Args:
         model: a NumPyro model function; observed data are passed through ``model_args`` /
             ``model_kwargs`` exactly as the model expects them.
         key: a PRNG key (``jax.random.key(seed)``).
-        method: ``"nuts"`` (default), ``"hmc"`` (static trajectory length 2π, NumPyro's
-            default) or ``"mh"`` (adaptive random-walk Metropolis–Hastings: gradient-free, for
+        method: ``"nuts"`` (default), ``"hmc"`` (static trajectory length
+            ``trajectory_length``) or ``"mh"`` (adaptive random-walk Metropolis–Hastings: gradient-free, for
             models whose density has no useful gradient; needs many more draws).
         num_chains, num_warmup, num_samples: chains, and warm-up / kept iterations per chain.
-        chain_method: ``"vectorized"`` (default: all chains in one compiled program on one
-            device), ``"parallel"`` (one device per chain; on CPU set
-            ``numpyro.set_host_device_count(n)`` before JAX starts) or ``"sequential"``.
+        chain_method: how the chains share the hardware. ``"parallel"``: one compiled
+            single-chain program, run for all chains at once from host threads (on CPU: one
+            core per chain, as many as there are), or ``pmap``-ed when there is a device per
+            chain; ``"sequential"``: the same program, chains one after another;
+            ``"vectorized"``: the chains ``vmap``-ed into one program (lockstep: each
+            iteration waits for the chain with the longest trajectory). ``"auto"`` (default):
+            parallel on CPU, vectorized on GPU/TPU. On CPU a single-chain program traces and
+            compiles about three times faster than the vectorized one and runs faster too
+            (BENCHMARKS.md).
         target_accept_prob: step-size adaptation target; default 0.8 for NUTS/HMC (raise it
             towards 0.95-0.99 when there are divergences) and 0.234 for MH.
         dense_mass: ``"auto"`` (default) adapts a dense mass matrix when the model has at most
             ``DENSE_MASS_MAX_DIM`` unconstrained dimensions, a diagonal one otherwise;
             or ``True`` / ``False``.
+        trajectory_length: HMC's integration time, in units of the adapted mass matrix.
+            Default π/2: a quarter of the period of a Gaussian of unit (adapted) scale, which
+            carries position to momentum and gives nearly independent draws there. (NumPyro's
+            default 2π is a whole period: on near-Gaussian targets the trajectory returns to
+            its start and the chain barely moves.)
         max_tree_depth: NUTS's maximum tree depth (at most ``2^depth - 1`` leapfrog steps).
         init: initial values: ``"uniform"`` (uniform in (-2, 2) on the unconstrained space, as
             Stan) or ``"median"`` (prior medians).
@@ -201,13 +263,10 @@ def sample(model: Callable, key, *model_args, method: str = "nuts", num_chains: 
     if target_accept_prob is None:
         target_accept_prob = OPTIMAL_ACCEPT if method == "mh" else 0.8
     require(0 < target_accept_prob < 1, f"target_accept_prob must lie in (0, 1), got {target_accept_prob}")
+    require(trajectory_length > 0, f"trajectory_length must be positive, got {trajectory_length}")
     require(dense_mass in ("auto", True, False), f"dense_mass must be 'auto', True or False, got {dense_mass!r}")
-    if chain_method == "parallel" and num_chains > 1:
-        devices = jax.local_device_count()
-        require(devices >= num_chains,
-                f"chain_method='parallel' needs one device per chain: {num_chains} chains but {devices} device(s); "
-                "use chain_method='vectorized', or on CPU call numpyro.set_host_device_count("
-                f"{num_chains}) before JAX starts")
+    if chain_method == "auto":
+        chain_method = "parallel" if jax.default_backend() == "cpu" else "vectorized"
 
     shapes = latent_shapes(model, model_args, model_kwargs)
     dims = sum(int(np.prod(shape)) for shape in shapes.values())
@@ -217,7 +276,7 @@ def sample(model: Callable, key, *model_args, method: str = "nuts", num_chains: 
         kernel = _mh_kernel(potential_fn, shapes, num_warmup=num_warmup, target_accept_prob=target_accept_prob)
     else:
         kernel = _hmc_kernel(potential_fn, method, num_warmup=num_warmup, target_accept_prob=target_accept_prob,
-                             dense=dense, max_tree_depth=max_tree_depth)
+                             dense=dense, max_tree_depth=max_tree_depth, trajectory_length=trajectory_length)
     if progress is None:
         progress = sys.stderr.isatty()
     total = num_warmup + (num_samples // thinning) * thinning
@@ -238,25 +297,9 @@ def sample(model: Callable, key, *model_args, method: str = "nuts", num_chains: 
             unconstrained)
         return draws, kept, valid
 
-    def all_chains(key):
-        keys, ids = jax.random.split(key, num_chains), jnp.arange(num_chains)
-        if chain_method == "vectorized":
-            return jax.vmap(chain)(keys, ids)
-        return jax.lax.map(lambda pair: chain(*pair), (keys, ids))
-
     started = time.perf_counter()
-    timing = {}
     try:
-        if chain_method == "parallel":
-            keys = jax.random.split(key, num_chains)
-            draws, kept, valid = jax.device_get(jax.pmap(chain)(keys, jnp.arange(num_chains)))
-        else:
-            lowered = jax.jit(all_chains).lower(key)
-            timing["trace_seconds"] = time.perf_counter() - started
-            compiled = lowered.compile(compiler_options=_COMPILER_OPTIONS)
-            timing["compile_seconds"] = time.perf_counter() - started - timing["trace_seconds"]
-            draws, kept, valid = jax.device_get(compiled(key))
-            timing["run_seconds"] = time.perf_counter() - started - timing["trace_seconds"] - timing["compile_seconds"]
+        (draws, kept, valid), timing = _run_chains(chain, key, num_chains, chain_method)
     finally:
         if bars is not None:
             bars.close()
@@ -274,6 +317,8 @@ def sample(model: Callable, key, *model_args, method: str = "nuts", num_chains: 
                     unconstrained_dims=dims, **timing)
     if method == "nuts":
         settings["max_tree_depth"] = max_tree_depth
+    if method == "hmc":
+        settings["trajectory_length"] = trajectory_length
     posterior = Posterior(draws={n: np.asarray(v) for n, v in draws.items()}, stats=stats, method=method, model=model,
                           model_args=model_args, model_kwargs=model_kwargs, settings=settings, wall_time=wall_time)
     if warn:

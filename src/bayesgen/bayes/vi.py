@@ -31,18 +31,15 @@ from __future__ import annotations
 import math
 import sys
 import time
-import warnings
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import numpyro
 import optax
 from numpyro.infer import SVI, Predictive, Trace_ELBO, TraceMeanField_ELBO, autoguide
 
 from bayesgen._errors import require
-from bayesgen.bayes.mcmc import _check_key, latent_shapes
+from bayesgen.bayes.mcmc import _check_key, latent_shapes, model_sites
 from bayesgen.bayes.posterior import Posterior
 
 __all__ = ["fit_vi", "VIResult", "GUIDES"]
@@ -80,13 +77,20 @@ class VIResult:
         or ESS warnings; its ESS is about ``num_samples``)."""
         _check_key(key)
         require(isinstance(num_samples, int) and num_samples >= 4, f"num_samples must be an integer >= 4, got {num_samples}")
-        key_latent, key_deterministic = jax.random.split(key)
-        latent = self.guide.sample_posterior(key_latent, self.params, *self.model_args, sample_shape=(num_samples,),
-                                             **self.model_kwargs)
-        deterministic = _deterministic_sites(self.model, self.model_args, self.model_kwargs)
-        if deterministic:
-            predictive = Predictive(self.model, posterior_samples=latent, return_sites=deterministic)
-            latent = {**latent, **predictive(key_deterministic, *self.model_args, **self.model_kwargs)}
+        sites = model_sites(self.model, self.model_args, self.model_kwargs)
+        deterministic = [name for name, site in sites.items() if site.kind == "deterministic"]
+
+        @jax.jit
+        def draw(key):  # one compiled program instead of many eager operations
+            key_latent, key_deterministic = jax.random.split(key)
+            latent = self.guide.sample_posterior(key_latent, self.params, *self.model_args,
+                                                 sample_shape=(num_samples,), **self.model_kwargs)
+            if deterministic:
+                predictive = Predictive(self.model, posterior_samples=latent, return_sites=deterministic)
+                latent = {**latent, **predictive(key_deterministic, *self.model_args, **self.model_kwargs)}
+            return latent
+
+        latent = draw(key)
         draws = {name: np.asarray(value)[None] for name, value in jax.device_get(latent).items()}
         return Posterior(draws=draws, stats={}, method=f"vi:{self.guide_name}", model=self.model,
                          model_args=self.model_args, model_kwargs=self.model_kwargs,
@@ -96,13 +100,6 @@ class VIResult:
     def __repr__(self) -> str:
         return (f"VIResult(guide={self.guide_name!r}, steps={self.num_steps}, final loss={self.losses[-1]:.4g}, "
                 f"converged={self.converged}, wall_time={self.wall_time:.2f}s)")
-
-
-def _deterministic_sites(model, args, kwargs) -> list[str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        trace = numpyro.handlers.trace(numpyro.handlers.seed(model, jax.random.key(0))).get_trace(*args, **kwargs)
-    return [name for name, site in trace.items() if site["type"] == "deterministic"]
 
 
 def fit_vi(model: Callable, key, *model_args, guide: str = "meanfield", num_steps: int = 10_000,
@@ -143,7 +140,8 @@ def fit_vi(model: Callable, key, *model_args, guide: str = "meanfield", num_step
     svi = SVI(model, auto, optax.adam(learning_rate), elbo)
     started = time.perf_counter()
     key_init, key_run = jax.random.split(key)
-    state = svi.init(key_init, *model_args, **model_kwargs)
+    # compiled: run eagerly, the initialisation compiles dozens of small operations one by one
+    state = jax.jit(lambda key: svi.init(key, *model_args, **model_kwargs))(key_init)
 
     @jax.jit
     def run_chunk(state):

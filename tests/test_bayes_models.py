@@ -1,0 +1,305 @@
+"""The bayesgen.bayes catalogue: each model recovers known parameters from simulated data;
+the mixture's Gibbs sampler agrees with NUTS; predictions for new and existing groups; the
+Bayesian neural network by NUTS and by minibatch mean-field VI; plots; `bayesgen bayes fit`.
+
+Recovery is judged by posterior z-scores (posterior mean - truth) / posterior sd: for a
+calibrated posterior each is roughly standard normal, so |z| < 4 fails by chance with
+probability ~6e-5 per parameter. Settings are small (2 chains, a few hundred draws): one
+compilation per model dominates the time.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+from bayesgen._errors import BayesgenError
+from bayesgen.bayes import SamplingWarning, fit_vi, sample
+from bayesgen.bayes.models import bnn, hierarchical, mixed_effects, mixture
+
+SMALL = dict(num_chains=2, num_warmup=400, num_samples=400)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _sample(model, key, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        return sample(model, key, *args, **{**SMALL, **kwargs})
+
+
+def _z_scores(posterior, name, truth):
+    draws = posterior.flat(name)
+    return (draws.mean(axis=0) - np.asarray(truth)) / draws.std(axis=0)
+
+
+# --------------------------------------------------------------------------------------
+# Hierarchical normal model and hierarchical regression
+# --------------------------------------------------------------------------------------
+
+
+def test_eight_schools_model_recovers_mu_and_tau_from_many_schools():
+    sigma, y, theta = hierarchical.simulate_eight_schools(jax.random.key(0), 60, mu=5.0, tau=8.0)
+    post = _sample(hierarchical.eight_schools_noncentered, jax.random.key(1), sigma, y=y)
+    for name, truth in (("mu", 5.0), ("tau", 8.0), ("theta", theta)):
+        assert np.all(np.abs(_z_scores(post, name, truth)) < 4), name
+    assert post.summary(["mu", "tau"])["tau"]["r_hat"] < 1.02
+
+
+@pytest.fixture(scope="module")
+def regression_data():
+    return hierarchical.simulate_hierarchical_regression(jax.random.key(2), n_groups=6, n_per_group=25, n_features=1)
+
+
+@pytest.mark.parametrize("model", [hierarchical.hierarchical_regression_noncentered,
+                                   hierarchical.hierarchical_regression_centered])
+def test_hierarchical_regression_recovers_group_coefficients(regression_data, model):
+    data, truth = regression_data
+    post = _sample(model, jax.random.key(3), data["x"], data["group"], data["n_groups"], y=data["y"])
+    assert post.draws["coef"].shape == (2, 400, 6, 2)
+    z = _z_scores(post, "coef", truth["coef"])
+    assert np.all(np.abs(z) < 4), z
+    assert abs(_z_scores(post, "sigma", truth["sigma"])) < 4
+    # 25 points per group pin each line down: the group slopes are known to about +-0.1
+    assert np.all(post.flat("coef").std(axis=0) < 0.2)
+
+
+# --------------------------------------------------------------------------------------
+# Linear mixed effects
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    data, truth = mixed_effects.simulate_linear_mixed_effects(jax.random.key(4), n_groups=8, n_per_group=12)
+    post = _sample(mixed_effects.linear_mixed_effects, jax.random.key(5), data["X"], data["group"], data["n_groups"],
+                   y=data["y"])
+    return data, truth, post
+
+
+def test_mixed_effects_recovers_fixed_and_random_effects(mixed):
+    data, truth, post = mixed
+    for name in ("intercept", "beta", "sigma", "u"):
+        assert np.all(np.abs(_z_scores(post, name, truth[name])) < 4), name
+    # the non-centred intercept makes u = tau * u_raw a deterministic site
+    np.testing.assert_allclose(post.draws["u"], post.draws["tau"][..., None] * post.draws["u_raw"], rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_effects_predicts_existing_and_new_groups(mixed):
+    data, truth, post = mixed
+    X_new = np.zeros((2, data["X"].shape[1]), np.float32)
+    group_new = np.array([3, data["n_groups"]])            # an existing group, then a new one
+    pred = post.posterior_predictive(jax.random.key(6), X_new, group_new, data["n_groups"], n_new_groups=1)
+    assert pred["y"].shape == (2, 400, 2) and pred["u_new"].shape == (2, 400, 1)
+    y_existing, y_new = pred["y"][..., 0].reshape(-1), pred["y"][..., 1].reshape(-1)
+    # existing group: intercept + u_3 (+ noise); a new group adds the between-group spread tau
+    assert abs(y_existing.mean() - (truth["intercept"] + truth["u"][3])) < 4 * y_existing.std() / 10
+    assert y_new.std() > 1.3 * y_existing.std()
+    expected_sd = np.sqrt(np.mean(post.flat("tau") ** 2 + post.flat("sigma") ** 2))
+    assert y_new.std() == pytest.approx(expected_sd, rel=0.15)
+
+
+# --------------------------------------------------------------------------------------
+# Bayesian Gaussian mixture: NUTS (assignments marginalised) and Gibbs
+# --------------------------------------------------------------------------------------
+
+MIX_WEIGHTS, MIX_MEANS = np.array([0.3, 0.7]), np.array([[-2.0, 0.0], [2.0, 1.0]])
+MIX_SCALES = np.array([[0.7, 1.0], [1.0, 0.5]])
+
+
+@pytest.fixture(scope="module")
+def mixture_fits():
+    x, _ = mixture.simulate_gaussian_mixture(jax.random.key(7), n=300, weights=MIX_WEIGHTS, means=MIX_MEANS,
+                                             scales=MIX_SCALES)
+    nuts = _sample(mixture.gaussian_mixture, jax.random.key(8), x, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        gibbs = mixture.gibbs_gaussian_mixture(jax.random.key(9), x, 2, num_chains=2, num_warmup=200,
+                                               num_samples=1000)
+    return x, nuts, gibbs
+
+
+def test_mixture_recovers_the_components_by_nuts_and_by_gibbs(mixture_fits):
+    _, nuts, gibbs = mixture_fits
+    for post in (nuts, gibbs):
+        assert np.all(np.abs(_z_scores(post, "weights", MIX_WEIGHTS)) < 4), post.method
+        assert np.all(np.abs(_z_scores(post, "mu", MIX_MEANS)) < 4), post.method
+        assert np.all(np.abs(_z_scores(post, "variance", MIX_SCALES**2)) < 4), post.method
+
+
+def test_gibbs_and_nuts_sample_the_same_posterior(mixture_fits):
+    _, nuts, gibbs = mixture_fits
+    a, b = nuts.summary(["weights", "mu", "variance"]), gibbs.summary(["weights", "mu", "variance"])
+    assert a.names == b.names
+    mean, mcse = a.values[:, 0], a.values[:, 2]
+    z = (mean - b.values[:, 0]) / np.sqrt(mcse**2 + b.values[:, 2] ** 2)
+    assert np.all(np.abs(z) < 4), dict(zip(a.names, np.round(z, 2)))
+    assert np.all(np.abs(a.values[:, 1] / b.values[:, 1] - 1) < 0.25)  # sds agree (few hundred ESS each)
+    assert np.all(b.values[:, 7] < 1.01)                              # Gibbs chains agree (R-hat)
+
+
+def test_gibbs_posterior_supports_the_posterior_api(mixture_fits):
+    x, _, gibbs = mixture_fits
+    assert gibbs.method == "gibbs" and gibbs.draws["mu_first"].shape == (2, 1000, 2)
+    assert np.all(np.diff(gibbs.draws["mu"][..., 0], axis=-1) > 0)  # relabelled to the model's ordering
+    loglik = gibbs.log_likelihood()["x"]
+    assert loglik.shape == (2, 1000, 300) and np.all(np.isfinite(loglik))
+    assert gibbs.posterior_predictive(jax.random.key(10))["x"].shape == (2, 1000, 300, 2)
+
+
+# --------------------------------------------------------------------------------------
+# Bayesian neural network: NUTS and minibatch mean-field VI
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bnn_data():
+    x, y = bnn.simulate_bnn_data(jax.random.key(11), n=80, noise=0.1)
+    grid = np.linspace(-1.5, 1.5, 7, dtype=np.float32)[:, None]
+    truth = np.sin(2 * grid[:, 0]) + 0.3 * grid[:, 0]
+    return x, y, grid, truth
+
+
+def _check_predictions(post, grid, truth, max_rmse):
+    f = post.posterior_predictive(jax.random.key(12), grid, y=None, hidden=(8,))["y"]
+    f = f.reshape(-1, len(grid))
+    mean, low, high = f.mean(axis=0), *np.quantile(f, [0.025, 0.975], axis=0)
+    assert np.sqrt(np.mean((mean - truth) ** 2)) < max_rmse
+    assert np.mean((truth >= low) & (truth <= high)) >= 5 / 7   # 95% predictive intervals cover the function
+
+
+def test_bnn_by_nuts_fits_the_function(bnn_data):
+    x, y, grid, truth = bnn_data
+    post = _sample(bnn.bnn_regression, jax.random.key(13), x, y=y, hidden=(8,), num_warmup=300, num_samples=300)
+    assert post.draws["w0"].shape == (2, 300, 1, 8) and post.settings["dense_mass"]  # 25 weights + sigma
+    _check_predictions(post, grid, truth, max_rmse=0.15)
+
+
+def test_bnn_by_minibatch_meanfield_vi(bnn_data):
+    x, y, grid, truth = bnn_data
+    fit = fit_vi(bnn.bnn_regression, jax.random.key(14), x, y=y, hidden=(8,), subsample_size=20, num_steps=4000,
+                 learning_rate=0.01, tol=None)
+    assert fit.num_steps == 4000 and np.isfinite(fit.losses).all()
+    assert fit.losses[-500:].mean() < fit.losses[:500].mean()
+    post = fit.sample_posterior(jax.random.key(15), 1000)
+    assert post.method == "vi:meanfield" and post.num_chains == 1 and post.independent
+    assert "subsample_size" not in post.model_kwargs     # predictions use all the data
+    _check_predictions(post, grid, truth, max_rmse=0.25)
+
+
+# --------------------------------------------------------------------------------------
+# Exoplanet transit (jaxoplanet)
+# --------------------------------------------------------------------------------------
+
+
+def test_transit_recovers_period_t0_depth_and_duration():
+    pytest.importorskip("jaxoplanet")
+    from bayesgen.bayes.models import transit
+
+    truth = dict(period=1.3, t0=0.4, duration=0.12, radius_ratio=0.1)
+    t, flux = transit.simulate_transit(jax.random.key(16), n=300, period=truth["period"], t0=truth["t0"],
+                                       duration=truth["duration"], radius_ratio=truth["radius_ratio"], noise=1e-3)
+    post = _sample(transit.transit_light_curve, jax.random.key(17), t, flux, period_guess=1.28, t0_guess=0.42,
+                   duration_guess=0.1, num_warmup=300, num_samples=300)
+    for name in ("period", "t0", "duration"):
+        assert abs(_z_scores(post, name, truth[name])) < 4, name
+    assert abs(_z_scores(post, "depth", truth["radius_ratio"] ** 2 * 1.0)) < 6  # depth ~ r^2 (limb darkening deepens it)
+    assert post.flat("period").std() < 1e-3
+
+
+# --------------------------------------------------------------------------------------
+# Plots and the command line
+# --------------------------------------------------------------------------------------
+
+
+def test_plots_write_pngs(tmp_path):
+    from bayesgen.bayes import plots
+
+    rng = np.random.default_rng(0)
+    draws = {"a": rng.standard_normal((3, 50)), "b": rng.standard_normal((3, 50, 2))}
+    divergent = np.zeros((3, 50), bool)
+    divergent[1, 5] = True
+    for path in (plots.trace_plot(draws, tmp_path / "trace.png"), plots.rank_plot(draws, tmp_path / "rank.png"),
+                 plots.pair_plot(draws, tmp_path / "pair.png", divergent=divergent)):
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(BayesgenError, match="no site 'c'"):
+        plots.trace_plot(draws, tmp_path / "x.png", var_names=["c"])
+    with pytest.raises(BayesgenError, match=r"divergent must be \[chain, draw\]"):
+        plots.pair_plot(draws, tmp_path / "x.png", divergent=np.zeros(3, bool))
+
+
+def _cli(argv, capsys):
+    from bayesgen.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_fits_a_catalogue_model_and_writes_the_run(tmp_path, capsys):
+    data = tmp_path / "schools.csv"
+    data.write_text("y,sigma\n28,15\n8,10\n-3,16\n7,11\n-1,9\n1,11\n18,10\n12,18\n")
+    out = tmp_path / "run"
+    argv = ["bayes", "fit", "eight-schools", "--data", str(data), "--out", str(out), "--chains", "2", "--warmup", "300",
+            "--samples", "300", "--quiet"]
+    code, stdout, err = _cli(argv, capsys)
+    assert code == 0, err
+    assert "mu" in stdout and "r_hat" in stdout and str(out) in stdout
+    with np.load(out / "draws.npz", allow_pickle=False) as npz:
+        assert npz["draws/theta"].shape == (2, 300, 8) and npz["stats/diverging"].shape == (2, 300)
+    report = json.loads((out / "summary.json").read_text())
+    assert report["model"] == "eight-schools" and report["chains"] == 2 and report["method"] == "nuts"
+    assert (out / "summary.csv").read_text().startswith("param,mean,sd,mcse_mean,hdi_5%,hdi_95%")
+    for name in ("trace", "rank", "pair"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
+    try:
+        import arviz  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert (out / "posterior.nc").stat().st_size > 0
+    code, _, err = _cli(argv, capsys)              # an existing run is not replaced without --force
+    assert code == 2 and "already exists" in err and err.count("\n") == 1
+
+
+def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
+    (tmp_path / "mine.py").write_text(
+        "import numpyro, numpyro.distributions as dist\n"
+        "def model(y):\n"
+        "    mu = numpyro.sample('mu', dist.Normal(0.0, 10.0))\n"
+        "    with numpyro.plate('n', len(y)):\n"
+        "        numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n")
+    (tmp_path / "data.json").write_text(json.dumps({"y": [0.5, 1.5, 1.0, 2.0]}))
+    out = tmp_path / "run"
+    code, stdout, err = _cli(["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data",
+                              str(tmp_path / "data.json"), "--out", str(out), "--method", "mh", "--chains", "2",
+                              "--warmup", "500", "--samples", "1000", "--no-plots", "--quiet"], capsys)
+    assert code == 0, err
+    mean = json.loads((out / "summary.json").read_text())
+    assert mean["method"] == "mh"
+    with np.load(out / "draws.npz", allow_pickle=False) as npz:
+        mu = npz["draws/mu"]
+    # posterior N(sum y / (n + 0.01), 1 / (n + 0.01)): mean ~1.25, sd ~0.5
+    assert abs(mu.mean() - 5.0 / 4.01) < 0.15 and abs(mu.std() - 0.5) < 0.1
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["bayes", "fit", "nope", "--data", "{csv}"], "unknown model 'nope'"),
+    (["bayes", "fit", "--data", "{csv}"], "name a catalogue MODEL"),
+    (["bayes", "fit", "eight-schools", "--data", "{tmp}/missing.csv"], "data file .* not found"),
+    (["bayes", "fit", "lme", "--data", "{csv}"], "model 'lme' needs a column 'group'"),
+    (["bayes", "fit", "--model", "{tmp}/broken.py:model", "--data", "{csv}"], "running .* failed: ZeroDivisionError"),
+    (["bayes", "fit", "--model", "{tmp}/broken.py", "--data", "{csv}"], "--model must look like path/to/file.py:function"),
+    (["bayes", "fit", "eight-schools", "--data", "{csv}", "--method", "gibbs"], "--method gibbs is offered for the 'mixture'"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
+    import re
+
+    (tmp_path / "data.csv").write_text("y,sigma\n1,2\n3,4\n")
+    (tmp_path / "broken.py").write_text("1 / 0\n")
+    argv = [a.replace("{csv}", str(tmp_path / "data.csv")).replace("{tmp}", str(tmp_path)) for a in argv]
+    code, _, err = _cli(argv + ["--out", str(tmp_path / "run"), "--quiet"], capsys)
+    assert code == 2 and err.count("\n") == 1 and re.search(match, err), err
