@@ -1,7 +1,17 @@
 import itertools
+import os
+import tempfile
 
-import jax
-import pytest
+# One persistent XLA compilation cache per test session, shared with the subprocesses tests
+# start (they inherit the environment): many tests build the same programs from fresh closures
+# (each fit makes its own jitted epoch), and an identical program is then loaded, not
+# recompiled. Set before jax is imported; a fresh directory keeps CI timings honest.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="bayesgen-jax-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # jax_numpy_rank_promotion="raise" is not used: numpyro's samplers rely on rank promotion.
 
