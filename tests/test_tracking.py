@@ -81,13 +81,14 @@ def _events(folder):
 
 def test_tensorboard_after_the_fact(tiny_run, tmp_path, capsys):
     pytest.importorskip("tensorboardX")
-    run, result = tiny_run
+    run, _ = tiny_run
     assert main(["track", str(run), "--to", "tensorboard", "--uri", str(tmp_path / "tb")]) == 0
     assert "logged" in capsys.readouterr().out
     values = [(e.step, v) for e in _events(tmp_path / "tb") for v in e.summary.value]
     losses = sorted((step, v.simple_value) for step, v in values if v.tag == "train_loss")
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert losses == [(r["epoch"], pytest.approx(r["train_loss"], rel=1e-6)) for r in history]
-    assert [v.simple_value for _, v in values if v.tag == "test_log_px"] == [pytest.approx(result["log_px"], rel=1e-6)]
+    evaluation = json.loads((run / "evaluation.json").read_text())  # other tests may re-evaluate the shared run
+    assert [v.simple_value for _, v in values if v.tag == "test_log_px"] == [pytest.approx(evaluation["log_px"], rel=1e-6)]
     images = {v.tag for _, v in values if v.HasField("image")}
     assert "plots/samples" in images and "plots/loss" in images
