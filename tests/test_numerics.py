@@ -18,7 +18,9 @@ from bayesgen.train.loop import fit
 class NaNGradient(Objective):
     """The ELBO plus sqrt(0 * w): the value is unchanged and finite, the gradient is inf * 0 = NaN."""
 
-    def __call__(self, model, x, key):
+    bound_term = "elbo"
+
+    def __call__(self, model, x, key, step=None):
         value, terms = ELBO()(model, x, key)
         weight = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))[0]
         return value + jnp.sqrt(jnp.sum(weight) * 0.0), terms
