@@ -37,16 +37,9 @@ def _z_scores(posterior, name, truth):
 
 
 # --------------------------------------------------------------------------------------
-# Hierarchical normal model and hierarchical regression
+# Hierarchical regression (eight schools: tests/test_bayes.py checks the non-centred model
+# against posteriordb's reference posterior and the centred one's divergences and y_rep)
 # --------------------------------------------------------------------------------------
-
-
-def test_eight_schools_model_recovers_mu_and_tau_from_many_schools():
-    sigma, y, theta = hierarchical.simulate_eight_schools(jax.random.key(0), 60, mu=5.0, tau=8.0)
-    post = _sample(hierarchical.eight_schools_noncentered, jax.random.key(1), sigma, y=y)
-    for name, truth in (("mu", 5.0), ("tau", 8.0), ("theta", theta)):
-        assert np.all(np.abs(_z_scores(post, name, truth)) < 4), name
-    assert post.summary(["mu", "tau"])["tau"]["r_hat"] < 1.02
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +47,11 @@ def regression_data():
     return hierarchical.simulate_hierarchical_regression(jax.random.key(2), n_groups=6, n_per_group=25, n_features=1)
 
 
-@pytest.mark.parametrize("model", [hierarchical.hierarchical_regression_noncentered,
-                                   hierarchical.hierarchical_regression_centered])
-def test_hierarchical_regression_recovers_group_coefficients(regression_data, model):
+def test_hierarchical_regression_recovers_group_coefficients(regression_data):
+    """(The centred form's recovery runs in benchmarks/bayes_catalogue.py: one more compilation.)"""
     data, truth = regression_data
-    post = _sample(model, jax.random.key(3), data["x"], data["group"], data["n_groups"], y=data["y"])
+    post = _sample(hierarchical.hierarchical_regression_noncentered, jax.random.key(3), data["x"], data["group"],
+                   data["n_groups"], y=data["y"])
     assert post.draws["coef"].shape == (2, 400, 6, 2)
     z = _z_scores(post, "coef", truth["coef"])
     assert np.all(np.abs(z) < 4), z
@@ -112,13 +105,13 @@ MIX_SCALES = np.array([[0.7, 1.0], [1.0, 0.5]])
 
 @pytest.fixture(scope="module")
 def mixture_fits():
-    x, _ = mixture.simulate_gaussian_mixture(jax.random.key(7), n=300, weights=MIX_WEIGHTS, means=MIX_MEANS,
+    x, _ = mixture.simulate_gaussian_mixture(jax.random.key(7), n=150, weights=MIX_WEIGHTS, means=MIX_MEANS,
                                              scales=MIX_SCALES)
     nuts = _sample(mixture.gaussian_mixture, jax.random.key(8), x, 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        gibbs = mixture.gibbs_gaussian_mixture(jax.random.key(9), x, 2, num_chains=2, num_warmup=200,
-                                               num_samples=1000)
+        gibbs = mixture.gibbs_gaussian_mixture(jax.random.key(9), x, 2, num_chains=2, num_warmup=100,
+                                               num_samples=600)
     return x, nuts, gibbs
 
 
@@ -143,11 +136,11 @@ def test_gibbs_and_nuts_sample_the_same_posterior(mixture_fits):
 
 def test_gibbs_posterior_supports_the_posterior_api(mixture_fits):
     x, _, gibbs = mixture_fits
-    assert gibbs.method == "gibbs" and gibbs.draws["mu_first"].shape == (2, 1000, 2)
+    assert gibbs.method == "gibbs" and gibbs.draws["mu_first"].shape == (2, 600, 2)
     assert np.all(np.diff(gibbs.draws["mu"][..., 0], axis=-1) > 0)  # relabelled to the model's ordering
     loglik = gibbs.log_likelihood()["x"]
-    assert loglik.shape == (2, 1000, 300) and np.all(np.isfinite(loglik))
-    assert gibbs.posterior_predictive(jax.random.key(10))["x"].shape == (2, 1000, 300, 2)
+    assert loglik.shape == (2, 600, 150) and np.all(np.isfinite(loglik))
+    assert gibbs.posterior_predictive(jax.random.key(10))["x"].shape == (2, 600, 150, 2)
 
 
 # --------------------------------------------------------------------------------------
@@ -157,57 +150,31 @@ def test_gibbs_posterior_supports_the_posterior_api(mixture_fits):
 
 @pytest.fixture(scope="module")
 def bnn_data():
-    x, y = bnn.simulate_bnn_data(jax.random.key(11), n=80, noise=0.1)
+    x, y = bnn.simulate_bnn_data(jax.random.key(11), n=60, noise=0.1)
     grid = np.linspace(-1.5, 1.5, 7, dtype=np.float32)[:, None]
     truth = np.sin(2 * grid[:, 0]) + 0.3 * grid[:, 0]
     return x, y, grid, truth
 
 
 def _check_predictions(post, grid, truth, max_rmse):
-    f = post.posterior_predictive(jax.random.key(12), grid, y=None, hidden=(8,))["y"]
+    f = post.posterior_predictive(jax.random.key(12), grid, y=None, hidden=(5,))["y"]
     f = f.reshape(-1, len(grid))
     mean, low, high = f.mean(axis=0), *np.quantile(f, [0.025, 0.975], axis=0)
     assert np.sqrt(np.mean((mean - truth) ** 2)) < max_rmse
     assert np.mean((truth >= low) & (truth <= high)) >= 5 / 7   # 95% predictive intervals cover the function
 
 
-def test_bnn_by_nuts_fits_the_function(bnn_data):
-    x, y, grid, truth = bnn_data
-    post = _sample(bnn.bnn_regression, jax.random.key(13), x, y=y, hidden=(8,), num_warmup=300, num_samples=300)
-    assert post.draws["w0"].shape == (2, 300, 1, 8) and post.settings["dense_mass"]  # 25 weights + sigma
-    _check_predictions(post, grid, truth, max_rmse=0.15)
-
-
 def test_bnn_by_minibatch_meanfield_vi(bnn_data):
     x, y, grid, truth = bnn_data
-    fit = fit_vi(bnn.bnn_regression, jax.random.key(14), x, y=y, hidden=(8,), subsample_size=20, num_steps=4000,
+    """(NUTS on the same network runs in benchmarks/bayes_catalogue.py: its trees saturate.)"""
+    fit = fit_vi(bnn.bnn_regression, jax.random.key(14), x, y=y, hidden=(5,), subsample_size=20, num_steps=3000,
                  learning_rate=0.01, tol=None)
-    assert fit.num_steps == 4000 and np.isfinite(fit.losses).all()
+    assert fit.num_steps == 3000 and np.isfinite(fit.losses).all()
     assert fit.losses[-500:].mean() < fit.losses[:500].mean()
     post = fit.sample_posterior(jax.random.key(15), 1000)
     assert post.method == "vi:meanfield" and post.num_chains == 1 and post.independent
     assert "subsample_size" not in post.model_kwargs     # predictions use all the data
     _check_predictions(post, grid, truth, max_rmse=0.25)
-
-
-# --------------------------------------------------------------------------------------
-# Exoplanet transit (jaxoplanet)
-# --------------------------------------------------------------------------------------
-
-
-def test_transit_recovers_period_t0_depth_and_duration():
-    pytest.importorskip("jaxoplanet")
-    from bayesgen.bayes.models import transit
-
-    truth = dict(period=1.3, t0=0.4, duration=0.12, radius_ratio=0.1)
-    t, flux = transit.simulate_transit(jax.random.key(16), n=300, period=truth["period"], t0=truth["t0"],
-                                       duration=truth["duration"], radius_ratio=truth["radius_ratio"], noise=1e-3)
-    post = _sample(transit.transit_light_curve, jax.random.key(17), t, flux, period_guess=1.28, t0_guess=0.42,
-                   duration_guess=0.1, num_warmup=300, num_samples=300)
-    for name in ("period", "t0", "duration"):
-        assert abs(_z_scores(post, name, truth[name])) < 4, name
-    assert abs(_z_scores(post, "depth", truth["radius_ratio"] ** 2 * 1.0)) < 6  # depth ~ r^2 (limb darkening deepens it)
-    assert post.flat("period").std() < 1e-3
 
 
 # --------------------------------------------------------------------------------------
@@ -243,18 +210,18 @@ def test_cli_fits_a_catalogue_model_and_writes_the_run(tmp_path, capsys):
     data = tmp_path / "schools.csv"
     data.write_text("y,sigma\n28,15\n8,10\n-3,16\n7,11\n-1,9\n1,11\n18,10\n12,18\n")
     out = tmp_path / "run"
-    argv = ["bayes", "fit", "eight-schools", "--data", str(data), "--out", str(out), "--chains", "2", "--warmup", "300",
-            "--samples", "300", "--quiet"]
+    argv = ["bayes", "fit", "eight-schools", "--data", str(data), "--out", str(out), "--chains", "2", "--warmup", "500",
+            "--samples", "500", "--method", "mh", "--no-plots", "--quiet"]  # MH: the cheapest program to compile
     code, stdout, err = _cli(argv, capsys)
     assert code == 0, err
     assert "mu" in stdout and "r_hat" in stdout and str(out) in stdout
     with np.load(out / "draws.npz", allow_pickle=False) as npz:
-        assert npz["draws/theta"].shape == (2, 300, 8) and npz["stats/diverging"].shape == (2, 300)
+        assert npz["draws/theta"].shape == (2, 500, 8) and npz["stats/accept_prob"].shape == (2, 500)
     report = json.loads((out / "summary.json").read_text())
-    assert report["model"] == "eight-schools" and report["chains"] == 2 and report["method"] == "nuts"
+    assert report["model"] == "eight-schools" and report["chains"] == 2 and report["method"] == "mh"
+    assert any("ESS" in problem for problem in report["problems"])   # 500 MH draws are not enough, and it says so
     assert (out / "summary.csv").read_text().startswith("param,mean,sd,mcse_mean,hdi_5%,hdi_95%")
-    for name in ("trace", "rank", "pair"):
-        assert (out / "plots" / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
+    assert not (out / "plots").exists()
     try:
         import arviz  # noqa: F401
     except ImportError:
@@ -276,7 +243,7 @@ def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = _cli(["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data",
                               str(tmp_path / "data.json"), "--out", str(out), "--method", "mh", "--chains", "2",
-                              "--warmup", "500", "--samples", "1000", "--no-plots", "--quiet"], capsys)
+                              "--warmup", "500", "--samples", "1000", "--quiet"], capsys)
     assert code == 0, err
     mean = json.loads((out / "summary.json").read_text())
     assert mean["method"] == "mh"
@@ -284,6 +251,8 @@ def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
         mu = npz["draws/mu"]
     # posterior N(sum y / (n + 0.01), 1 / (n + 0.01)): mean ~1.25, sd ~0.5
     assert abs(mu.mean() - 5.0 / 4.01) < 0.15 and abs(mu.std() - 0.5) < 0.1
+    for name in ("trace", "rank", "pair"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
 
 
 @pytest.mark.parametrize("argv,match", [

@@ -31,7 +31,6 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 from jax.flatten_util import ravel_pytree
-from numpyro.distributions.transforms import biject_to
 from numpyro.infer.hmc import hmc
 from numpyro.infer.initialization import init_to_median, init_to_uniform
 from numpyro.infer.util import constrain_fn, find_valid_initial_params, potential_energy
@@ -39,6 +38,7 @@ from numpyro.infer.util import constrain_fn, find_valid_initial_params, potentia
 from bayesgen._errors import BayesgenError, require
 from bayesgen.bayes.kernels import OPTIMAL_ACCEPT, rwmh_init, rwmh_step, run_chain
 from bayesgen.bayes.posterior import Posterior
+from bayesgen.bayes.sites import model_sites
 
 __all__ = ["sample", "METHODS", "CHAIN_METHODS", "DENSE_MASS_MAX_DIM", "latent_shapes", "model_sites"]
 
@@ -61,36 +61,6 @@ def _check_key(key) -> None:
         ok = False
     require(ok, f"key must be one PRNG key such as jax.random.key(0), got {type(key).__name__}"
             f"{getattr(key, 'shape', '')}")
-
-
-class Site(NamedTuple):
-    kind: str                   # "sample" or "deterministic"
-    observed: bool
-    discrete: bool
-    shape: tuple[int, ...]      # unconstrained shape (latent continuous sites) or value shape
-
-
-def model_sites(model: Callable, model_args: tuple, model_kwargs: dict) -> dict[str, Site]:
-    """The sample and deterministic sites of ``model``, found by tracing it abstractly
-    (``jax.eval_shape`` with Stan-style initial values: nothing is computed or compiled, and
-    improper priors need no sampler)."""
-    found: dict[str, Site] = {}
-
-    def trace_model(key):
-        model_ = numpyro.handlers.substitute(numpyro.handlers.seed(model, key), substitute_fn=init_to_uniform())
-        for name, site in numpyro.handlers.trace(model_).get_trace(*model_args, **model_kwargs).items():
-            if site["type"] == "deterministic":
-                found[name] = Site("deterministic", False, False, tuple(jnp.shape(site["value"])))
-            elif site["type"] == "sample":
-                discrete = bool(site["fn"].support.is_discrete)
-                shape = tuple(jnp.shape(site["value"]))
-                if not site["is_observed"] and not discrete:
-                    shape = tuple(biject_to(site["fn"].support).inverse_shape(shape))
-                found[name] = Site("sample", bool(site["is_observed"]), discrete, shape)
-        return 0
-
-    jax.eval_shape(trace_model, jax.random.key(0))
-    return found
 
 
 def latent_shapes(model: Callable, model_args: tuple, model_kwargs: dict) -> dict[str, tuple[int, ...]]:

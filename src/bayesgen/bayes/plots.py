@@ -18,15 +18,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from scipy.stats import rankdata
 
 from bayesgen._errors import require
 from bayesgen.bayes.diagnostics import scalar_names
-from bayesgen.plots import PathLike, _new_figure, _save
+from bayesgen.plots import _DPI, PathLike, _save
 
 __all__ = ["trace_plot", "rank_plot", "pair_plot"]
 
 _CHAIN_COLOURS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"]
+
+
+def _grid_figure(width: float, height: float, top: float = 0.5):
+    """A figure for a grid of many small panels: fixed margins instead of the house style's
+    constrained layout, whose solver costs seconds with dozens of axes."""
+    fig = Figure(figsize=(width, height), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.6 / height, top=1 - top / height, wspace=0.25, hspace=0.35)
+    return fig
 
 
 def _scalars(draws, var_names, max_params: int) -> tuple[list[str], np.ndarray, int]:
@@ -55,7 +66,7 @@ def trace_plot(draws, path: PathLike, *, var_names=None, max_params: int = 12) -
     """Density per chain (left) and trace per chain (right), one row per scalar parameter."""
     labels, values, total = _scalars(draws, var_names, max_params)
     chains, n, k = values.shape
-    fig = _new_figure(10.0, 1.7 * k + 0.6)
+    fig = _grid_figure(10.0, 1.7 * k + 0.6)
     axes = fig.subplots(k, 2, squeeze=False, gridspec_kw={"width_ratios": [1, 2.5]})
     for j, label in enumerate(labels):
         column = values[:, :, j]
@@ -77,7 +88,7 @@ def rank_plot(draws, path: PathLike, *, var_names=None, max_params: int = 12, bi
     dashed line is the count expected when the chains mix."""
     labels, values, total = _scalars(draws, var_names, max_params)
     chains, n, k = values.shape
-    fig = _new_figure(2.2 * chains + 1.0, 1.4 * k + 0.6)
+    fig = _grid_figure(2.2 * chains + 1.0, 1.4 * k + 0.6)
     axes = fig.subplots(k, chains, squeeze=False, sharex=True)
     edges = np.linspace(0.5, chains * n + 0.5, bins + 1)
     for j, label in enumerate(labels):
@@ -105,7 +116,7 @@ def pair_plot(draws, path: PathLike, *, var_names=None, max_params: int = 6, div
     bad = np.zeros(chains * n, bool) if divergent is None else np.asarray(divergent, bool).reshape(-1)
     require(bad.shape[0] == chains * n, f"divergent must be [chain, draw] = {(chains, n)}, got {np.shape(divergent)}")
     keep = np.linspace(0, chains * n - 1, min(max_points, chains * n)).astype(int)
-    fig = _new_figure(2.0 * k + 0.5, 2.0 * k + 0.5)
+    fig = _grid_figure(2.0 * k + 0.5, 2.0 * k + 0.5)
     axes = fig.subplots(k, k, squeeze=False)
     for row in range(k):
         for col in range(k):

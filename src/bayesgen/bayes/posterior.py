@@ -17,6 +17,7 @@ from numpyro.infer import log_likelihood as _numpyro_log_likelihood
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.bayes.diagnostics import SamplingWarning, Summary, hpdi, problems, scalar_names, summarize
+from bayesgen.bayes.sites import model_sites
 
 __all__ = ["Posterior", "LOSSES"]
 
@@ -188,18 +189,12 @@ class Posterior:
     def _require_model(self, what: str) -> None:
         require(self.model is not None, f"{what} needs the model; this Posterior was built without one")
 
-    def _trace(self, args: tuple, kwargs: dict) -> dict:
-        """The model's trace at the first draw (seeded), to learn its sites."""
-        point = {n: x[0, 0] for n, x in self.draws.items()}
-        model = numpyro.handlers.substitute(numpyro.handlers.seed(self.model, jax.random.key(0)), point)
-        return numpyro.handlers.trace(model).get_trace(*args, **kwargs)
 
     def _latent_draws(self) -> dict[str, Any]:
         """The draws of latent sample sites only: deterministic sites are recomputed by the
         model (their stored values would be wrong for new covariates)."""
-        trace = self._trace(self.model_args, self.model_kwargs)
-        latent = {n for n, s in trace.items() if s["type"] == "sample" and not s["is_observed"]}
-        return {n: x for n, x in self.draws.items() if n in latent}
+        sites = model_sites(self.model, self.model_args, self.model_kwargs)
+        return {n: x for n, x in self.draws.items() if n in sites and sites[n].kind == "sample" and not sites[n].observed}
 
     def _call_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if args or kwargs:
@@ -223,16 +218,21 @@ class Posterior:
             return_sites = self.observed_sites()
         predictive = Predictive(model, posterior_samples=self._latent_draws(), batch_ndims=2,
                                 return_sites=return_sites)
-        return {n: np.asarray(v) for n, v in predictive(key, *args, **kwargs).items()}
+        # one compiled program (run eagerly, vmap compiles every operation of the model separately)
+        draws = jax.jit(lambda key: predictive(key, *args, **kwargs))(key)
+        return {n: np.asarray(v) for n, v in draws.items()}
 
     def observed_sites(self) -> list[str]:
         """Names of the model's observed sample sites (with the fitting arguments)."""
-        return list(self.observed_data())
+        sites = model_sites(self.model, self.model_args, self.model_kwargs)
+        return [n for n, s in sites.items() if s.kind == "sample" and s.observed]
 
     def observed_data(self) -> dict[str, np.ndarray]:
         """The observed values of the model's observed sites, as fitted."""
         self._require_model("observed_data")
-        trace = self._trace(self.model_args, self.model_kwargs)
+        point = {n: x[0, 0] for n, x in self.draws.items()}  # run once at the first draw (concrete data values)
+        model = numpyro.handlers.substitute(numpyro.handlers.seed(self.model, jax.random.key(0)), point)
+        trace = numpyro.handlers.trace(model).get_trace(*self.model_args, **self.model_kwargs)
         return {n: np.asarray(s["value"]) for n, s in trace.items() if s["type"] == "sample" and s["is_observed"]}
 
     def log_likelihood(self, *args, **kwargs) -> dict[str, np.ndarray]:
@@ -240,8 +240,9 @@ class Posterior:
         (numpyro's :func:`~numpyro.infer.log_likelihood`), with the fitting data by default."""
         self._require_model("log_likelihood")
         args, kwargs = self._call_args(args, kwargs)
-        values = _numpyro_log_likelihood(self.model, self._latent_draws(), *args, batch_ndims=2, parallel=True,
-                                         **kwargs)
+        latent = self._latent_draws()
+        values = jax.jit(lambda draws: _numpyro_log_likelihood(self.model, draws, *args, batch_ndims=2, parallel=True,
+                                                               **kwargs))(latent)
         return {n: np.asarray(v) for n, v in values.items()}
 
     # ---- export ------------------------------------------------------------------------

@@ -16,7 +16,9 @@ bnaf           ``AutoBNAFNormal`` (block neural autoregressive)   ``Trace_ELBO``
 
 Optimisation is NumPyro's ``SVI`` with optax's Adam, ``chunk_size`` steps at a time inside
 one compiled ``lax.scan``; Python only looks between chunks, to stop early once the mean loss
-of a chunk changes by less than ``tol`` (relative) from the previous chunk.
+of a chunk stops improving: when it falls by less than ``tol`` (relative) or by less than two
+standard errors of the difference of the two chunk means (the noise of the stochastic ELBO:
+no progress left that the loss can show).
 
 **Minibatches**: write the likelihood inside ``numpyro.plate("data", N, subsample_size=B)``
 (and index the data with the plate's indices); SVI then draws a fresh subsample each step and
@@ -34,12 +36,14 @@ import time
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from numpyro.infer import SVI, Predictive, Trace_ELBO, TraceMeanField_ELBO, autoguide
 
 from bayesgen._errors import require
-from bayesgen.bayes.mcmc import _check_key, latent_shapes, model_sites
+from bayesgen.bayes.mcmc import _check_key, latent_shapes
+from bayesgen.bayes.sites import model_sites
 from bayesgen.bayes.posterior import Posterior
 
 __all__ = ["fit_vi", "VIResult", "GUIDES"]
@@ -113,8 +117,9 @@ def fit_vi(model: Callable, key, *model_args, guide: str = "meanfield", num_step
         num_steps: the most optimisation steps (rounded up to whole chunks of ``chunk_size``).
         learning_rate: Adam's step size.
         num_particles: Monte Carlo samples per ELBO estimate.
-        tol: stop when the mean loss over a chunk of ``chunk_size`` steps changes by less than
-            ``tol`` relative to the previous chunk's (``None``: run all ``num_steps``).
+        tol: stop when the mean loss over a chunk of ``chunk_size`` steps falls by less than
+            ``tol`` relative to the previous chunk's, or by less than twice the standard error
+            of that difference (``None``: run all ``num_steps``).
         progress: print the loss after each chunk (default: when stderr is a terminal).
 
     Example::
@@ -138,30 +143,42 @@ def fit_vi(model: Callable, key, *model_args, guide: str = "meanfield", num_step
     auto = GUIDES[guide](model)
     elbo = (TraceMeanField_ELBO if guide == "meanfield" else Trace_ELBO)(num_particles=num_particles)
     svi = SVI(model, auto, optax.adam(learning_rate), elbo)
+    num_chunks = math.ceil(num_steps / chunk_size)
+    threshold = -1.0 if tol is None else tol  # tol=None: never converged, run every chunk
+
+    def report(index, mean):
+        print(f"vi {guide}: step {(int(index) + 1) * chunk_size}  loss {float(mean):.6g}", file=sys.stderr)
+
+    def fit(key):
+        """Initialisation and every chunk in one compiled program (the stopping rule in-graph)."""
+        state = svi.init(key, *model_args, **model_kwargs)
+
+        def run_chunk(carry):
+            state, index, previous_mean, previous_var, losses, _ = carry
+            state, chunk = jax.lax.scan(lambda s, _: svi.update(s, *model_args, **model_kwargs), state, None,
+                                        length=chunk_size)
+            mean, var = chunk.mean(), chunk.var() / chunk_size
+            if progress:
+                jax.debug.callback(report, index, mean)
+            noise = 2 * jnp.sqrt(var + previous_var)
+            converged = (index > 0) & (previous_mean - mean <= jnp.maximum(threshold * jnp.maximum(jnp.abs(previous_mean), 1.0),
+                                                                            jnp.where(threshold < 0, -jnp.inf, noise)))
+            converged = converged | ~jnp.all(jnp.isfinite(chunk))  # stop at once on NaN/inf
+            return state, index + 1, mean, var, losses.at[index].set(chunk), converged
+
+        def keep_going(carry):
+            return (carry[1] < num_chunks) & ~carry[5]
+
+        losses = jnp.full((num_chunks, chunk_size), jnp.nan)
+        carry = (state, 0, jnp.inf, 0.0, losses, jnp.asarray(False))
+        state, index, _, _, losses, converged = jax.lax.while_loop(keep_going, run_chunk, carry)
+        return svi.get_params(state), index, losses, converged  # (constrained: eagerly, dozens of compilations)
+
     started = time.perf_counter()
-    key_init, key_run = jax.random.split(key)
-    # compiled: run eagerly, the initialisation compiles dozens of small operations one by one
-    state = jax.jit(lambda key: svi.init(key, *model_args, **model_kwargs))(key_init)
-
-    @jax.jit
-    def run_chunk(state):
-        return jax.lax.scan(lambda s, _: svi.update(s, *model_args, **model_kwargs), state, None, length=chunk_size)
-
-    losses, previous, converged = [], None, False
-    for _ in range(math.ceil(num_steps / chunk_size)):
-        state, chunk = run_chunk(state)
-        chunk = np.asarray(chunk)
-        losses.append(chunk)
-        require(np.all(np.isfinite(chunk)), "the ELBO became NaN/inf; lower learning_rate or check the model's priors")
-        mean = float(chunk.mean())
-        if progress:
-            print(f"vi {guide}: step {sum(map(len, losses))}  loss {mean:.6g}", file=sys.stderr)
-        if tol is not None and previous is not None and abs(mean - previous) <= tol * max(abs(previous), 1.0):
-            converged = True
-            break
-        previous = mean
-    losses = np.concatenate(losses)
-    params = svi.get_params(state)
+    params, index, losses, converged = jax.device_get(jax.jit(fit)(key))
+    losses = np.asarray(losses[: int(index)]).reshape(-1)
+    require(np.all(np.isfinite(losses)), "the ELBO became NaN/inf; lower learning_rate or check the model's priors")
+    converged = bool(converged) and tol is not None
     kwargs = {k: v for k, v in model_kwargs.items() if k != _SUBSAMPLE_KWARG}
     return VIResult(guide=auto, params=params, losses=losses, converged=converged,
                     wall_time=time.perf_counter() - started, model=model, model_args=model_args, model_kwargs=kwargs,

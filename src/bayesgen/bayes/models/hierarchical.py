@@ -81,7 +81,7 @@ def _hierarchical_regression(x, group, n_groups: int, y, centered: bool):
     mu = numpyro.sample("mu", dist.Normal(0.0, 5.0).expand([n_coef]).to_event(1))
     tau = numpyro.sample("tau", dist.HalfNormal(2.5).expand([n_coef]).to_event(1))
     sigma = numpyro.sample("sigma", dist.HalfNormal(2.5))
-    with numpyro.plate("group", n_groups, dim=-2), numpyro.plate("coef", n_coef, dim=-1):
+    with numpyro.plate("group", n_groups, dim=-2), numpyro.plate("coefficient", n_coef, dim=-1):
         if centered:
             coef = numpyro.sample("coef", dist.Normal(mu, tau))
         else:

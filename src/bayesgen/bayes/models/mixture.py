@@ -111,21 +111,25 @@ def _component_log_density(x, mu, variance):
 def gibbs_step(key, state: GibbsState, x, prior: MixturePrior) -> tuple[GibbsState, GibbsInfo]:
     """One systematic sweep: assignments | rest, weights | assignments, means | variances,
     assignments, variances | means, assignments (each an exact conjugate draw)."""
-    key_z, key_w, key_mu, key_var = jax.random.split(key, 4)
-    k = state.weights.shape[0]
+    key_z, key_mu, key_gamma = jax.random.split(key, 3)
+    k, d = state.mu.shape
     logits = jnp.log(state.weights)[None] + _component_log_density(x, state.mu, state.variance)
     z = jax.random.categorical(key_z, logits, axis=-1)
     one_hot = jax.nn.one_hot(z, k, dtype=x.dtype)                    # [N, K]
     counts = one_hot.sum(axis=0)                                      # [K]
     sums = one_hot.T @ x                                              # [K, D]
-    weights = jax.random.dirichlet(key_w, prior.alpha + counts)
     precision = 1.0 / prior.mean_scale**2 + counts[:, None] / state.variance
     mean = (prior.mean_loc / prior.mean_scale**2 + sums / state.variance) / precision
     mu = mean + jax.random.normal(key_mu, mean.shape, x.dtype) / jnp.sqrt(precision)
     squares = jnp.einsum("nk,nkd->kd", one_hot, (x[:, None, :] - mu[None]) ** 2)  # sum over n in k of (x - mu)^2
-    shape = prior.var_concentration + counts[:, None] / 2
-    rate = prior.var_rate + squares / 2
-    variance = rate / jax.random.gamma(key_var, shape)               # InvGamma(shape, rate)
+    # weights ~ Dirichlet(alpha + counts) as normalised Gamma(alpha + counts_k, 1) draws, and
+    # variances ~ InvGamma(a0 + n_k / 2, b0 + squares / 2) as rate / Gamma(shape, 1): one gamma
+    # sampler for both (JAX's gamma sampler is a large program to compile)
+    var_shapes = jnp.broadcast_to(prior.var_concentration + counts[:, None] / 2, (k, d))
+    shapes = jnp.concatenate([prior.alpha + counts, var_shapes.reshape(-1)])
+    gammas = jax.random.gamma(key_gamma, shapes)
+    weights = gammas[:k] / gammas[:k].sum()
+    variance = (prior.var_rate + squares / 2) / gammas[k:].reshape(k, d)
     return GibbsState(z, weights, mu, variance), GibbsInfo(counts)
 
 
