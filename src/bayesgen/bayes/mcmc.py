@@ -105,7 +105,8 @@ def _hmc_kernel(potential_fn, method: str, *, num_warmup, target_accept_prob, de
 
 
 def _mh_kernel(potential_fn, shapes: dict, *, num_warmup, target_accept_prob) -> _Kernel:
-    unravel = ravel_pytree({name: np.zeros(shape, np.float32) for name, shape in shapes.items()})[1]
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless jax_enable_x64
+    unravel = ravel_pytree({name: np.zeros(shape, dtype) for name, shape in shapes.items()})[1]
 
     def log_density(flat):
         return -potential_fn(unravel(flat))
