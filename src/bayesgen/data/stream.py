@@ -86,40 +86,47 @@ def release(array: np.ndarray) -> None:
         pass
 
 
-def check_finite(array: np.ndarray, what: str = "training data") -> None:
-    """Raise :class:`BayesgenError` naming the first row with a NaN or infinite value, reading the
-    array one chunk at a time (memory stays bounded for a memory map)."""
+def check_finite(array: np.ndarray, what: str = "training data", dtype=np.float32) -> None:
+    """Raise :class:`BayesgenError` naming the first row with a NaN or infinite value once cast to
+    ``dtype`` (the training dtype), reading the array one chunk at a time (memory stays bounded
+    for a memory map)."""
     check_rows(array, what)
-    if array.dtype.kind != "f":
+    if array.dtype.kind != "f" and np.dtype(dtype).itemsize >= 4:  # integers fit in float32 (perhaps rounded)
         return
     step = rows_per_chunk(array)
     for start in range(0, array.shape[0], step):
-        block = np.asarray(array[start:start + step])
+        with np.errstate(over="ignore", invalid="ignore"):
+            block = np.asarray(array[start:start + step]).astype(dtype)
         bad = ~np.isfinite(block).all(axis=1)
         release(array)
         if bad.any():
-            raise BayesgenError(f"{what} has a NaN or infinite value in row {start + int(np.flatnonzero(bad)[0])}; "
-                                "remove or impute such rows before training")
+            raise BayesgenError(f"{what} has a NaN or infinite value (or one beyond {np.dtype(dtype).name}'s range) in "
+                                f"row {start + int(np.flatnonzero(bad)[0])}; remove or impute such rows before training")
 
 
-def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32) -> np.ndarray:
+def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
     """``array[index]`` as a new ``dtype`` array, read in ascending row order (sequential on disk)
     and put back in the order of ``index``.
 
     From a memory map the rows are read ``RELEASE_ROWS`` at a time, releasing the map's pages
     after each block: the kernel maps up to 64 KiB of cached file around every page fault
     ("fault-around"), so a few thousand rows scattered over a file would otherwise pull most
-    of it into this process's resident set at once.
+    of it into this process's resident set at once. ``out`` (shape ``index.shape + (D,)``) is
+    filled instead of a new array.
     """
     flat = np.asarray(index).reshape(-1)
     sorter = np.argsort(flat, kind="stable")
     rows = flat[sorter]
-    out = np.empty((flat.size, array.shape[1]), dtype)
+    shape = (*np.shape(index), array.shape[1])
+    out = np.empty(shape, dtype) if out is None else out
+    require(out.shape == shape and out.dtype == np.dtype(dtype), f"out must have shape {shape} and dtype {dtype}")
+    result, out = out, out.reshape(flat.size, array.shape[1])
     block = RELEASE_ROWS if _is_map(array) else max(1, rows.size)
     for start in range(0, rows.size, block):
-        out[sorter[start:start + block]] = np.take(array, rows[start:start + block], axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # check_finite has refused what would not fit
+            out[sorter[start:start + block]] = np.take(array, rows[start:start + block], axis=0)
         release(array)
-    return out.reshape(*np.shape(index), array.shape[1])
+    return result
 
 
 def prefetch(read: Callable, items: Iterable, depth: int = 1) -> Iterator:
