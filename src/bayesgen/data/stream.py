@@ -31,7 +31,7 @@ from bayesgen._errors import BayesgenError, require
 from bayesgen.data._preprocess import _reason
 
 CHUNK_BYTES = 16 * 2**20  # rows per pass of check_finite, and the default chunk of a streamed epoch
-RELEASE_ROWS = 256        # rows gathered from a memory map between two releases of its pages
+RELEASE_ROWS = 32         # rows gathered from a memory map between two releases of its pages
 
 
 def open_npy(path) -> np.memmap:
@@ -63,25 +63,41 @@ def rows_per_chunk(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // max(1, array.shape[1] * array.dtype.itemsize))
 
 
-def _map_of(array) -> mmap.mmap | None:
-    """The read-only ``mmap`` behind ``array`` (a np.memmap or a view of one), if any."""
-    base = array
-    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
-        base = getattr(base, "base", None)
-    return base._mmap if base is not None and getattr(base, "mode", None) == "r" else None
+def _map_of(array) -> tuple[mmap.mmap, int] | None:
+    """The read-only ``mmap`` behind ``array`` (a np.memmap or a view of one) and the address where
+    the map starts, if there is one."""
+    root = array
+    while isinstance(getattr(root, "base", None), np.ndarray):
+        root = root.base
+    mapping = getattr(root, "base", None)
+    if not isinstance(mapping, mmap.mmap) or getattr(root, "mode", None) != "r":
+        return None
+    # np.memmap maps from its offset rounded down to the allocation granularity
+    return mapping, root.ctypes.data - root.offset % mmap.ALLOCATIONGRANULARITY
 
 
 def _is_map(array) -> bool:
     return _map_of(array) is not None
 
 
-def release(array: np.ndarray) -> None:
-    """Drop the pages of a read-only memory map from this process (they stay in the page cache)."""
-    mapping = _map_of(array)
-    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+FAULT_AROUND = 2 * 2**20  # the kernel maps cached pages up to this far around a faulting one (large folios)
+
+
+def release(array: np.ndarray, rows: np.ndarray | None = None) -> None:
+    """Drop the pages of a read-only memory map from this process (they stay in the page cache):
+    all of them, or those that reading the sorted ``rows`` of ``array`` can have mapped."""
+    found = _map_of(array)
+    if found is None or not hasattr(mmap, "MADV_DONTNEED"):
         return
+    mapping, map_start = found
+    start, length = 0, len(mapping)
+    if rows is not None and len(rows):
+        first = array.ctypes.data + int(rows[0]) * array.strides[0] - map_start
+        last = array.ctypes.data + int(rows[-1]) * array.strides[0] + array.strides[0] - map_start
+        start = max(0, first - FAULT_AROUND) // mmap.PAGESIZE * mmap.PAGESIZE
+        length = min(len(mapping), last + FAULT_AROUND) - start
     try:
-        mapping.madvise(mmap.MADV_DONTNEED)
+        mapping.madvise(mmap.MADV_DONTNEED, start, length)
     except (OSError, ValueError):  # a closed map or an OS without madvise: nothing to release
         pass
 
@@ -98,7 +114,7 @@ def check_finite(array: np.ndarray, what: str = "training data", dtype=np.float3
         with np.errstate(over="ignore", invalid="ignore"):
             block = np.asarray(array[start:start + step]).astype(dtype)
         bad = ~np.isfinite(block).all(axis=1)
-        release(array)
+        release(array, np.array([start, min(start + step, array.shape[0]) - 1]))
         if bad.any():
             raise BayesgenError(f"{what} has a NaN or infinite value (or one beyond {np.dtype(dtype).name}'s range) in "
                                 f"row {start + int(np.flatnonzero(bad)[0])}; remove or impute such rows before training")
@@ -125,7 +141,7 @@ def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32, out: np.
     for start in range(0, rows.size, block):
         with np.errstate(over="ignore", invalid="ignore"):  # check_finite has refused what would not fit
             out[sorter[start:start + block]] = np.take(array, rows[start:start + block], axis=0)
-        release(array)
+        release(array, rows[start:start + block])
     return result
 
 
