@@ -121,8 +121,11 @@ def test_streamed_inputs_are_checked(tmp_path):
     bad = np.ones((300, 3), np.float32)
     bad[257, 1] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    with pytest.raises(BayesgenError, match="NaN or infinite value in row 257"):
+    with pytest.raises(BayesgenError, match="NaN or infinite value .*in row 257"):
         stream.check_finite(stream.open_npy(tmp_path / "nan.npy"))
+    np.save(tmp_path / "huge.npy", np.full((3, 2), 1e300))  # finite in float64, inf in float32
+    with pytest.raises(BayesgenError, match=r"beyond float32's range\) in row 0"):
+        stream.check_finite(stream.open_npy(tmp_path / "huge.npy"))
     np.save(tmp_path / "cube.npy", np.zeros((2, 3, 4)))
     with pytest.raises(BayesgenError, match=r"must be 2-D \(rows, features\), got shape \(2, 3, 4\)"):
         stream.open_npy(tmp_path / "cube.npy")

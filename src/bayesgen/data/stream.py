@@ -31,7 +31,7 @@ from bayesgen._errors import BayesgenError, require
 from bayesgen.data._preprocess import _reason
 
 CHUNK_BYTES = 16 * 2**20  # rows per pass of check_finite, and the default chunk of a streamed epoch
-RELEASE_ROWS = 256        # rows gathered from a memory map between two releases of its pages
+RELEASE_ROWS = 32         # rows gathered from a memory map between two releases of its pages
 
 
 def open_npy(path) -> np.memmap:
@@ -63,63 +63,86 @@ def rows_per_chunk(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // max(1, array.shape[1] * array.dtype.itemsize))
 
 
-def _map_of(array) -> mmap.mmap | None:
-    """The read-only ``mmap`` behind ``array`` (a np.memmap or a view of one), if any."""
-    base = array
-    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
-        base = getattr(base, "base", None)
-    return base._mmap if base is not None and getattr(base, "mode", None) == "r" else None
+def _map_of(array) -> tuple[mmap.mmap, int] | None:
+    """The read-only ``mmap`` behind ``array`` (a np.memmap or a view of one) and the address where
+    the map starts, if there is one."""
+    root = array
+    while isinstance(getattr(root, "base", None), np.ndarray):
+        root = root.base
+    mapping = getattr(root, "base", None)
+    if not isinstance(mapping, mmap.mmap) or getattr(root, "mode", None) != "r":
+        return None
+    # np.memmap maps from its offset rounded down to the allocation granularity
+    return mapping, root.ctypes.data - root.offset % mmap.ALLOCATIONGRANULARITY
 
 
 def _is_map(array) -> bool:
     return _map_of(array) is not None
 
 
-def release(array: np.ndarray) -> None:
-    """Drop the pages of a read-only memory map from this process (they stay in the page cache)."""
-    mapping = _map_of(array)
-    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+FAULT_AROUND = 2 * 2**20  # the kernel maps cached pages up to this far around a faulting one (large folios)
+
+
+def release(array: np.ndarray, rows: np.ndarray | None = None) -> None:
+    """Drop the pages of a read-only memory map from this process (they stay in the page cache):
+    all of them, or those that reading the sorted ``rows`` of ``array`` can have mapped."""
+    found = _map_of(array)
+    if found is None or not hasattr(mmap, "MADV_DONTNEED"):
         return
+    mapping, map_start = found
+    start, length = 0, len(mapping)
+    if rows is not None and len(rows):
+        first = array.ctypes.data + int(rows[0]) * array.strides[0] - map_start
+        last = array.ctypes.data + int(rows[-1]) * array.strides[0] + array.strides[0] - map_start
+        start = max(0, first - FAULT_AROUND) // mmap.PAGESIZE * mmap.PAGESIZE
+        length = min(len(mapping), last + FAULT_AROUND) - start
     try:
-        mapping.madvise(mmap.MADV_DONTNEED)
+        mapping.madvise(mmap.MADV_DONTNEED, start, length)
     except (OSError, ValueError):  # a closed map or an OS without madvise: nothing to release
         pass
 
 
-def check_finite(array: np.ndarray, what: str = "training data") -> None:
-    """Raise :class:`BayesgenError` naming the first row with a NaN or infinite value, reading the
-    array one chunk at a time (memory stays bounded for a memory map)."""
+def check_finite(array: np.ndarray, what: str = "training data", dtype=np.float32) -> None:
+    """Raise :class:`BayesgenError` naming the first row with a NaN or infinite value once cast to
+    ``dtype`` (the training dtype), reading the array one chunk at a time (memory stays bounded
+    for a memory map)."""
     check_rows(array, what)
-    if array.dtype.kind != "f":
+    if array.dtype.kind != "f" and np.dtype(dtype).itemsize >= 4:  # integers fit in float32 (perhaps rounded)
         return
     step = rows_per_chunk(array)
     for start in range(0, array.shape[0], step):
-        block = np.asarray(array[start:start + step])
+        with np.errstate(over="ignore", invalid="ignore"):
+            block = np.asarray(array[start:start + step]).astype(dtype)
         bad = ~np.isfinite(block).all(axis=1)
-        release(array)
+        release(array, np.array([start, min(start + step, array.shape[0]) - 1]))
         if bad.any():
-            raise BayesgenError(f"{what} has a NaN or infinite value in row {start + int(np.flatnonzero(bad)[0])}; "
-                                "remove or impute such rows before training")
+            raise BayesgenError(f"{what} has a NaN or infinite value (or one beyond {np.dtype(dtype).name}'s range) in "
+                                f"row {start + int(np.flatnonzero(bad)[0])}; remove or impute such rows before training")
 
 
-def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32) -> np.ndarray:
+def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
     """``array[index]`` as a new ``dtype`` array, read in ascending row order (sequential on disk)
     and put back in the order of ``index``.
 
     From a memory map the rows are read ``RELEASE_ROWS`` at a time, releasing the map's pages
     after each block: the kernel maps up to 64 KiB of cached file around every page fault
     ("fault-around"), so a few thousand rows scattered over a file would otherwise pull most
-    of it into this process's resident set at once.
+    of it into this process's resident set at once. ``out`` (shape ``index.shape + (D,)``) is
+    filled instead of a new array.
     """
     flat = np.asarray(index).reshape(-1)
     sorter = np.argsort(flat, kind="stable")
     rows = flat[sorter]
-    out = np.empty((flat.size, array.shape[1]), dtype)
+    shape = (*np.shape(index), array.shape[1])
+    out = np.empty(shape, dtype) if out is None else out
+    require(out.shape == shape and out.dtype == np.dtype(dtype), f"out must have shape {shape} and dtype {dtype}")
+    result, out = out, out.reshape(flat.size, array.shape[1])
     block = RELEASE_ROWS if _is_map(array) else max(1, rows.size)
     for start in range(0, rows.size, block):
-        out[sorter[start:start + block]] = np.take(array, rows[start:start + block], axis=0)
-        release(array)
-    return out.reshape(*np.shape(index), array.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):  # check_finite has refused what would not fit
+            out[sorter[start:start + block]] = np.take(array, rows[start:start + block], axis=0)
+        release(array, rows[start:start + block])
+    return result
 
 
 def prefetch(read: Callable, items: Iterable, depth: int = 1) -> Iterator:

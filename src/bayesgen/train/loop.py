@@ -245,10 +245,10 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     if stream:  # checks finiteness chunk by chunk
         train_x = streaming.StreamSource(train_x, batch_size, chunk_batches, dtype=dtype)
     else:
-        train_x = sharding.put(_finite(_cast(train_x, dtype), "training data"), mesh)
+        train_x = sharding.put(_finite(train_x, dtype, "training data"), mesh)
     key_state, key_valid = jax.random.split(key)
     if valid_x is not None:
-        valid_x = _finite(_cast(_checked_rows(valid_x, "validation data", model), dtype), "validation data")
+        valid_x = _finite(_checked_rows(valid_x, "validation data", model), dtype, "validation data")
         if binarize == "dynamic":  # validate on one fixed binarization
             valid_x = jax.random.bernoulli(jax.random.fold_in(key_valid, 1), valid_x).astype(dtype)
     optimizer = optimizer or make_optimizer(learning_rate)
@@ -320,15 +320,12 @@ def _checked_rows(x, what: str, model):
     return x
 
 
-def _cast(x, dtype) -> jax.Array:
-    """``x`` as a JAX array of ``dtype``; values beyond its range become inf (reported by ``_finite``)."""
-    if isinstance(x, jax.Array):
-        return x.astype(dtype)
-    with np.errstate(over="ignore"):
-        return jnp.asarray(np.asarray(x).astype(dtype, copy=False))
-
-
-def _finite(x: jax.Array, what: str) -> jax.Array:
+def _finite(x, dtype, what: str) -> jax.Array:
+    """``x`` as a ``dtype`` device array, refused if any value is NaN or infinite (also after the cast)."""
+    if isinstance(x, np.ndarray) and x.dtype != dtype:
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range becomes inf: reported below
+            x = x.astype(dtype)
+    x = jnp.asarray(x, dtype=dtype)
     require(bool(jnp.isfinite(x).all()), f"{what} has NaN or infinite values (or values beyond the range of "
                                          f"{x.dtype}); remove or impute them before training")
     return x

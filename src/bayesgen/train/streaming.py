@@ -25,6 +25,12 @@ from bayesgen.train import sharding
 from bayesgen.train.loop import TrainState, epoch_info, epoch_plan, make_step
 
 
+# Host buffers a source rotates through. Three are enough even if the device array aliases its
+# host buffer (zero-copy on CPU): chunk k + 1 is read while chunk k is queued, and the loop has
+# already waited for chunk k - 1's outputs, so chunk k - 2 (the buffer's previous user) is done.
+SLOTS = 3
+
+
 class StreamSource:
     """Training rows ``(N, D)`` kept where they are (a memory map or host array) and read in chunks.
 
@@ -33,7 +39,7 @@ class StreamSource:
     """
 
     def __init__(self, array: np.ndarray, batch_size: int, chunk_batches: int | None = None, *, dtype=np.float32):
-        stream.check_finite(array)
+        stream.check_finite(array, dtype=dtype)
         n_batches = array.shape[0] // batch_size
         if chunk_batches is None:
             chunk_batches = max(1, stream.rows_per_chunk(array) // batch_size)
@@ -41,13 +47,21 @@ class StreamSource:
                 f"chunk_batches must be a positive integer, got {chunk_batches!r}")
         self.array, self.dtype = array, np.dtype(dtype)
         self.batch_size, self.chunk_batches = batch_size, min(chunk_batches, n_batches)
+        self._buffers: list[np.ndarray] = []
 
     def __len__(self) -> int:
         return self.array.shape[0]
 
-    def read(self, index: np.ndarray) -> np.ndarray:
-        """The rows of ``index`` ``(n_batches, B)`` as ``(n_batches, B, D)``."""
-        return stream.gather_rows(self.array, index, self.dtype)
+    def read(self, index: np.ndarray, slot: int) -> np.ndarray:
+        """The rows of ``index`` ``(n_batches, B)`` as ``(n_batches, B, D)``, in host buffer ``slot``.
+
+        The chunks rotate through ``SLOTS`` buffers allocated once: allocating a fresh 16 MiB
+        buffer per chunk fragments the C heap until peak RSS creeps up epoch after epoch.
+        """
+        if not self._buffers:
+            shape = (self.chunk_batches, self.batch_size, self.array.shape[1])
+            self._buffers = [np.empty(shape, self.dtype) for _ in range(SLOTS)]
+        return stream.gather_rows(self.array, index, self.dtype, out=self._buffers[slot][: index.shape[0]])
 
 
 def make_streamed_epoch(static, objective: Objective, optimizer: optax.GradientTransformation, batch_size: int,
@@ -69,8 +83,14 @@ def make_streamed_epoch(static, objective: Objective, optimizer: optax.GradientT
         size = source.chunk_batches
         slices = [slice(i, i + size) for i in range(0, order.shape[0], size)]
         carry, outputs = (state.params, state.opt_state), []
-        for piece, xs in zip(slices, stream.prefetch(lambda s: source.read(order[s]), slices)):
-            xs = sharding.put(xs, mesh, sharding.chunk_sharding(mesh)) if mesh is not None else jnp.asarray(xs)
+        reads = stream.prefetch(lambda item: source.read(order[item[1]], item[0] % SLOTS), enumerate(slices))
+        for piece, xs in zip(slices, reads):
+            # may_alias: on a CPU the device array may share the host buffer (no 16 MiB copy per chunk);
+            # the rotation of buffers (SLOTS) is what makes that safe.
+            if mesh is None:
+                xs = jax.device_put(xs, may_alias=True)
+            else:
+                xs = sharding.put(xs, mesh, sharding.chunk_sharding(mesh))
             carry, out = run_chunk(carry, xs, step_keys[piece], global_steps[piece])
             if outputs:  # bound the queue: at most this chunk and the previous one on the device
                 jax.block_until_ready(outputs[-1])
