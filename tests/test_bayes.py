@@ -149,6 +149,15 @@ def test_parallel_and_sequential_chains_are_the_same_chains(closed_form_fits):
     assert set(parallel.settings) >= {"trace_seconds", "compile_seconds", "run_seconds"}
 
 
+def test_vectorized_chains_sample_the_same_posterior():
+    """'vectorized' (the default on GPU) vmaps the chains: other numbers, the same posterior."""
+    post = _quiet_sample(normal_mean, jax.random.key(5), y=Y_CONJ, method="mh", num_chains=3, num_warmup=500,
+                         num_samples=1500, chain_method="vectorized")
+    row = post.summary()["mu"]
+    assert post.draws["mu"].shape == (3, 1500) and row["r_hat"] < 1.02
+    assert abs(row["mean"] - POST_MEAN) < 4 * row["mcse_mean"]
+
+
 # --------------------------------------------------------------------------------------
 # posteriordb reference posteriors (default settings)
 # --------------------------------------------------------------------------------------

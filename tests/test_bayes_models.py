@@ -272,6 +272,8 @@ def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
     (["bayes", "fit", "lme", "--data", "{csv}"], "model 'lme' needs a column 'group'"),
     (["bayes", "fit", "--model", "{tmp}/broken.py:model", "--data", "{csv}"], "running .* failed: ZeroDivisionError"),
     (["bayes", "fit", "--model", "{tmp}/broken.py", "--data", "{csv}"], "--model must look like path/to/file.py:function"),
+    (["bayes", "fit", "--model", "{tmp}/other.py:model", "--data", "{csv}"],
+     r"the model .*other.py:model failed on the data \(TypeError: .*unexpected keyword argument 'sigma'"),
     (["bayes", "fit", "eight-schools", "--data", "{csv}", "--method", "gibbs"], "--method gibbs is offered for the 'mixture'"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
@@ -279,6 +281,7 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
 
     (tmp_path / "data.csv").write_text("y,sigma\n1,2\n3,4\n")
     (tmp_path / "broken.py").write_text("1 / 0\n")
+    (tmp_path / "other.py").write_text("def model(y):\n    pass\n")
     argv = [a.replace("{csv}", str(tmp_path / "data.csv")).replace("{tmp}", str(tmp_path)) for a in argv]
     code, _, err = _cli(argv + ["--out", str(tmp_path / "run"), "--quiet"], capsys)
     assert code == 2 and err.count("\n") == 1 and re.search(match, err), err

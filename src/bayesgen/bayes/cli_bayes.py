@@ -190,6 +190,18 @@ def load_user_model(spec: str):
     return model
 
 
+def _check_user_model(model, spec: str, table: dict) -> None:
+    """Trace the user's model on the data once (abstractly), so that a mismatch between its
+    arguments and the data's columns is one line, not a traceback from inside a sampler."""
+    from bayesgen.bayes.sites import model_sites
+
+    try:
+        model_sites(model, (), dict(table))
+    except Exception as err:  # the user's code
+        raise BayesgenError(f"the model {spec} failed on the data ({type(err).__name__}: {err}); its keyword "
+                            f"arguments must match the data's columns/entries: {', '.join(table)}") from None
+
+
 # --------------------------------------------------------------------------------------
 # The command
 # --------------------------------------------------------------------------------------
@@ -245,6 +257,7 @@ def _model_and_data(args):
     if args.user_model:
         require(args.name is None, f"give either a catalogue MODEL or --model, not both (got '{args.name}' and --model)")
         model = load_user_model(args.user_model)
+        _check_user_model(model, args.user_model, table)
         return model, args.user_model, (), dict(table)
     require(args.name is not None, f"name a catalogue MODEL ({', '.join(MODELS)}) or pass --model path.py:function")
     require(args.name in MODELS, f"unknown model '{args.name}'; choose one of {', '.join(MODELS)} or pass --model")
