@@ -218,7 +218,7 @@ def test_cli_builds_every_catalogue_model_from_a_table():
     rng = np.random.default_rng(0)
     table = {"y": rng.standard_normal(12), "sigma": rng.uniform(1, 2, 12), "group": np.repeat([3.0, 7.0, 9.0], 4),
              "x1": rng.standard_normal(12), "x2": rng.standard_normal(12)}
-    options = argparse.Namespace(components=2, hidden=[4])
+    options = argparse.Namespace(components=2, hidden=[4], formula=None)
     expected = {"eight-schools": {"mu", "tau", "theta_tilde"}, "eight-schools-centered": {"mu", "tau", "theta"},
                 "hier-regression": {"mu", "tau", "sigma", "coef_raw"},
                 "hier-regression-centered": {"mu", "tau", "sigma", "coef"},
@@ -233,6 +233,25 @@ def test_cli_builds_every_catalogue_model_from_a_table():
     args, _ = MODELS["lme"].build(table, options)
     assert args[2] == 3 and set(args[1]) == {0, 1, 2}         # group labels 3, 7, 9 -> indices 0..2
     assert args[0].shape == (12, 3)                          # covariates: every other column (sigma, x1, x2)
+    # the formula interface picks and renames columns
+    options.formula = "sigma ~ x2 + (1 | y) "
+    args, kwargs = MODELS["lme"].build({**table, "y": np.repeat([1.0, 2.0], 6)}, options)
+    np.testing.assert_array_equal(args[0][:, 0], table["x2"].astype(np.float32))
+    assert args[0].shape == (12, 1) and args[2] == 2 and np.allclose(kwargs["y"], table["sigma"])
+
+
+@pytest.mark.parametrize("formula,match", [
+    ("y = x + (1 | g)", "--formula must look like"),
+    ("y ~ x + (x | g)", r"term '\(x \| g\)' is not supported"),
+    ("y ~ x", "exactly one random-intercept term"),
+    ("y ~ (1 | g)", "at least one fixed-effect column"),
+])
+def test_formula_errors(formula, match):
+    from bayesgen.bayes.cli_bayes import parse_formula
+
+    with pytest.raises(BayesgenError, match=match):
+        parse_formula(formula)
+    assert parse_formula("score ~ 1 + hours + age + (1|school)") == ("score", ["hours", "age"], "school")
 
 
 def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
