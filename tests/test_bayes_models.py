@@ -10,6 +10,7 @@ compilation per model dominates the time.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
 
@@ -206,30 +207,51 @@ def _cli(argv, capsys):
     return code, out, err
 
 
-def test_cli_fits_a_catalogue_model_and_writes_the_run(tmp_path, capsys):
-    data = tmp_path / "schools.csv"
-    data.write_text("y,sigma\n28,15\n8,10\n-3,16\n7,11\n-1,9\n1,11\n18,10\n12,18\n")
-    out = tmp_path / "run"
-    argv = ["bayes", "fit", "eight-schools", "--data", str(data), "--out", str(out), "--chains", "2", "--warmup", "500",
-            "--samples", "500", "--method", "mh", "--no-plots", "--quiet"]  # MH: the cheapest program to compile
-    code, stdout, err = _cli(argv, capsys)
-    assert code == 0, err
-    assert "mu" in stdout and "r_hat" in stdout and str(out) in stdout
-    with np.load(out / "draws.npz", allow_pickle=False) as npz:
-        assert npz["draws/theta"].shape == (2, 500, 8) and npz["stats/accept_prob"].shape == (2, 500)
-    report = json.loads((out / "summary.json").read_text())
-    assert report["model"] == "eight-schools" and report["chains"] == 2 and report["method"] == "mh"
-    assert any("ESS" in problem for problem in report["problems"])   # 500 MH draws are not enough, and it says so
-    assert (out / "summary.csv").read_text().startswith("param,mean,sd,mcse_mean,hdi_5%,hdi_95%")
-    assert not (out / "plots").exists()
-    try:
-        import arviz  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        assert (out / "posterior.nc").stat().st_size > 0
-    code, _, err = _cli(argv, capsys)              # an existing run is not replaced without --force
-    assert code == 2 and "already exists" in err and err.count("\n") == 1
+def test_cli_builds_every_catalogue_model_from_a_table():
+    """The data -> model-arguments step of `bayesgen bayes fit MODEL` for each catalogue entry
+    (tracing each model abstractly: no sampler is compiled here)."""
+    import argparse
+
+    from bayesgen.bayes.cli_bayes import MODELS, _catalogue_model
+    from bayesgen.bayes.mcmc import latent_shapes
+
+    rng = np.random.default_rng(0)
+    table = {"y": rng.standard_normal(12), "sigma": rng.uniform(1, 2, 12), "group": np.repeat([3.0, 7.0, 9.0], 4),
+             "x1": rng.standard_normal(12), "x2": rng.standard_normal(12)}
+    options = argparse.Namespace(components=2, hidden=[4], formula=None)
+    expected = {"eight-schools": {"mu", "tau", "theta_tilde"}, "eight-schools-centered": {"mu", "tau", "theta"},
+                "hier-regression": {"mu", "tau", "sigma", "coef_raw"},
+                "hier-regression-centered": {"mu", "tau", "sigma", "coef"},
+                "lme": {"intercept", "beta", "tau", "sigma", "u_raw"},
+                "mixture": {"weights", "mu_first", "mu_rest", "variance"},
+                "bnn": {"w0", "b0", "w1", "b1", "sigma"}}
+    assert set(MODELS) == set(expected)
+    for name, entry in MODELS.items():
+        args, kwargs = entry.build(table, options)
+        shapes = latent_shapes(_catalogue_model(entry), args, kwargs)
+        assert set(shapes) == expected[name], name
+    args, _ = MODELS["lme"].build(table, options)
+    assert args[2] == 3 and set(args[1]) == {0, 1, 2}         # group labels 3, 7, 9 -> indices 0..2
+    assert args[0].shape == (12, 3)                          # covariates: every other column (sigma, x1, x2)
+    # the formula interface picks and renames columns
+    options.formula = "sigma ~ x2 + (1 | y) "
+    args, kwargs = MODELS["lme"].build({**table, "y": np.repeat([1.0, 2.0], 6)}, options)
+    np.testing.assert_array_equal(args[0][:, 0], table["x2"].astype(np.float32))
+    assert args[0].shape == (12, 1) and args[2] == 2 and np.allclose(kwargs["y"], table["sigma"])
+
+
+@pytest.mark.parametrize("formula,match", [
+    ("y = x + (1 | g)", "--formula must look like"),
+    ("y ~ x + (x | g)", r"term '\(x \| g\)' is not supported"),
+    ("y ~ x", "exactly one random-intercept term"),
+    ("y ~ (1 | g)", "at least one fixed-effect column"),
+])
+def test_formula_errors(formula, match):
+    from bayesgen.bayes.cli_bayes import parse_formula
+
+    with pytest.raises(BayesgenError, match=match):
+        parse_formula(formula)
+    assert parse_formula("score ~ 1 + hours + age + (1|school)") == ("score", ["hours", "age"], "school")
 
 
 def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
@@ -241,18 +263,25 @@ def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
         "        numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n")
     (tmp_path / "data.json").write_text(json.dumps({"y": [0.5, 1.5, 1.0, 2.0]}))
     out = tmp_path / "run"
-    code, stdout, err = _cli(["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data",
-                              str(tmp_path / "data.json"), "--out", str(out), "--method", "mh", "--chains", "2",
-                              "--warmup", "500", "--samples", "1000", "--quiet"], capsys)
+    argv = ["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data", str(tmp_path / "data.json"),
+            "--out", str(out), "--method", "mh", "--chains", "2", "--warmup", "500", "--samples", "1000", "--quiet"]
+    code, stdout, err = _cli(argv, capsys)
     assert code == 0, err
-    mean = json.loads((out / "summary.json").read_text())
-    assert mean["method"] == "mh"
+    assert "mu" in stdout and "r_hat" in stdout and str(out) in stdout
+    report = json.loads((out / "summary.json").read_text())
+    assert report["method"] == "mh" and report["chains"] == 2 and report["model"].endswith("mine.py:model")
+    assert (out / "summary.csv").read_text().startswith("param,mean,sd,mcse_mean,hdi_5%,hdi_95%")
     with np.load(out / "draws.npz", allow_pickle=False) as npz:
         mu = npz["draws/mu"]
+        assert mu.shape == (2, 1000) and npz["stats/accept_prob"].shape == (2, 1000)
     # posterior N(sum y / (n + 0.01), 1 / (n + 0.01)): mean ~1.25, sd ~0.5
     assert abs(mu.mean() - 5.0 / 4.01) < 0.15 and abs(mu.std() - 0.5) < 0.1
     for name in ("trace", "rank", "pair"):
         assert (out / "plots" / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
+    if importlib.util.find_spec("arviz") is not None:     # NetCDF beside the .npz when ArviZ is installed
+        assert (out / "posterior.nc").stat().st_size > 0
+    code, _, err = _cli(argv, capsys)              # an existing run is not replaced without --force
+    assert code == 2 and "already exists" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -262,6 +291,8 @@ def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
     (["bayes", "fit", "lme", "--data", "{csv}"], "model 'lme' needs a column 'group'"),
     (["bayes", "fit", "--model", "{tmp}/broken.py:model", "--data", "{csv}"], "running .* failed: ZeroDivisionError"),
     (["bayes", "fit", "--model", "{tmp}/broken.py", "--data", "{csv}"], "--model must look like path/to/file.py:function"),
+    (["bayes", "fit", "--model", "{tmp}/other.py:model", "--data", "{csv}"],
+     r"the model .*other.py:model failed on the data \(TypeError: .*unexpected keyword argument 'sigma'"),
     (["bayes", "fit", "eight-schools", "--data", "{csv}", "--method", "gibbs"], "--method gibbs is offered for the 'mixture'"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
@@ -269,6 +300,7 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
 
     (tmp_path / "data.csv").write_text("y,sigma\n1,2\n3,4\n")
     (tmp_path / "broken.py").write_text("1 / 0\n")
+    (tmp_path / "other.py").write_text("def model(y):\n    pass\n")
     argv = [a.replace("{csv}", str(tmp_path / "data.csv")).replace("{tmp}", str(tmp_path)) for a in argv]
     code, _, err = _cli(argv + ["--out", str(tmp_path / "run"), "--quiet"], capsys)
     assert code == 2 and err.count("\n") == 1 and re.search(match, err), err

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -131,7 +132,30 @@ def _hier_regression(table, args):
     return (x, group, n_groups), {"y": _column(table, "y", "hier-regression").astype(np.float32)}
 
 
+def parse_formula(text: str) -> tuple[str, list[str], str]:
+    """``"y ~ x1 + x2 + (1 | school)"`` -> ``("y", ["x1", "x2"], "school")``: a response, fixed
+    effects (an intercept is always included) and one random-intercept grouping column."""
+    match = re.fullmatch(r"\s*(\w+)\s*~\s*(.+?)\s*", text)
+    require(match is not None, f"--formula must look like 'y ~ x1 + x2 + (1 | group)', got '{text}'")
+    response, fixed, groups = match.group(1), [], []
+    for term in (t.strip() for t in match.group(2).split("+")):
+        random = re.fullmatch(r"\(\s*1\s*\|\s*(\w+)\s*\)", term)
+        if random:
+            groups.append(random.group(1))
+        elif re.fullmatch(r"\w+", term) and term != "1":
+            fixed.append(term)
+        else:
+            require(term == "1", f"--formula term '{term}' is not supported: use column names and one (1 | group) term")
+    require(len(groups) == 1, f"--formula needs exactly one random-intercept term '(1 | group)', got {len(groups)}")
+    require(fixed, "--formula needs at least one fixed-effect column, e.g. 'y ~ x + (1 | group)'")
+    return response, fixed, groups[0]
+
+
 def _lme(table, args):
+    if args.formula:
+        response, fixed, group_column = parse_formula(args.formula)
+        table = {"y": _column(table, response, "lme"), "group": _column(table, group_column, "lme"),
+                 **{name: _column(table, name, "lme") for name in fixed}}
     group, n_groups = _groups(table, "lme")
     X = _covariates(table, ("y", "group"), "lme")
     return (X, group, n_groups), {"y": _column(table, "y", "lme").astype(np.float32)}
@@ -159,7 +183,7 @@ MODELS = {
                              _hier_regression, "hierarchical linear regression, group-varying intercepts and slopes"),
     "hier-regression-centered": Entry("hierarchical:hierarchical_regression_centered", "y, group, covariates...",
                                       _hier_regression, "the same, centred"),
-    "lme": Entry("mixed_effects:linear_mixed_effects", "y, group, fixed-effect covariates...", _lme,
+    "lme": Entry("mixed_effects:linear_mixed_effects", "y, group, fixed-effect covariates... (or --formula)", _lme,
                  "linear mixed effects: fixed effects and group random intercepts"),
     "mixture": Entry("mixture:gaussian_mixture", "feature columns (all)", _mixture,
                      "Bayesian Gaussian mixture (diagonal); NUTS with assignments marginalised, or --method gibbs"),
@@ -188,6 +212,18 @@ def load_user_model(spec: str):
     model = getattr(module, function, None)
     require(callable(model), f"'{path}' has no function '{function}'; define it or fix --model")
     return model
+
+
+def _check_user_model(model, spec: str, table: dict) -> None:
+    """Trace the user's model on the data once (abstractly), so that a mismatch between its
+    arguments and the data's columns is one line, not a traceback from inside a sampler."""
+    from bayesgen.bayes.sites import model_sites
+
+    try:
+        model_sites(model, (), dict(table))
+    except Exception as err:  # the user's code
+        raise BayesgenError(f"the model {spec} failed on the data ({type(err).__name__}: {err}); its keyword "
+                            f"arguments must match the data's columns/entries: {', '.join(table)}") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -231,6 +267,7 @@ def add_commands(parser: argparse.ArgumentParser, parser_class) -> None:
     p.add_argument("--target-accept", type=float, default=None, help="NUTS/HMC step-size target (default 0.8)")
     p.add_argument("--guide", default="meanfield", choices=("meanfield", "fullrank", "iaf", "bnaf"), help="VI family")
     p.add_argument("--vi-steps", type=_positive_int, default=10_000, help="VI optimisation steps at most")
+    p.add_argument("--formula", help="lme: which columns, e.g. 'score ~ hours + age + (1 | school)'")
     p.add_argument("--components", type=int, default=2, help="mixture: number of components")
     p.add_argument("--hidden", type=_positive_int, nargs="+", default=[16], help="bnn: hidden layer widths")
     p.add_argument("--seed", type=int, default=0)
@@ -245,6 +282,7 @@ def _model_and_data(args):
     if args.user_model:
         require(args.name is None, f"give either a catalogue MODEL or --model, not both (got '{args.name}' and --model)")
         model = load_user_model(args.user_model)
+        _check_user_model(model, args.user_model, table)
         return model, args.user_model, (), dict(table)
     require(args.name is not None, f"name a catalogue MODEL ({', '.join(MODELS)}) or pass --model path.py:function")
     require(args.name in MODELS, f"unknown model '{args.name}'; choose one of {', '.join(MODELS)} or pass --model")

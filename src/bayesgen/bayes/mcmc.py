@@ -29,7 +29,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 from numpyro.infer.initialization import init_to_median, init_to_uniform
@@ -216,9 +215,11 @@ def sample(model: Callable, key, *model_args, method: str = "nuts", num_chains: 
 
     Example::
 
-        import jax, bayesgen.bayes as bb
-        from bayesgen.bayes.models import eight_schools, EIGHT_SCHOOLS
-        post = bb.sample(eight_schools, jax.random.key(0), EIGHT_SCHOOLS["sigma"], y=EIGHT_SCHOOLS["y"])
+        import jax
+        from bayesgen import bayes
+        from bayesgen.bayes.models import EIGHT_SCHOOLS, eight_schools_noncentered
+        post = bayes.sample(eight_schools_noncentered, jax.random.key(0), EIGHT_SCHOOLS["sigma"],
+                            y=EIGHT_SCHOOLS["y"])
         print(post.summary())
     """
     require(callable(model), f"model must be a NumPyro model function, got {type(model).__name__}")

@@ -72,7 +72,7 @@ class Posterior:
 
     Example::
 
-        post = bayesgen.bayes.sample(eight_schools, jax.random.key(0), sigma=sigma, y=y)
+        post = bayesgen.bayes.sample(eight_schools_noncentered, jax.random.key(0), sigma, y=y)
         print(post.summary())
         y_rep = post.posterior_predictive(jax.random.key(1))["y"]   # [chain, draw, 8]
     """
