@@ -375,6 +375,8 @@ def test_bayes_fit_report(bayes_run, tmp_path, capsys):
     text = (run / "report.html").read_text()
     assert "plots could not be drawn: draws.npz is missing" in text and "plots/trace.png: rerun" in text
     assert "draws.npz (the draws) is missing" in run_cli(capsys, "runs", run.parent)[1]
+    code, _, err = run_cli(capsys, "evaluate", run)  # VAE commands name the command that wrote it
+    assert code == 2 and "holds a 'bayesgen bayes fit' run, not a VAE run" in err
 
 
 def test_report_of_a_run_kind_it_does_not_know(tmp_path, capsys):
