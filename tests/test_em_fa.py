@@ -302,7 +302,7 @@ def test_cli_fa_and_ppca_write_a_run(tmp_path, capsys):
     assert summary["converged"] and np.isfinite(summary["bic"])
     assert "log p(x) per example" in capsys.readouterr().out
 
-    with pytest.raises(BayesgenError, match="already exists and is not empty; .*--force"):
+    with pytest.raises(BayesgenError, match="already exists; choose another --out or pass --force"):
         _cli("fa", "--data", str(tmp_path / "x.npy"), "--out", str(out))
     # a constant feature (like the border pixels of the digits) is kept finite by the noise floor
     x[:, 0] = 3.0
@@ -313,3 +313,31 @@ def test_cli_fa_and_ppca_write_a_run(tmp_path, capsys):
     assert summary["log_likelihood"] == pytest.approx(PPCA(L).fit(x, key=jax.random.key(0)).score(x), abs=1e-3)
     with np.load(out / "params.npz", allow_pickle=False) as params:
         assert len(params["history"]) == 1 and np.ptp(params["noise_variance"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["fa", "ppca"])
+def test_cli_force_replaces_a_run_atomically(kind, tmp_path, monkeypatch):
+    # --force builds the new run beside the old one: a fit that fails half-way through writing
+    # (here: the loadings plot) leaves every file of the old run as it was, and no temporary
+    from bayesgen.em import factor_analysis
+
+    x, *_ = synthetic(200, D, L, seed=13, dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "run"
+    assert _cli(kind, "--data", str(tmp_path / "x.npy"), "--out", str(out), "-k", str(L)) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(factor_analysis, "plot_loadings", disk_full)
+    with pytest.raises(BayesgenError, match="cannot write the run directory .*No space left on device"):
+        _cli(kind, "--data", str(tmp_path / "x.npy"), "--out", str(out), "-k", "1", "--force")
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "x.npy"]
+
+    (tmp_path / "notes").mkdir()  # --force replaces runs, not other folders
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(BayesgenError, match="refusing to replace .* not a run directory"):
+        _cli(kind, "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "notes"), "--force")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"

@@ -89,6 +89,21 @@ def fit_runs(tmp_path_factory):
     return runs
 
 
+@pytest.fixture(scope="module")
+def bayes_run(tmp_path_factory):
+    """A tiny ``bayesgen bayes fit`` run: the centred eight-schools model (a funnel) on the first
+    four schools (fewer scalars, quicker plots), 2 chains of 50 draws; NUTS's compile dominates."""
+    from bayesgen.bayes.models import EIGHT_SCHOOLS
+
+    root = tmp_path_factory.mktemp("bayes")
+    rows = "".join(f"{y:g},{s:g}\n" for y, s in zip(EIGHT_SCHOOLS["y"][:4], EIGHT_SCHOOLS["sigma"][:4]))
+    (root / "schools.csv").write_text("y,sigma\n" + rows)
+    run = root / "schools"
+    assert main(["bayes", "fit", "eight-schools-centered", "--data", str(root / "schools.csv"), "--out", str(run),
+                 "--chains", "2", "--warmup", "50", "--samples", "50", "--quiet"]) == 0
+    return run
+
+
 # --- structure ---------------------------------------------------------------------------------
 
 
@@ -211,10 +226,10 @@ def render(chromium: str, report: Path, tmp_path: Path) -> dict:
     return result
 
 
-def test_reports_render_in_headless_chromium(chromium, tiny_run, fit_runs, tmp_path):
+def test_reports_render_in_headless_chromium(chromium, tiny_run, fit_runs, bayes_run, tmp_path):
     from bayesgen.report import write_report
 
-    for run in (tiny_run[0], fit_runs / "lda"):
+    for run in (tiny_run[0], fit_runs / "lda", bayes_run):
         report = write_report(run, tmp_path / run.name / "report.html", draw_missing=False)
         result = render(chromium, report, tmp_path)
         assert len(result["images"]) == report.read_text().count("<img ")
@@ -332,6 +347,36 @@ def test_fit_commands_take_quiet_after_the_model(fit_runs, tmp_path, capsys):
     assert code == 0 and "perplexity" not in out  # quiet: only the topics
     code, out, _ = run_cli(capsys, *args[:-1], "--force")
     assert code == 0 and "perplexity" in out
+
+
+def test_bayes_fit_report(bayes_run, tmp_path, capsys):
+    run = tmp_path / "schools"
+    shutil.copytree(bayes_run, run)
+    (run / "plots" / "rank.png").unlink()  # e.g. lost, or written with --no-plots: drawn from draws.npz
+    code, out, _ = run_cli(capsys, "report", run)
+    assert code == 0 and (run / "plots" / "rank.png").is_file()
+    page = check_self_contained(run / "report.html")
+    assert page.headings == ["Settings", "Posterior summary", "Diagnostics", "Trace plots", "Rank plots", "Pairs",
+                             "Posterior predictive check"]
+    text = (run / "report.html").read_text()
+    summary = json.loads((run / "summary.json").read_text())
+    for shown in ("eight-schools-centered", "ess_bulk", "r_hat", "hdi_5%", "theta[3]", "step size (adapted)",
+                  "mean tree depth", "divergent transitions", "num_warmup", *summary["problems"]):
+        assert html.escape(shown) in text, shown
+    assert "Not in this run directory" not in text
+
+    code, out, _ = run_cli(capsys, "runs", run.parent)  # listed as a Bayesian fit with its headline number
+    assert "bayes  eight-schools-centered nuts 2x50" in out and f"max R-hat {summary['max_rhat']:.4g}" in out
+
+    for name in ("trace", "rank", "pair"):  # nothing can be drawn without the draws: each absence is named
+        (run / "plots" / f"{name}.png").unlink()
+    (run / "draws.npz").unlink()
+    assert run_cli(capsys, "report", run)[0] == 0
+    text = (run / "report.html").read_text()
+    assert "plots could not be drawn: draws.npz is missing" in text and "plots/trace.png: rerun" in text
+    assert "draws.npz (the draws) is missing" in run_cli(capsys, "runs", run.parent)[1]
+    code, _, err = run_cli(capsys, "evaluate", run)  # VAE commands name the command that wrote it
+    assert code == 2 and "holds a 'bayesgen bayes fit' run, not a VAE run" in err
 
 
 def test_report_of_a_run_kind_it_does_not_know(tmp_path, capsys):

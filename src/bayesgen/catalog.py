@@ -5,7 +5,9 @@ Two kinds of run directory exist:
 * ``bayesgen train`` (kind ``vae``, whatever the ``--model`` variant): ``config.json``,
   ``metrics.jsonl``, ``evaluation.json``, ``checkpoints/{best,last}.ckpt``, ``plots/``;
 * ``bayesgen fit MODEL`` (kinds ``gmm``, ``bgmm``, ``fa``, ``ppca``, ``lda``):
-  ``summary.json`` (written last), ``params.npz``, model-specific CSV files and ``plots/``.
+  ``summary.json`` (written last), ``params.npz``, model-specific CSV files and ``plots/``;
+* ``bayesgen bayes fit`` (kind ``bayes``): ``summary.json`` (its ``draws_per_chain`` tells it
+  apart), ``draws.npz``, ``summary.csv``/``.txt`` and ``plots/``.
 
 :func:`inspect_run` reads only these small files, so ``bayesgen runs`` can list hundreds of
 runs in a moment, and says what an incomplete run is missing and how to fix it.
@@ -31,9 +33,9 @@ FIT_KINDS = ("gmm", "bgmm", "fa", "ppca", "lda")
 
 class RunInfo(NamedTuple):
     path: Path
-    kind: str                  # "vae" (bayesgen train) | "gmm" | "bgmm" | "fa" | "ppca" | "lda" | "unknown"
+    kind: str                  # "vae" (bayesgen train) | "gmm" | "bgmm" | "fa" | "ppca" | "lda" | "bayes" | "unknown"
     model: str                 # a short description, e.g. "vae categorical L=2" or "gmm K=3 full"
-    iterations: int | None     # epochs trained (vae) or EM iterations / Gibbs sweeps (fit runs)
+    iterations: int | None     # epochs trained (vae), EM iterations (fit runs) or draws per chain (bayes)
     metric_name: str | None    # the run's headline number, e.g. "test log p(x)"
     metric: float | None
     modified: float            # POSIX time of the newest of the run's key files
@@ -48,9 +50,12 @@ def _read_json(path: Path):
 
 
 def fit_kind(summary: dict) -> str:
-    """The ``bayesgen fit`` model that wrote ``summary`` (LDA's summary has no ``model`` key)."""
+    """The ``bayesgen fit`` model that wrote ``summary`` (LDA's summary has no ``model`` key);
+    ``"bayes"`` for ``bayesgen bayes fit``, whose ``model`` is a catalogue name or a user's file."""
     if summary.get("model") in FIT_KINDS:
         return summary["model"]
+    if "draws_per_chain" in summary:
+        return "bayes"
     return "lda" if "n_topics" in summary else "unknown"
 
 
@@ -116,13 +121,19 @@ def _fit_info(run: Path, summary: dict) -> RunInfo:
             model += f" {summary['covariance_type']}"
         key, metric_name = _FIT_METRICS[kind]
         metric = summary.get(key)
+    elif kind == "bayes":
+        model = f"{summary.get('model', '?')} {summary.get('method', '?')} {summary.get('chains')}x{summary.get('draws_per_chain')}"
+        metric_name, metric = ("max R-hat", summary.get("max_rhat")) if summary.get("max_rhat") is not None else (None, None)
     else:
         model, metric_name, metric = summary.get("model", "?"), None, None
     if summary.get("data"):
         model += f" on {Path(str(summary['data'])).name}"
-    iterations = summary.get("n_iter")
+    iterations = summary.get("draws_per_chain" if kind == "bayes" else "n_iter")
+    missing = ()
+    if kind == "bayes" and not (run / "draws.npz").is_file():
+        missing = ("draws.npz (the draws) is missing: rerun the bayesgen bayes fit command with --force",)
     return RunInfo(run, kind, model, iterations if isinstance(iterations, int) else None, metric_name,
-                   metric if isinstance(metric, (int, float)) else None, _mtime(run / "summary.json"), ())
+                   metric if isinstance(metric, (int, float)) else None, _mtime(run / "summary.json"), missing)
 
 
 def _mtime(path: Path) -> float:

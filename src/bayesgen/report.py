@@ -1,7 +1,7 @@
 """The run report: one self-contained HTML page that shows everything a run directory holds.
 
-``write_report(run)`` reads a run directory of any kind (``bayesgen train`` or
-``bayesgen fit gmm|bgmm|fa|ppca|lda``; others get a generic page) and writes
+``write_report(run)`` reads a run directory of any kind (``bayesgen train``,
+``bayesgen fit gmm|bgmm|fa|ppca|lda`` or ``bayesgen bayes fit``; others get a generic page) and writes
 ``RUN/report.html`` atomically. The page needs nothing but itself: images are embedded as
 ``data:`` URIs, the styles are inline, there is no script, and a Content-Security-Policy
 forbids every network request, so it can be mailed, archived or opened offline.
@@ -9,10 +9,12 @@ forbids every network request, so it can be mailed, archived or opened offline.
 What is shown, when the run has it: the headline table (test evaluation or the fit's
 summary), the configuration, learning curves, sample grids, reconstructions, the latent
 scatter and manifold, per-dimension KL, interpolations, anomaly scores, GMM clusters, FA
-loadings, LDA topics, and any other PNG the run holds. Missing pieces are listed at the top
-with the command that makes them. For a ``bayesgen train`` run whose plots are missing (e.g.
-trained with ``--no-plots``) they are drawn first from the best checkpoint, unless
-``draw_missing=False``.
+loadings, LDA topics, the posterior summary, sampler diagnostics, trace / rank / pair plots
+and posterior predictive check of a Bayesian fit, and any other PNG the run holds. Missing
+pieces are listed at the top with the command that makes them. When a run's plots are
+missing (e.g. written with ``--no-plots``) they are drawn first, unless
+``draw_missing=False``: a ``bayesgen train`` run's from the best checkpoint, a ``bayesgen
+bayes fit`` run's from ``draws.npz``.
 
 Example::
 
@@ -28,8 +30,11 @@ import html
 import json
 import math
 import time
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.catalog import RunInfo, inspect_run, read_history
@@ -77,6 +82,23 @@ FIT_SECTIONS = {
     "lda": [("Topics", [Figure("plots/topics.png", "Most probable words of every topic")], ""),
             ("Convergence", [Figure("plots/history.png", "Objective after each iteration")], "")],
 }
+
+def _bayes_figures(chains: int) -> list[tuple[str, list[Figure], str]]:
+    """The sections of plots of a ``bayesgen bayes fit`` run (a rank plot needs two chains)."""
+    return [
+        ("Trace plots", [Figure("plots/trace.png", "Marginal density (left) and trace (right) of each chain")],
+         "Chains that explore the same distribution overlap in both columns; a chain apart from the others, "
+         "or a trend, means the draws are not yet from the posterior."),
+        ("Rank plots", [Figure("plots/rank.png", "Histogram of each chain's ranks among all draws", chains > 1)],
+         "Flat histograms mean the chains mix; a sloped or humped one marks a chain stuck in part of the posterior."),
+        ("Pairs", [Figure("plots/pair.png", "Pairs of the first scalars; divergent transitions in red")],
+         "Divergences that cluster (e.g. at small tau) show where the sampler cannot follow the posterior."),
+        ("Posterior predictive check", [Figure("plots/ppc.png", "Observed data against data replicated from the "
+                                               "posterior predictive", False)],
+         "Observations outside their intervals much more often than the interval's mass says, or a histogram "
+         "unlike its replicates, are what the model does not reproduce."),
+    ]
+
 
 EVALUATION_ROWS = [  # key, label, explanation
     ("n_examples", "examples", "test examples evaluated"),
@@ -276,25 +298,148 @@ def _fit_page(page: _Page, run: Path, info: RunInfo) -> None:
                 page.section("Topic words", topics, "From topics.csv, most probable first.")
 
 
-def _draw_missing_vae_plots(run: Path) -> list[str]:
-    """Draw the standard plots of a train run when any is missing; returns notes on what could not be drawn."""
-    wanted = [f.file for _, figures, _ in VAE_SECTIONS for f in figures if f.required]
+def _draw_missing(run: Path, sections, draw) -> list[str]:
+    """Call ``draw()`` when a required figure of ``sections`` is missing; returns notes on what could not be drawn."""
+    wanted = [f.file for _, figures, _ in sections for f in figures if f.required]
     if all((run / name).is_file() for name in wanted):
         return []
-    from bayesgen.runs import open_run, plot_run
-
     try:
-        plot_run(open_run(run))
+        draw()
     except BayesgenError as err:
         return [f"plots could not be drawn: {err}"]
     return []
 
 
+def _draw_missing_vae_plots(run: Path) -> list[str]:
+    """Draw the standard plots of a train run from its best checkpoint when any is missing."""
+    from bayesgen.runs import open_run, plot_run
+
+    return _draw_missing(run, VAE_SECTIONS, lambda: plot_run(open_run(run)))
+
+
+def _read_draws(run: Path) -> tuple[dict, dict] | None:
+    """``draws.npz`` of a ``bayesgen bayes fit`` run (``draws/<site>``, ``stats/<name>``, each
+    ``[chain, draw, ...]``) as (draws, stats); None when it is missing or unreadable."""
+    try:
+        with open(run / "draws.npz", "rb") as f, np.load(f, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    split = {group: {name.split("/", 1)[1]: value for name, value in arrays.items() if name.startswith(group + "/")}
+             for group in ("draws", "stats")}
+    return split["draws"], split["stats"]
+
+
+def _draw_missing_bayes_plots(run: Path, chains: int) -> list[str]:
+    """Draw whichever of the trace, rank and pair plots of a ``bayesgen bayes fit`` run is
+    missing, from draws.npz (the posterior predictive check needs the model: not redrawn)."""
+    def draw():
+        from bayesgen.bayes import plots as bayes_plots
+
+        found = _read_draws(run)
+        require(found is not None and found[0], "draws.npz is missing or corrupt; rerun the bayesgen bayes fit command")
+        draws, stats = found
+        wanted = {"trace": lambda path: bayes_plots.trace_plot(draws, path),
+                  "rank": lambda path: bayes_plots.rank_plot(draws, path) if chains > 1 else None,
+                  "pair": lambda path: bayes_plots.pair_plot(draws, path, divergent=stats.get("diverging"))}
+        for name, plot in wanted.items():
+            if not (run / "plots" / f"{name}.png").is_file():
+                plot(run / "plots" / f"{name}.png")
+
+    return _draw_missing(run, _bayes_figures(chains), draw)
+
+
+SUMMARY_ROWS_SHOWN = 200
+
+
+def _posterior_table(run: Path) -> tuple[str, str]:
+    """(table, note) from summary.csv: one row per scalar, numbers rounded for reading."""
+    try:
+        with open(run / "summary.csv", newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return "", ""
+    if len(rows) < 2:
+        return "", ""
+    header, body = rows[0], rows[1:]
+
+    def cell(column: str, text: str) -> str:
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        if math.isnan(value):
+            return "nan"
+        if column.startswith("ess"):
+            return f"{value:.0f}"
+        return f"{value:.3f}" if column == "r_hat" else f"{value:.4g}"
+
+    shown = [[row[0]] + [cell(c, v) for c, v in zip(header[1:], row[1:])] for row in body[:SUMMARY_ROWS_SHOWN]]
+    cut = f" The first {SUMMARY_ROWS_SHOWN} of {len(body)} scalars; all are in summary.csv." if len(body) > SUMMARY_ROWS_SHOWN else ""
+    return _table(shown, header), cut
+
+
+def _chain_diagnostics(stats: dict, settings: dict) -> str:
+    """One row per chain: divergences, adapted step size, tree depth, acceptance (what the sampler recorded)."""
+    columns = []  # (heading, per-chain values)
+    if "diverging" in stats:
+        columns.append(("divergences", stats["diverging"].sum(axis=1).astype(int).tolist()))
+    if "step_size" in stats:
+        columns.append(("step size (adapted)", stats["step_size"][:, -1].astype(float).tolist()))
+    if "tree_depth" in stats:
+        depth = stats["tree_depth"]
+        columns += [("mean tree depth", depth.mean(axis=1).tolist()), ("max tree depth", depth.max(axis=1).astype(int).tolist())]
+        if settings.get("max_tree_depth"):
+            columns.append((f"at max depth {settings['max_tree_depth']}",
+                            (depth >= settings["max_tree_depth"]).sum(axis=1).astype(int).tolist()))
+    if "num_steps" in stats:
+        columns.append(("mean leapfrog steps", stats["num_steps"].mean(axis=1).tolist()))
+    if "accept_prob" in stats:
+        columns.append(("mean acceptance", stats["accept_prob"].mean(axis=1).tolist()))
+    if not columns:
+        return ""
+    chains = len(columns[0][1])
+    rows = [[str(c)] + [values[c] for _, values in columns] for c in range(chains)]
+    return _table(rows, ["chain"] + [name for name, _ in columns])
+
+
+def _bayes_page(page: _Page, run: Path, info: RunInfo, notes: list[str]) -> None:
+    summary = _read_json(run / "summary.json") or {}
+    settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}
+    fit = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
+    page.section("Settings", _config_tables({"fit": fit, "sampler settings": settings}),
+                 "From summary.json: the command's choices and the sampler's resolved settings and timing.")
+    table, cut = _posterior_table(run)
+    if table:
+        page.section("Posterior summary", table,
+                     "Mean, standard deviation and Monte Carlo standard error of the mean; the highest posterior "
+                     "density interval; bulk and tail effective sample size; rank-normalised split R-hat "
+                     "(Vehtari et al. 2021: trust R-hat < 1.01 and ESS > 100 per chain)." + cut)
+    else:
+        page.missing.append("summary.csv (the posterior summary): rerun the bayesgen bayes fit command with --force")
+    problems = summary.get("problems") if isinstance(summary.get("problems"), list) else []
+    found = _read_draws(run)
+    body = _table([("divergent transitions", summary.get("divergences")), ("max R-hat", summary.get("max_rhat")),
+                   ("min bulk ESS", summary.get("min_ess_bulk"))], ("", "value"))
+    body += _chain_diagnostics(found[1], settings) if found else ""
+    if problems:
+        body += "<h3>Warnings</h3><ul>" + "".join(f"<li>{html.escape(str(m))}</li>" for m in problems) + "</ul>"
+    elif str(summary.get("method", "")).startswith("vi"):
+        body += "<p>Independent draws from a variational approximation: R-hat and ESS do not judge its accuracy.</p>"
+    else:
+        body += "<p>No warnings: no divergences, R-hat and ESS within their thresholds.</p>"
+    page.section("Diagnostics", body, "Sampler statistics of the kept (post-warm-up) draws, per chain.")
+    fix = "rerun the bayesgen bayes fit command with --force (without --no-plots), or bayesgen report without --no-draw"
+    for title, figures, note in _bayes_figures(int(summary.get("chains") or 1)):
+        page.figures(title, figures, note, fix)
+    page.missing.extend(notes)
+
+
 def write_report(run_dir, out=None, *, draw_missing: bool = True) -> Path:
     """Write the HTML report of a run directory (default ``RUN/report.html``); returns its path.
 
-    ``draw_missing``: for a ``bayesgen train`` run, draw missing standard plots from the
-    checkpoint first (a few seconds). Raises :class:`~bayesgen.BayesgenError` when
+    ``draw_missing``: draw missing standard plots first (a few seconds): a ``bayesgen train``
+    run's from its checkpoint, a ``bayesgen bayes fit`` run's from its draws. Raises :class:`~bayesgen.BayesgenError` when
     ``run_dir`` is not a run directory.
     """
     from bayesgen import __version__
@@ -310,6 +455,11 @@ def write_report(run_dir, out=None, *, draw_missing: bool = True) -> Path:
         notes = _draw_missing_vae_plots(run) if draw_missing else []
         _vae_page(page, run, info, notes)
         title = f"bayesgen run {run.name}: {info.model}"
+    elif info.kind == "bayes":
+        chains = int((_read_json(run / "summary.json") or {}).get("chains") or 1)
+        notes = _draw_missing_bayes_plots(run, chains) if draw_missing else []
+        _bayes_page(page, run, info, notes)
+        title = f"bayesgen bayes fit: {run.name}"
     else:
         _fit_page(page, run, info)
         title = f"bayesgen fit {info.kind}: {run.name}" if info.kind != "unknown" else f"bayesgen run {run.name}"

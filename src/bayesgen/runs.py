@@ -425,7 +425,9 @@ def read_config(run: Path) -> tuple[Config, dict]:
     if not config_path.is_file() and (run / "summary.json").is_file():
         from bayesgen.catalog import inspect_run
 
-        raise BayesgenError(f"'{run}' holds a 'bayesgen fit {inspect_run(run).kind}' run, not a VAE run from bayesgen train; "
+        kind = inspect_run(run).kind
+        command = "bayesgen bayes fit" if kind == "bayes" else f"bayesgen fit {kind}"
+        raise BayesgenError(f"'{run}' holds a '{command}' run, not a VAE run from bayesgen train; "
                             f"its results are in its summary.json and plots/, or see them all with: bayesgen report {run}")
     require(config_path.is_file(), f"'{run}' is not a run directory (no config.json); pass the --out directory of a bayesgen train")
     try:

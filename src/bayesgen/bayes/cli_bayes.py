@@ -7,8 +7,12 @@ then renamed into place)::
     RUN/posterior.nc      ArviZ InferenceData (NetCDF), when arviz is installed
     RUN/summary.csv       mean, sd, mcse, 90% HDI, bulk/tail ESS, R-hat per scalar
     RUN/summary.txt       the same as a table, the settings, and the problems found
-    RUN/summary.json      settings, timing, problems (and what --force checks before replacing)
-    RUN/plots/trace.png, rank.png, pair.png
+    RUN/summary.json      settings, timing, problems, max R-hat and min bulk ESS (and what
+                          --force checks before replacing)
+    RUN/plots/trace.png, rank.png, pair.png, ppc.png (posterior predictive check, when the
+                          model has observed sites)
+
+``bayesgen report RUN`` turns the directory into one HTML page.
 
 Data: a CSV file with a header row (columns by name) or a JSON object of arrays/numbers.
 Catalogue models read named columns (see ``MODELS``); a user model
@@ -22,6 +26,7 @@ import argparse
 import importlib.util
 import json
 import re
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -317,7 +322,24 @@ def _fit(args, model, model_args, model_kwargs):
                   **model_kwargs)
 
 
-def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bool) -> None:
+def _replicate(posterior, seed: int):
+    """(observed, replicated) for the posterior predictive check, or None with a note on stderr
+    when the model cannot replay its data (the check is an extra; the fit stands without it)."""
+    import jax
+
+    try:
+        names = posterior.observed_sites() if posterior.model is not None else []
+        if not names:
+            return None
+        replicated = posterior.posterior_predictive(jax.random.fold_in(jax.random.key(seed), 1))
+        observed = posterior.observed_data()
+        return {n: observed[n] for n in names}, {n: replicated[n] for n in names}
+    except Exception as err:  # the model may be the user's code
+        print(f"posterior predictive check skipped ({type(err).__name__}: {err})", file=sys.stderr)
+        return None
+
+
+def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bool, replicas=None) -> None:
     from bayesgen.bayes import plots as bayes_plots
 
     with open(tmp / "draws.npz", "wb") as f:
@@ -338,6 +360,15 @@ def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bo
         if posterior.num_chains > 1:
             bayes_plots.rank_plot(posterior.draws, tmp / "plots" / "rank.png")
         bayes_plots.pair_plot(posterior.draws, tmp / "plots" / "pair.png", divergent=posterior.stats.get("diverging"))
+        if replicas is not None:
+            bayes_plots.ppc_plot(*replicas, tmp / "plots" / "ppc.png")
+
+
+def _extreme(summary, column: str, reduce) -> float | None:
+    """The largest / smallest finite value of a summary column (None when there is none, e.g.
+    R-hat of one chain): the run's headline numbers in summary.json."""
+    values = summary.values[:, summary.columns.index(column)]
+    return float(reduce(values)) if np.isfinite(values).any() else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -356,12 +387,14 @@ def run(args: argparse.Namespace) -> int:
     settings = {k: v for k, v in posterior.settings.items()}
     report = dict(model=label, data=str(args.data), method=posterior.method, seed=args.seed, seconds=round(seconds, 3),
                   chains=posterior.num_chains, draws_per_chain=posterior.num_draws,
-                  divergences=posterior.num_divergences, problems=found, settings=settings)
+                  divergences=posterior.num_divergences, max_rhat=_extreme(summary, "r_hat", np.nanmax),
+                  min_ess_bulk=_extreme(summary, "ess_bulk", np.nanmin), problems=found, settings=settings)
     text = "\n".join([f"model {label}, method {posterior.method}, {posterior.num_chains} chain(s) x "
                       f"{posterior.num_draws} draws, {seconds:.1f} s", str(summary)]
                      + [f"WARNING: {message}" for message in found])
+    replicas = None if args.no_plots else _replicate(posterior, args.seed)
     try:
-        atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text, not args.no_plots))
+        atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text, not args.no_plots, replicas))
     except OSError as err:
         raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
     print(text)

@@ -1,4 +1,4 @@
-"""MCMC plots: trace, rank and pair plots. Numpy draws in (name -> ``[chain, draw, ...]``, as
+"""MCMC plots: trace, rank and pair plots, and the posterior predictive check. Numpy draws in (name -> ``[chain, draw, ...]``, as
 :attr:`bayesgen.bayes.Posterior.draws`), one PNG out, written atomically with matplotlib's
 object API (no pyplot state), in the house style of :mod:`bayesgen.plots`.
 
@@ -9,6 +9,11 @@ object API (no pyplot state), in the house style of :mod:`bayesgen.plots`.
   low gives a sloped one.
 * :func:`pair_plot`: scatter plots of pairs of scalars, divergent transitions in red (they
   cluster where the sampler fails, e.g. the neck of a funnel).
+* :func:`ppc_plot`: observed data against data replicated from the posterior predictive
+  (``Posterior.posterior_predictive``): per observation the 90% interval of ``y_rep``, and the
+  histogram of ``y`` over those of a few replicated data sets. Observations outside their
+  intervals far more often than 10% of the time, or a histogram unlike its replicates, are
+  what the model fails to reproduce.
 
 Many parameters are cut to the first ``max_params`` scalars (the title says so).
 """
@@ -24,9 +29,9 @@ from scipy.stats import rankdata
 
 from bayesgen._errors import require
 from bayesgen.bayes.diagnostics import scalar_names
-from bayesgen.plots import _DPI, PathLike, _save
+from bayesgen.plots import _DPI, PathLike, _new_figure, _save
 
-__all__ = ["trace_plot", "rank_plot", "pair_plot"]
+__all__ = ["trace_plot", "rank_plot", "pair_plot", "ppc_plot"]
 
 _CHAIN_COLOURS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"]
 
@@ -136,4 +141,54 @@ def pair_plot(draws, path: PathLike, *, var_names=None, max_params: int = 6, div
                 ax.set_ylabel(labels[row])
     title = _title("Pairs", k, total, chains) + (f"; {int(bad.sum())} divergent (red)" if bad.any() else "")
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def ppc_plot(observed, replicated, path: PathLike, *, prob: float = 0.9, max_observations: int = 60,
+             num_replicates: int = 20) -> Path:
+    """Posterior predictive check, one row per observed site.
+
+    ``observed``: name -> observed values (any shape, flattened); ``replicated``: name ->
+    ``[chain, draw, *observed shape]`` (as :meth:`~bayesgen.bayes.Posterior.posterior_predictive`
+    returns). Left: each observation (the first ``max_observations``, in order) with the
+    central ``prob`` interval and median of its replicates. Right: the histogram of the
+    observed values over those of ``num_replicates`` replicated data sets. The title gives
+    the share of all observations inside their intervals (about ``prob`` when the model fits).
+    """
+    require(isinstance(observed, dict) and observed, "observed must be a non-empty dict name -> array")
+    require(0 < prob < 1, f"prob must lie in (0, 1), got {prob}")
+    rows = []
+    for name, y in observed.items():
+        require(name in replicated, f"no replicated draws for observed site '{name}'; they have {', '.join(replicated)}")
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        rep = np.asarray(replicated[name], dtype=np.float64)
+        require(rep.ndim >= 2 and rep[0, 0].size == y.size,
+                f"replicated['{name}'] must be [chain, draw, ...] with {y.size} values per draw, got {rep.shape}")
+        rows.append((name, y, rep.reshape(-1, y.size)))
+    fig = _new_figure(10.0, 3.0 * len(rows) + 0.4)
+    axes = fig.subplots(len(rows), 2, squeeze=False, gridspec_kw={"width_ratios": [2, 1]})
+    covered = []
+    for (name, y, rep), (left, right) in zip(rows, axes):
+        low, median, high = np.quantile(rep, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+        inside = (low <= y) & (y <= high)
+        covered.append(inside)
+        shown = np.arange(min(max_observations, y.size))
+        left.vlines(shown, low[shown], high[shown], color="C0", alpha=0.6, lw=2, label=f"{100 * prob:g}% of y_rep")
+        left.plot(shown, median[shown], "o", color="C0", ms=3)
+        left.plot(shown, y[shown], "x", color="red", ms=5, label="observed")
+        left.set_xlabel("observation" + (f" (first {shown.size} of {y.size})" if shown.size < y.size else ""))
+        left.set_ylabel(name)
+        left.legend(fontsize=8, loc="best")
+        pick = np.linspace(0, rep.shape[0] - 1, min(num_replicates, rep.shape[0])).astype(int)
+        bins = int(np.clip(2 * np.sqrt(y.size), 5, 30))  # few observations, few bins
+        edges = np.histogram_bin_edges(np.concatenate([y, rep[pick].reshape(-1)]), bins=bins)
+        for i, k in enumerate(pick):
+            right.hist(rep[k], bins=edges, histtype="step", density=True, color="C0", alpha=0.3, lw=0.8,
+                       label="y_rep" if i == 0 else None)
+        right.hist(y, bins=edges, histtype="step", density=True, color="red", lw=1.6, label="observed")
+        right.set_yticks([])
+        right.set_xlabel(name)
+        right.legend(fontsize=8, loc="best")
+    share = float(np.mean(np.concatenate(covered)))
+    fig.suptitle(f"Posterior predictive check: {100 * share:.0f}% of observations inside their {100 * prob:g}% interval")
     return _save(fig, path)

@@ -1,7 +1,8 @@
 """``bayesgen fit fa`` and ``bayesgen fit ppca``: fit factor analysis / probabilistic PCA to a data set.
 
-The command fits on every row of ``--data`` (raw values, no scaling) and writes, each file
-atomically, into the run directory ``--out``:
+The command fits on every row of ``--data`` (raw values, no scaling) and writes the run
+directory ``--out`` (built in a temporary sibling, then renamed into place, so ``--force``
+never leaves half of an old run and half of a new one):
 
     params.npz     mean (D,), components (L, D) = W^T, noise_variance (D,) (psi; all equal
                    for PPCA), history (n_iter,) log-likelihood per EM iteration (closed form: one
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, kind: str) -> argparse.Arg
     parser.add_argument("--plain-em", action="store_true",
                         help="classic EM (Ghahramani & Hinton) instead of parameter-expanded EM (same optimum, slower)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random EM start (default 0)")
-    parser.add_argument("--force", action="store_true", help="write into --out even if it already holds files")
+    parser.add_argument("--force", action="store_true", help="replace an existing run in --out")
     return parser
 
 
@@ -74,19 +75,18 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     """Fit the model ``kind`` as ``args`` say, write the run directory, print a summary; returns 0.
 
     Raises :class:`~bayesgen.BayesgenError` for bad input, including an ``--out`` that already
-    holds files without ``--force``.
+    exists without ``--force`` (or, with it, is not a run directory). The run is built beside
+    ``--out`` and renamed into place, so a failed ``--force`` fit leaves the old run intact.
     """
     import jax
 
     from bayesgen.data import load_data
     from bayesgen.em.factor_analysis import PPCA, FactorAnalysis, plot_history, plot_loadings
-    from bayesgen.train.checkpoint import atomic_write_bytes
+    from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run
 
     _check_kind(kind)
     out = Path(args.out)
-    require(not out.exists() or out.is_dir(), f"'{out}' exists and is not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not args.force:
-        raise BayesgenError(f"'{out}' already exists and is not empty; choose another --out or pass --force to overwrite the run in it")
+    check_replaceable_run(out, args.force)
     data = load_data(args.data)
     options = dict(tol=args.tol, max_iter=args.max_iter, accelerate=not args.plain_em)
     if kind == "fa":
@@ -97,15 +97,7 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     model.fit(data.x, key=jax.random.key(args.seed))
     seconds = time.perf_counter() - started
     latents = model.transform(data.x)
-
-    (out / "summary.json").unlink(missing_ok=True)  # written last: its absence marks an unfinished run
-    arrays = {"mean": model.mean_, "components": model.components_, "noise_variance": model.noise_variance_,
-              "history": model.history_}
-    atomic_write_bytes(out / "params.npz", lambda f: np.savez(f, **arrays))
-    _write_csv(out / "latents.csv", latents, [f"z_{i}" for i in range(latents.shape[1])])
     name = "factor analysis" if kind == "fa" else f"probabilistic PCA ({model.method})"
-    plot_history(model.history_, out / "plots" / "loglik.png", title=f"{name}: log-likelihood per example")
-    plot_loadings(model, out / "plots" / "loadings.png")
     summary = {
         "model": kind, "method": getattr(model, "method", "em"), "data": str(args.data),
         "n_samples": model.n_samples_, "n_features": model.n_features_in_, "n_components": model.n_components,
@@ -113,7 +105,22 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
         "tol": model.tol, "max_iter": model.max_iter, "parameter_expanded": model.accelerate, "seed": args.seed,
         "n_parameters": model.n_parameters(), "bic": model.bic(), "seconds": seconds,
     }
-    atomic_write_bytes(out / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+    arrays = {"mean": model.mean_, "components": model.components_, "noise_variance": model.noise_variance_,
+              "history": model.history_}
+
+    def write(run: Path) -> None:
+        atomic_write_bytes(run / "params.npz", lambda f: np.savez(f, **arrays))
+        _write_csv(run / "latents.csv", latents, [f"z_{i}" for i in range(latents.shape[1])])
+        plot_history(model.history_, run / "plots" / "loglik.png", title=f"{name}: log-likelihood per example")
+        plot_loadings(model, run / "plots" / "loadings.png")
+        atomic_write_bytes(run / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+
+    # Built in a temporary sibling and renamed into place: a fit or write that fails (or is
+    # killed) under --force leaves the previous run as it was.
+    try:
+        atomic_directory(out, write)
+    except OSError as err:
+        raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
 
     status = "closed form" if model.n_iter_ == 0 else f"{model.n_iter_} ({'converged' if model.converged_ else 'NOT converged: raise --max-iter'})"
     rows = [
