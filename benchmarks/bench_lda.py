@@ -258,7 +258,7 @@ def targets(summary: list[dict]) -> list[str]:
 
 
 def write_markdown(path: Path, payload: dict) -> None:
-    m, v, s = payload["machine"], payload["versions"], payload["settings"]
+    m, v = payload["machine"], payload["versions"]
     lines = [
         "# LDA on AP: bayesgen vs scikit-learn vs gensim",
         "",

@@ -22,7 +22,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, Timer, machine_info, markdown_table, write_json  # noqa: E402

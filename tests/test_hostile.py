@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
