@@ -404,3 +404,13 @@ def test_prepare_errors(x, kwargs, message):
 def test_docstring_examples_run(module):
     namespace = {**vars(bayesgen.data), "np": np}
     assert doctest.testmod(module, extraglobs=namespace).failed == 0
+
+
+def test_labels_beyond_int32_are_refused_not_wrapped(tmp_path):
+    """Found by the long hostile-input run: 2^63 as a float label overflowed the int64 cast
+    (a RuntimeWarning, an exception under -W error) and uint64 labels wrapped to negatives."""
+    x = np.zeros((2, 4), np.float32)
+    for labels in (np.array([0.0, 9.223372036854776e18]), np.array([1, 2**64 - 1], np.uint64)):
+        scipy.io.savemat(tmp_path / "m.mat", {"x": x, "y": labels})
+        with pytest.raises(bayesgen.BayesgenError, match="label of magnitude .* labels must be class indices"):
+            bayesgen.data.load_data(tmp_path / "m.mat")
