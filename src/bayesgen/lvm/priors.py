@@ -91,6 +91,15 @@ class MixtureOfGaussians(Prior):
         return self.distribution().sample(key, (n,))
 
 
+def _diagonal_gaussian_log_probs(z, means, stds):
+    """log N(z; means[k], diag stds[k]^2) for every k -> ``(K,)``, as products with z instead of a
+    (K, L) array of differences: under the vmaps over samples and examples that array became
+    (B, S, K, L) and its backward pass made a VampPrior step ~19x a VAE step (4x the FLOPs)."""
+    precision = stds ** -2                                            # (K, L)
+    quadratic = precision @ (z * z) - 2.0 * (means * precision) @ z + jnp.sum(means * means * precision, axis=-1)
+    return -0.5 * quadratic - jnp.sum(jnp.log(stds), axis=-1) - 0.5 * z.shape[-1] * jnp.log(2.0 * jnp.pi)
+
+
 class VampPrior(Prior):
     """p(z) = (1/K) sum_k q(z | u_k): the aggregate posterior at K learned pseudo-inputs u_k.
 
@@ -116,7 +125,10 @@ class VampPrior(Prior):
 
     def log_prob(self, z, posterior=None):
         self._check(posterior)
-        components = jax.vmap(lambda u: posterior.distribution(u).log_prob(z))(self.pseudo_inputs)  # (K,)
+        if hasattr(posterior, "mean_and_std"):  # diagonal Gaussian components: a closed form
+            components = _diagonal_gaussian_log_probs(z, *jax.vmap(posterior.mean_and_std)(self.pseudo_inputs))
+        else:
+            components = jax.vmap(lambda u: posterior.distribution(u).log_prob(z))(self.pseudo_inputs)  # (K,)
         return logsumexp(components) - jnp.log(components.shape[0])
 
     def sample(self, key, n: int, posterior=None):
