@@ -10,8 +10,10 @@ Models (the architecture of Burda et al. 2016, "784-200-200-50 tanh": encoder 78
 - ``vae``: ELBO (analytic KL, one sample);
 - ``iwae5`` / ``iwae50``: the importance-weighted bound with k = 5 / 50 samples;
 - ``vamp500``: ELBO (Monte Carlo KL) under a VampPrior with 500 pseudo-inputs initialised from
-  500 training images. Without KL warm-up it collapses (validation stuck at ~207 nats, the
-  independent-pixel model): pass ``--warmup-epochs`` (Tomczak & Welling use 100).
+  500 training images. On 2026-11-21 it stayed on the initial plateau (validation ~207 nats,
+  the decoder ignoring z) for 10+ epochs, with or without ``--warmup-epochs 20``; every model
+  here starts on that plateau (even with the KL weight at 0) but the VAE leaves it within ~2
+  epochs. Not yet understood.
 
 Training: Adam (lr ``--lr``, default 1e-3), batch ``--batch-size`` (default 100), the 50,000
 training images (static binarization, as distributed), validation bound on the 10,000
