@@ -87,8 +87,7 @@ def main(argv=None) -> None:
     x_test = _common.load_split(args.data_dir, "test")
     key_model, key_fit, key_eval = jax.random.split(jax.random.key(args.seed), 3)
     steps_per_epoch = len(x_train) // args.batch_size
-    require_ok = args.warmup_epochs == 0 or not args.model.startswith("iwae")
-    if not require_ok:
+    if args.warmup_epochs and args.model.startswith("iwae"):
         raise SystemExit("--warmup-epochs applies to the ELBO models (vae, vamp500), not to IWAE")
     model, objective = build(args.model, x_train, key_model, args.warmup_epochs * steps_per_epoch)
 
