@@ -164,3 +164,10 @@ def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
     print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
+def write_results(out: Path, results: dict, table: str) -> None:
+    """``out``.json (the machine and the raw results) and ``out``.md (the table) side by side."""
+    out = Path(out)
+    write_json(out.with_suffix(".json"), {"machine": machine_info(), "results": results})
+    out.with_suffix(".md").write_text(table + "\n")

@@ -123,9 +123,7 @@ def main() -> int:
     rows = [[name, "pass" if r["passed"] else "FAIL", r["total_wall"], r["foreign_cores"]] for name, r in results.items()]
     text = _common.markdown_table(["check", "result", "wall s", "foreign cores"], rows)
     print(text)
-    out = Path(args.out)
-    _common.write_json(out.with_suffix(".json"), {"machine": _common.machine_info(), "results": results})
-    out.with_suffix(".md").write_text(text + "\n")
+    _common.write_results(args.out, results, text)
     return 0
 
 

@@ -312,9 +312,7 @@ def main() -> int:
                 print(f"[{repeat}] {case} {sampler}: {summary}", flush=True)
     text = report(results, samplers, cases)
     print(text)
-    out = Path(args.out)
-    _common.write_json(out.with_suffix(".json"), {"machine": _common.machine_info(), "results": results})
-    out.with_suffix(".md").write_text(text + "\n")
+    _common.write_results(args.out, results, text)
     return 0
 
 

@@ -15,6 +15,7 @@ from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
 from bayesgen.lvm.networks import MLP
 from bayesgen.lvm.posteriors import DiagonalGaussian
+from bayesgen.lvm.presets import build_vae
 from bayesgen.lvm.priors import MixtureOfGaussians, VampPrior
 
 D, L = 5, 2
@@ -48,6 +49,13 @@ def test_vamp_prior_is_the_mean_of_posteriors_at_pseudo_inputs(getkey):
     assert prior.distribution() is None
     with pytest.raises(BayesgenError, match="needs the model's posterior"):
         prior.log_prob(z)
+    # a flow's mean_and_std are moments, not its density: no silent Gaussian stand-in
+    flow = FlowPosterior.build(MLP(D, 2 * L + 3, (8,), key=getkey()), latent_dim=L, context_dim=3, kind="iaf",
+                               n_flows=1, width=8, key=getkey())
+    with pytest.raises(BayesgenError, match="needs a posterior with a closed-form density; FlowPosterior"):
+        prior.log_prob(z, flow)
+    with pytest.raises(BayesgenError, match="VampPrior is a mixture of the posterior's densities"):
+        build_vae(data_dim=D, latent_dim=L, prior="vamp", posterior="iaf", pseudo_inputs=u, key=getkey())
 
 
 @pytest.mark.parametrize("kind", ["planar", "iaf"])

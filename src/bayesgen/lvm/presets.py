@@ -87,6 +87,9 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     require(posterior in POSTERIORS, f"unknown posterior '{posterior}'; choose one of {', '.join(POSTERIORS)}")
     require(top_latent_dim is None or (top_latent_dim >= 1 and prior == "normal" and posterior == "gaussian"),
             "a hierarchical VAE needs top_latent_dim >= 1 and the default prior and posterior")
+    require(prior != "vamp" or posterior == "gaussian",
+            f"a VampPrior is a mixture of the posterior's densities, which posterior '{posterior}' has no closed form "
+            "for; use it with the Gaussian posterior (drop --posterior) or choose another prior")
     require(isinstance(condition_dim, int) and condition_dim >= 0, f"condition_dim must be an integer >= 0, got {condition_dim}")
     require(condition_dim == 0 or top_latent_dim is None, "a conditional model cannot be hierarchical (yet); drop one of them")
     require(condition_dim == 0 or network == "mlp", "a conditional model needs --network mlp (the condition is a vector input)")

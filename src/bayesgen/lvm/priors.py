@@ -17,6 +17,7 @@ import numpyro.distributions as dist
 from jax.scipy.special import logsumexp
 
 from bayesgen._errors import require
+from bayesgen.lvm.posteriors import DiagonalGaussian
 
 
 class Prior(eqx.Module):
@@ -125,9 +126,12 @@ class VampPrior(Prior):
 
     def log_prob(self, z, posterior=None):
         self._check(posterior)
-        if hasattr(posterior, "mean_and_std"):  # diagonal Gaussian components: a closed form
+        if isinstance(posterior, DiagonalGaussian):  # Gaussian components: a closed form (a flow's
+            # mean_and_std are only moments of its density, so other families go per component)
             components = _diagonal_gaussian_log_probs(z, *jax.vmap(posterior.mean_and_std)(self.pseudo_inputs))
         else:
+            require(posterior.distribution(self.pseudo_inputs[0]) is not None,
+                    f"a VampPrior needs a posterior with a closed-form density; {type(posterior).__name__} has none")
             components = jax.vmap(lambda u: posterior.distribution(u).log_prob(z))(self.pseudo_inputs)  # (K,)
         return logsumexp(components) - jnp.log(components.shape[0])
 
