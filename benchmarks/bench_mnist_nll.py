@@ -41,8 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 PUBLISHED = {"vae": 88.71, "iwae5": 87.63, "iwae50": 87.10, "vamp500": 85.57}
-DEFAULT_DATA = _common.REPO.parent / "shared" / "data" / "binarized_mnist"
-RESULTS = _common.REPO / "benchmarks" / "results" / "mnist_nll.json"
+RESULTS = _common.RESULTS / "mnist_nll.json"
 
 
 def build(name: str, x_train, key, warmup_steps: int = 0):
@@ -73,7 +72,7 @@ def main(argv=None) -> None:
     parser.add_argument("--K", type=int, default=5000)
     parser.add_argument("--warmup-epochs", type=int, default=0, help="KL warm-up (ELBO models): weight 0 -> 1 over these epochs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
     args = parser.parse_args(argv)
 
     import jax
