@@ -10,6 +10,9 @@ is trained
       minibatches per compiled ``lax.scan`` call and reads the next chunk in a background thread.
       The file is evicted from the page cache first (``posix_fadvise(DONTNEED)``), so the first
       streamed epoch reads from disk ("cold"); the second finds it in the page cache ("warm").
+      Each file is streamed in the in-memory epoch's order ("rows": a uniform shuffle) and/or
+      block-shuffled ("blocks": ``block_rows`` contiguous rows per block, rows shuffled within
+      a chunk), which reads each chunk as a few sequential runs.
 
 Each configuration runs in a fresh interpreter that reports its peak resident memory (VmHWM:
 file-backed pages of the map count too, which is why the reader releases them). The memory
@@ -17,7 +20,11 @@ budget is the peak RSS of the in-memory run; the streamed files are several time
 than the streamed run's own peak RSS. Throughput excludes compilation (one warm-up epoch on
 the first rows).
 
-    /work/venv/bin/python benchmarks/bench_out_of_core.py [--rows 960000] [--scratch DIR]
+    /work/venv/bin/python benchmarks/bench_out_of_core.py [--rows 960000] [--orders rows,blocks]
+        [--block-rows 256] [--scratch DIR]
+
+Under a memory cap that also limits the page cache (what a container does), run it inside a
+cgroup: see BENCHMARKS.md.
 
 Writes benchmarks/results/out_of_core.json and prints a markdown table.
 """
@@ -50,7 +57,7 @@ def peak_rss_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def child(mode: str, path: str, epochs: int) -> dict:
+def child(mode: str, path: str, epochs: int, block_rows: int | None = None) -> dict:
     import jax
 
     from bayesgen.lvm.objectives import ELBO
@@ -67,8 +74,8 @@ def child(mode: str, path: str, epochs: int) -> dict:
         epoch, warm_data = make_epoch(static, ELBO(), optimizer, BATCH), data
     else:
         mapped = np.load(path, mmap_mode="r")
-        data = StreamSource(mapped, BATCH, CHUNK_BATCHES)
-        warm_data = StreamSource(mapped[: 10 * CHUNK_ROWS], BATCH, CHUNK_BATCHES)
+        data = StreamSource(mapped, BATCH, CHUNK_BATCHES, block_rows=block_rows)
+        warm_data = StreamSource(mapped[: 10 * CHUNK_ROWS], BATCH, CHUNK_BATCHES, block_rows=block_rows)
         epoch = make_streamed_epoch(static, ELBO(), optimizer, BATCH)
     state, info = epoch(state, warm_data)  # compilation
     jax.block_until_ready(state)
@@ -85,7 +92,7 @@ def child(mode: str, path: str, epochs: int) -> dict:
         images = (len(data) // BATCH) * BATCH
         timed.append({"seconds": t.wall, "images": images, "images_per_s": images / t.wall, "loss": float(info.loss),
                       "foreign_cores": t.foreign_cores})
-    return {"mode": mode, "epochs": timed, "peak_rss_mib": peak_rss_mib(), "peak_rss_after_warmup_mib": rss_after_warmup}
+    return {"mode": mode, "block_rows": block_rows, "epochs": timed, "peak_rss_mib": peak_rss_mib(), "peak_rss_after_warmup_mib": rss_after_warmup}
 
 
 def make_file(path: Path, rows: int, source: np.ndarray) -> None:
@@ -112,14 +119,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/bayesgen_out_of_core"))
     parser.add_argument("--memory-epochs", type=int, default=3)
+    parser.add_argument("--orders", default="rows,blocks", help="stream orders to run: rows (uniform shuffle), blocks")
+    parser.add_argument("--block-rows", type=int, default=256, help="rows per block of the block-shuffled order")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="S")
     parser.add_argument("--keep", action="store_true", help="keep the generated .npy files")
     parser.add_argument("--out", type=Path, default=_common.RESULTS / "out_of_core.json")
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "EPOCHS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("MODE", "PATH", "EPOCHS", "BLOCK_ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], int(args.child[2]))))
+        mode, path, epochs, block_rows = args.child
+        print(json.dumps(child(mode, path, int(epochs), int(block_rows) or None)))
         return {}
+    orders = [o.strip() for o in args.orders.split(",") if o.strip()]
+    if not orders or set(orders) - {"rows", "blocks"} or args.block_rows < 1:
+        raise SystemExit("--orders takes a comma list of rows, blocks; --block-rows a positive integer")
 
     train = _common.load_split(args.data_dir, "train")
     rows = args.rows - args.rows % CHUNK_ROWS
@@ -135,26 +148,32 @@ def main(argv=None) -> dict:
         _common.wait_for_quiet(args.wait_quiet)
     machine = _common.machine_info()
 
-    results = {"memory": run_child(["memory", str(args.data_dir), str(args.memory_epochs)])}
+    results = {"memory": run_child(["memory", str(args.data_dir), str(args.memory_epochs), "0"])}
     print(f"in memory: {results['memory']}", flush=True)
-    for name, (path, _) in files.items():
-        results[name] = run_child(["stream", str(path), "2"])
-        print(f"streamed {name}: {results[name]}", flush=True)
+    runs = [(name, order) for name in files for order in orders]
+    for name, order in runs:
+        block_rows = args.block_rows if order == "blocks" else 0
+        results[f"{name}-{order}"] = run_child(["stream", str(files[name][0]), "2", str(block_rows)])
+        print(f"streamed {name}, {order}: {results[f'{name}-{order}']}", flush=True)
 
     memory_rate = max(e["images_per_s"] for e in results["memory"]["epochs"])
-    table = [["in memory (50,000 rows)", f"{train.nbytes / 2**30:.2f} GiB", "-",
-              f"{memory_rate:,.0f}", "1.00", f"{results['memory']['peak_rss_mib']:,.0f}"]]
-    for name, (path, n) in files.items():
-        size = path.stat().st_size / 2**30
-        for label, e in zip(("cold", "warm"), results[name]["epochs"]):
-            table.append([f"streamed {n:,} rows, {label}", f"{size:.2f} GiB",
-                          f"{size * 1024 / results[name]['peak_rss_mib']:.1f}x", f"{e['images_per_s']:,.0f}",
-                          f"{e['images_per_s'] / memory_rate:.2f}", f"{results[name]['peak_rss_mib']:,.0f}"])
+    table = [["in memory (50,000 rows)", f"{train.nbytes / 2**30:.2f} GiB", "rows", "-", f"{memory_rate:,.0f}", "1.00",
+              f"{results['memory']['peak_rss_mib']:,.0f}", f"{results['memory']['epochs'][-1]['loss']:.2f}"]]
+    for name, order in runs:
+        path, n = files[name]
+        size, result = path.stat().st_size / 2**30, results[f"{name}-{order}"]
+        label = "rows" if order == "rows" else f"blocks of {args.block_rows}"
+        for when, e in zip(("cold", "warm"), result["epochs"]):
+            table.append([f"streamed {n:,} rows, {when}", f"{size:.2f} GiB", label,
+                          f"{size * 1024 / result['peak_rss_mib']:.1f}x", f"{e['images_per_s']:,.0f}",
+                          f"{e['images_per_s'] / memory_rate:.2f}", f"{result['peak_rss_mib']:,.0f}", f"{e['loss']:.2f}"])
     print()
-    print(_common.markdown_table(["run", "data", "data / peak RSS", "images/s", "vs memory", "peak RSS (MiB)"], table))
-    warm_ratio = results["large"]["epochs"][1]["images_per_s"] / memory_rate
+    print(_common.markdown_table(["run", "data", "order", "data / peak RSS", "images/s", "vs memory", "peak RSS (MiB)",
+                                  "epoch loss"], table))
+    warm_ratio = results[f"large-{orders[-1]}"]["epochs"][1]["images_per_s"] / memory_rate
     payload = {"benchmark": "out_of_core", "machine": machine,
-               "config": {"batch_size": BATCH, "chunk_batches": CHUNK_BATCHES, "rows": {k: n for k, (_, n) in files.items()}},
+               "config": {"batch_size": BATCH, "chunk_batches": CHUNK_BATCHES, "orders": orders,
+                          "block_rows": args.block_rows, "rows": {k: n for k, (_, n) in files.items()}},
                "results": results, "table": table,
                "targets": {"streamed_over_memory_warm": warm_ratio, "target": TARGET_THROUGHPUT,
                            "met": warm_ratio >= TARGET_THROUGHPUT,

@@ -159,3 +159,51 @@ def test_streamed_inputs_are_checked(tmp_path):
         stream.open_npy(tmp_path / "objects.npy")
     with pytest.raises(BayesgenError, match="does not exist"):
         stream.open_npy(tmp_path / "missing.npy")
+
+
+def _runs(rows: np.ndarray) -> int:
+    """How many contiguous runs of row numbers a set of rows forms (sequential reads from a file)."""
+    rows = np.sort(rows)
+    return 1 + int(np.count_nonzero(np.diff(rows) != 1))
+
+
+@pytest.mark.parametrize("n, block, window", [(1000, 37, 128), (640, 64, 64), (1000, 1, 1000), (50, 100, 16)])
+def test_block_order_is_a_permutation_read_in_few_runs(n, block, window):
+    from bayesgen.train.loop import block_order
+
+    order = np.asarray(block_order(jax.random.key(n + block), n, block, window))
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    for start in range(0, n, window):
+        piece = order[start:start + window]
+        # a window holds the blocks it overlaps in the shuffled sequence of blocks: whole ones and
+        # at most two partial ones at its ends (the last block of the file may be short)
+        assert _runs(piece) <= -(-len(piece) // block) + 2
+        if block < len(piece) and len(piece) >= 64:  # rows inside a window are shuffled, not left in order
+            assert not np.all(np.diff(piece) == 1)
+    assert not np.array_equal(order, np.asarray(block_order(jax.random.key(n + block + 1), n, block, window)))
+
+
+def test_block_shuffled_stream_reads_whole_blocks(tmp_path, monkeypatch, getkey):
+    """fit(block_rows=...) reads each chunk as a few contiguous runs of the file, every row once per epoch."""
+    from bayesgen.data import load_digits
+    from bayesgen.train import streaming
+
+    x = load_digits().x[:1024]
+    np.save(tmp_path / "x.npy", x)
+    reads = []
+    original = streaming.StreamSource.read
+    monkeypatch.setattr(streaming.StreamSource, "read",
+                        lambda self, index, slot: reads.append(np.array(index)) or original(self, index, slot))
+    model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17, hidden=(16,), key=getkey())
+    result = fit(model, stream.open_npy(tmp_path / "x.npy"), key=getkey(), epochs=2, batch_size=32,
+                 chunk_batches=4, block_rows=16, progress=False)
+    assert len(reads) == 2 * 8 and all(r.shape == (4, 32) for r in reads)  # 32 batches / 4 per chunk, 2 epochs
+    for epoch in (reads[:8], reads[8:]):
+        np.testing.assert_array_equal(np.sort(np.concatenate(epoch).ravel()), np.arange(1024))
+        assert all(_runs(r.ravel()) <= 128 // 16 for r in epoch)  # 1024 = 64 whole blocks, 8 per chunk
+    assert not np.array_equal(reads[0], reads[8])  # a new block order each epoch
+    losses = [r["train_loss"] for r in result.history]
+    assert np.all(np.isfinite(losses)) and losses[1] < losses[0]
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(BayesgenError, match="block_rows must be a positive integer"):
+            fit(model, x, key=getkey(), epochs=1, block_rows=bad, progress=False)

@@ -136,14 +136,46 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
     return step
 
 
-def epoch_plan(key, n_examples: int, batch_size: int):
+def epoch_plan(key, n_examples: int, batch_size: int, block_rows: int | None = None, window_rows: int | None = None):
     """An epoch's randomness from the state's key: ``(next_key, order, step_keys)`` where ``order``
     holds the ``n_batches * batch_size`` shuffled example indices used and ``step_keys`` one key per
-    minibatch. In-memory and streamed epochs share it, so both visit the data in the same order."""
+    minibatch. In-memory and streamed epochs share it, so both visit the data in the same order.
+
+    With ``block_rows`` the order is :func:`block_order` (contiguous blocks of rows shuffled,
+    then rows within each ``window_rows`` positions) instead of a uniform permutation."""
     n_batches = n_examples // batch_size
     key, key_perm, key_steps = jax.random.split(key, 3)
-    order = jax.random.permutation(key_perm, n_examples)[: n_batches * batch_size]
+    if block_rows is None:
+        order = jax.random.permutation(key_perm, n_examples)
+    else:
+        order = block_order(key_perm, n_examples, block_rows, window_rows or n_examples)
+    order = order[: n_batches * batch_size]
     return key, order.reshape(n_batches, batch_size), jax.random.split(key_steps, n_batches)
+
+
+def block_order(key, n_examples: int, block_rows: int, window_rows: int) -> jax.Array:
+    """A permutation of ``range(n_examples)`` that reads a file in long sequential runs.
+
+    The rows are cut into contiguous blocks of ``block_rows`` (the last may be shorter), the
+    blocks are put in random order, and then the rows inside each run of ``window_rows``
+    consecutive positions are shuffled. With ``window_rows`` the rows of a streamed chunk, each
+    chunk is about ``window_rows / block_rows`` whole blocks from random places in the file,
+    read sequentially, and its minibatches mix rows of all of them. ``block_rows=1`` is a
+    uniform permutation.
+
+    Example:
+        >>> block_order(jax.random.key(0), 10, block_rows=2, window_rows=4)
+        Array([0, 1, 5, 4, 9, 2, 8, 3, 6, 7], dtype=int32)
+
+        Windows ``[0 1 5 4]``, ``[9 2 8 3]``, ``[6 7]``: blocks {0,1} {4,5}, then {2,3} {8,9}, then {6,7}.
+    """
+    key_blocks, key_rows = jax.random.split(key)
+    n_blocks = -(-n_examples // block_rows)
+    blocks = jax.random.permutation(key_blocks, n_blocks)
+    rows = (blocks[:, None] * block_rows + jnp.arange(block_rows)).reshape(-1)
+    rows = rows[jnp.argsort(rows >= n_examples, stable=True)][:n_examples]  # drop past-the-end rows
+    window = jnp.arange(n_examples) // window_rows
+    return rows[jnp.lexsort((jax.random.uniform(key_rows, (n_examples,)), window))]
 
 
 def epoch_info(losses, terms, finite) -> EpochInfo:
@@ -198,7 +230,7 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
         epochs: int = 50, batch_size: int = 128, patience: int | None = None, binarize: str = "none",
         on_epoch: Callable | None = None, progress: bool = True, resume: FitProgress | None = None,
         should_stop: Callable[[], bool] | None = None, devices: int | None = 1,
-        chunk_batches: int | None = None) -> FitResult:
+        chunk_batches: int | None = None, block_rows: int | None = None) -> FitResult:
     """Train ``model`` by stochastic gradient ascent on ``objective`` (default: the ELBO).
 
     ``train_x`` / ``valid_x``: float arrays ``(N, D)`` already in the likelihood's support
@@ -207,6 +239,10 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     streamed through the compiled step ``chunk_batches`` minibatches at a time with the next
     chunk read in the background (see :mod:`bayesgen.train.streaming`), in the same order and
     with the same result as in memory. ``chunk_batches`` also streams an in-memory array.
+    ``block_rows`` (streamed fits): visit shuffled contiguous blocks of that many rows, shuffling
+    rows only within a chunk, so a file larger than the page cache is read sequentially rather
+    than row by row at random (a different order from the in-memory fit's; see
+    :func:`~bayesgen.train.loop.block_order`).
     Validation monitors the objective's true bound (``terms[objective.bound_term]``: no KL
     weight, no free bits) with a fixed key each epoch; with ``patience``,
     training stops after that many epochs without a better validation loss.
@@ -241,9 +277,9 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     mesh = sharding.data_parallel(sharding.resolve_devices(devices, batch_size))
     params, static = eqx.partition(model, eqx.is_inexact_array)
     dtype = float_dtype(params)
-    stream = chunk_batches is not None or isinstance(train_x, np.memmap)
+    stream = chunk_batches is not None or block_rows is not None or isinstance(train_x, np.memmap)
     if stream:  # checks finiteness chunk by chunk
-        train_x = streaming.StreamSource(train_x, batch_size, chunk_batches, dtype=dtype)
+        train_x = streaming.StreamSource(train_x, batch_size, chunk_batches, dtype=dtype, block_rows=block_rows)
     else:
         train_x = sharding.put(_finite(train_x, dtype, "training data"), mesh)
     key_state, key_valid = jax.random.split(key)

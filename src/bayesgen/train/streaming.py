@@ -7,6 +7,13 @@ see :mod:`bayesgen.data.stream`) and fed to one compiled ``lax.scan`` over that 
 the next chunk is read in a background thread. Python runs once per chunk, not per batch.
 Device memory holds at most two chunks (the one training and the one queued behind it),
 host memory one more (the one being read).
+
+The default order is the in-memory epoch's uniform shuffle, so a chunk's rows are spread over
+the whole file: fast while the page cache can hold the file, random disk reads when it cannot
+(a memory-capped container). ``block_rows`` trades that for sequential reads: the epoch visits
+contiguous blocks of rows in random order and shuffles rows only within a chunk
+(:func:`~bayesgen.train.loop.block_order`), so each minibatch mixes rows of the chunk's
+``chunk_rows / block_rows`` blocks. The order then differs from the in-memory epoch's.
 """
 
 from __future__ import annotations
@@ -36,16 +43,22 @@ class StreamSource:
 
     Construction checks the shape and, in one chunked pass, that every value is finite.
     ``chunk_batches`` minibatches form a chunk (default: about 16 MiB of rows).
+    ``block_rows``: read the rows in shuffled contiguous blocks of this many rows, shuffled again
+    within each chunk (see the module docstring); ``None``: the in-memory epoch's order.
     """
 
-    def __init__(self, array: np.ndarray, batch_size: int, chunk_batches: int | None = None, *, dtype=np.float32):
+    def __init__(self, array: np.ndarray, batch_size: int, chunk_batches: int | None = None, *, dtype=np.float32,
+                 block_rows: int | None = None):
+        require(block_rows is None or (isinstance(block_rows, int) and not isinstance(block_rows, bool)
+                                       and block_rows >= 1),
+                f"block_rows must be a positive integer number of rows, got {block_rows!r}")
         stream.check_finite(array, dtype=dtype)
         n_batches = array.shape[0] // batch_size
         if chunk_batches is None:
             chunk_batches = max(1, stream.rows_per_chunk(array) // batch_size)
         require(isinstance(chunk_batches, int) and chunk_batches >= 1,
                 f"chunk_batches must be a positive integer, got {chunk_batches!r}")
-        self.array, self.dtype = array, np.dtype(dtype)
+        self.array, self.dtype, self.block_rows = array, np.dtype(dtype), block_rows
         self.batch_size, self.chunk_batches = batch_size, min(chunk_batches, n_batches)
         self._buffers: list[np.ndarray] = []
 
@@ -67,17 +80,19 @@ class StreamSource:
 def make_streamed_epoch(static, objective: Objective, optimizer: optax.GradientTransformation, batch_size: int,
                         *, dynamic_binarize: bool = False, batch_sharding=None) -> Callable:
     """``epoch(state, source: StreamSource) -> (state, info)``, equal to
-    :func:`~bayesgen.train.loop.make_epoch` on the same rows in memory."""
+    :func:`~bayesgen.train.loop.make_epoch` on the same rows in memory (unless the source
+    reads in blocks, ``block_rows``)."""
     step = make_step(static, objective, optimizer, dynamic_binarize=dynamic_binarize, batch_sharding=batch_sharding)
     mesh = None if batch_sharding is None else batch_sharding.mesh
-    plan = jax.jit(epoch_plan, static_argnums=(1, 2))
+    plan = jax.jit(epoch_plan, static_argnums=(1, 2, 3, 4))
 
     @jax.jit
     def run_chunk(carry, xs, step_keys, global_steps):
         return jax.lax.scan(lambda c, inputs: step(c, *inputs), carry, (xs, step_keys, global_steps))
 
     def epoch(state: TrainState, source: StreamSource):
-        key, order, step_keys = plan(state.key, len(source), batch_size)
+        blocks = (None, None) if source.block_rows is None else (source.block_rows, source.chunk_batches * batch_size)
+        key, order, step_keys = plan(state.key, len(source), batch_size, *blocks)
         order = np.asarray(order)
         global_steps = state.step + jnp.arange(order.shape[0], dtype=jnp.int32)
         size = source.chunk_batches
