@@ -139,6 +139,27 @@ def test_gather_rows_and_prefetch(tmp_path):
         list(stream.prefetch(fails, range(6)))
 
 
+@pytest.mark.parametrize("dtype", ["<f4", "u1", ">f8"])
+def test_gather_rows_reads_runs_of_a_file_like_numpy(tmp_path, dtype):
+    """Runs of >= MIN_RUN_ROWS consecutive rows are read with preadv, the rest through the map;
+    both land where ``array[index]`` puts them, from a view at an offset too."""
+    data = (np.arange(300 * 5) % 251).reshape(300, 5).astype(dtype)
+    np.save(tmp_path / "a.npy", data)
+    mapped = stream.open_npy(tmp_path / "a.npy")
+    index = np.concatenate([np.arange(40, 60), [3, 250, 3], np.arange(100, 107), np.arange(200, 280)[::-1]])
+    index = np.random.default_rng(0).permutation(index).reshape(10, 11)
+    for array, offset in ((mapped, 0), (mapped[5:295], 5), (mapped[:, 1:4], 0)):
+        expected = data[offset:][index][..., 1:4] if array.shape[1] == 3 else data[offset:][index]
+        np.testing.assert_array_equal(stream.gather_rows(array, index), expected.astype(np.float32))
+    assert stream._file_of(mapped[:, 1:4]) is None and stream._file_of(np.asarray(data)) is None
+    assert (stream._file_of(mapped) is None) == (dtype == ">f8")  # non-native byte order: through the map
+    if dtype == "<f4":  # a file cut short after it was mapped: one clear error, not a bus error
+        with open(tmp_path / "a.npy", "r+b") as f:
+            f.truncate(128 + 100 * 5 * 4)
+        with pytest.raises(BayesgenError, match="shorter than its header says"):
+            stream.gather_rows(mapped, np.arange(200, 260))
+
+
 def test_streamed_inputs_are_checked(tmp_path):
     bad = np.ones((300, 3), np.float32)
     bad[257, 1] = np.nan

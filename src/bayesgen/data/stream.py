@@ -7,6 +7,8 @@ tells the kernel that the map's pages are no longer needed (``madvise(MADV_DONTN
 they stay in the page cache (a second epoch re-reads them from memory when it fits) but
 leave this process, and its peak RSS stays at a few chunks whatever the file size. Only a
 read-only map is released this way (for a copy-on-write map it would discard writes).
+Long runs of consecutive rows (a block-shuffled epoch, see
+:func:`bayesgen.train.loop.block_order`) are read from the file with ``preadv`` instead.
 
 :func:`prefetch` reads the next chunk in a background thread while the device trains on the
 current one (NumPy's gather and the compiled step both run without the GIL).
@@ -20,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import mmap
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -63,17 +66,35 @@ def rows_per_chunk(array: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // max(1, array.shape[1] * array.dtype.itemsize))
 
 
-def _map_of(array) -> tuple[mmap.mmap, int] | None:
-    """The read-only ``mmap`` behind ``array`` (a np.memmap or a view of one) and the address where
-    the map starts, if there is one."""
+def _root_map(array) -> np.memmap | None:
+    """The read-only np.memmap that owns ``array``'s memory (``array`` itself or the map it views)."""
     root = array
     while isinstance(getattr(root, "base", None), np.ndarray):
         root = root.base
-    mapping = getattr(root, "base", None)
-    if not isinstance(mapping, mmap.mmap) or getattr(root, "mode", None) != "r":
+    if not isinstance(getattr(root, "base", None), mmap.mmap) or getattr(root, "mode", None) != "r":
+        return None
+    return root
+
+
+def _map_of(array) -> tuple[mmap.mmap, int] | None:
+    """The read-only ``mmap`` behind ``array`` (a np.memmap or a view of one) and the address where
+    the map starts, if there is one."""
+    root = _root_map(array)
+    if root is None:
         return None
     # np.memmap maps from its offset rounded down to the allocation granularity
-    return mapping, root.ctypes.data - root.offset % mmap.ALLOCATIONGRANULARITY
+    return root.base, root.ctypes.data - root.offset % mmap.ALLOCATIONGRANULARITY
+
+
+def _file_of(array) -> tuple[str, int] | None:
+    """The file behind a read-only memory map and the byte offset of ``array``'s first row in it,
+    when its rows lie contiguously in native byte order (so a run of rows is one ``pread``)."""
+    root = _root_map(array)
+    row_bytes = array.shape[1] * array.itemsize
+    if (root is None or not getattr(root, "filename", None) or not hasattr(os, "preadv")
+            or array.strides != (row_bytes, array.itemsize) or not array.dtype.isnative):
+        return None
+    return root.filename, root.offset + (array.ctypes.data - root.ctypes.data)
 
 
 def _is_map(array) -> bool:
@@ -124,11 +145,15 @@ def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32, out: np.
     """``array[index]`` as a new ``dtype`` array, read in ascending row order (sequential on disk)
     and put back in the order of ``index``.
 
-    From a memory map the rows are read ``RELEASE_ROWS`` at a time, releasing the map's pages
-    after each block: the kernel maps up to 64 KiB of cached file around every page fault
-    ("fault-around"), so a few thousand rows scattered over a file would otherwise pull most
-    of it into this process's resident set at once. ``out`` (shape ``index.shape + (D,)``) is
-    filled instead of a new array.
+    From a memory-mapped file, runs of at least ``MIN_RUN_ROWS`` consecutive rows (what a
+    block-shuffled epoch reads) are read with one ``preadv`` each into a scratch buffer: no
+    page faults, nothing mapped into this process, and the kernel's sequential read-ahead.
+    Under a memory cap that also limits the page cache this was 4x faster than faulting the
+    same rows in through the map. Scattered rows go through the map ``RELEASE_ROWS`` at a
+    time, releasing its pages after each block: the kernel maps up to 64 KiB of cached file
+    around every page fault ("fault-around"), so a few thousand rows scattered over a file
+    would otherwise pull most of it into this process's resident set at once. ``out`` (shape
+    ``index.shape + (D,)``) is filled instead of a new array.
     """
     flat = np.asarray(index).reshape(-1)
     sorter = np.argsort(flat, kind="stable")
@@ -137,12 +162,51 @@ def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32, out: np.
     out = np.empty(shape, dtype) if out is None else out
     require(out.shape == shape and out.dtype == np.dtype(dtype), f"out must have shape {shape} and dtype {dtype}")
     result, out = out, out.reshape(flat.size, array.shape[1])
-    block = RELEASE_ROWS if _is_map(array) else max(1, rows.size)
-    for start in range(0, rows.size, block):
+    scattered = _read_runs(array, rows, sorter, out) if rows.size else rows
+    block = RELEASE_ROWS if _is_map(array) else max(1, scattered.size)
+    for start in range(0, scattered.size, block):
+        at = scattered[start:start + block]
         with np.errstate(over="ignore", invalid="ignore"):  # check_finite has refused what would not fit
-            out[sorter[start:start + block]] = np.take(array, rows[start:start + block], axis=0)
-        release(array, rows[start:start + block])
+            out[sorter[at]] = np.take(array, rows[at], axis=0)
+        release(array, rows[at])
     return result
+
+
+MIN_RUN_ROWS = 8  # consecutive rows that gather_rows reads from a file with one preadv
+
+
+def _read_runs(array, rows: np.ndarray, sorter: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Fill ``out[sorter[i]]`` for the sorted ``rows[i]`` that lie in runs of ``MIN_RUN_ROWS`` or
+    more consecutive rows of a memory-mapped file, one ``preadv`` per run; return the positions
+    ``i`` left for the caller (all of them when ``array`` is no such map)."""
+    everything = np.arange(rows.size)
+    source = _file_of(array)
+    if source is None:
+        return everything
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(rows.astype(np.int64)) != 1) + 1])
+    ends = np.append(starts[1:], rows.size)
+    long = ends - starts >= MIN_RUN_ROWS
+    if not long.any():
+        return everything
+    path, offset = source
+    row_bytes = array.shape[1] * array.itemsize
+    scratch = np.empty((int((ends - starts)[long].max()), array.shape[1]), array.dtype)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # the file went away after it was mapped: read through the map
+        return everything
+    try:
+        for start, end in zip(starts[long], ends[long]):
+            view = scratch[: end - start]
+            got = os.preadv(fd, [memoryview(view).cast("B")], offset + int(rows[start]) * row_bytes)
+            require(got == view.nbytes, f"data file '{path}' is shorter than its header says (changed or truncated "
+                                        "while training?); save it again with numpy.save")
+            with np.errstate(over="ignore", invalid="ignore"):  # check_finite has refused what would not fit
+                out[sorter[start:end]] = view
+    finally:
+        os.close(fd)
+    in_long_run = np.repeat(long, ends - starts)
+    return everything[~in_long_run]
 
 
 def prefetch(read: Callable, items: Iterable, depth: int = 1) -> Iterator:
