@@ -10,10 +10,16 @@ Models (the architecture of Burda et al. 2016, "784-200-200-50 tanh": encoder 78
 - ``vae``: ELBO (analytic KL, one sample);
 - ``iwae5`` / ``iwae50``: the importance-weighted bound with k = 5 / 50 samples;
 - ``vamp500``: ELBO (Monte Carlo KL) under a VampPrior with 500 pseudo-inputs initialised from
-  500 training images. On 2026-11-21 it stayed on the initial plateau (validation ~207 nats,
-  the decoder ignoring z) for 10+ epochs, with or without ``--warmup-epochs 20``; every model
-  here starts on that plateau (even with the KL weight at 0) but the VAE leaves it within ~2
-  epochs. Not yet understood.
+  500 training images.
+
+Every model's decoder output bias starts at the logit of the training images' mean
+(``--output-bias data-mean``, the default; Burda et al. initialise theirs the same way). From a
+zero bias (``--output-bias zero``, what the runs of 2026-11-21 used) every model fell onto a
+~207-nat plateau within ~20 steps: the encoder helps learn the mean image, moves all codes to
+one point and saturates its tanh units. The VAE's KL towards N(0, I) pulled it off after ~300
+steps; the VampPrior's KL cannot (its prior moves with the codes), so ``vamp500`` stayed there
+for 10+ epochs, with or without ``--warmup-epochs 20`` (issue 3; see
+``bayesgen.lvm.presets.output_bias``).
 
 Training: Adam (lr ``--lr``, default 1e-3), batch ``--batch-size`` (default 100), the 50,000
 training images (static binarization, as distributed), validation bound on the 10,000
@@ -44,13 +50,14 @@ PUBLISHED = {"vae": 88.71, "iwae5": 87.63, "iwae50": 87.10, "vamp500": 85.57}
 RESULTS = _common.RESULTS / "mnist_nll.json"
 
 
-def build(name: str, x_train, key, warmup_steps: int = 0):
+def build(name: str, x_train, key, warmup_steps: int = 0, output_bias: str = "data-mean"):
     import jax
 
     from bayesgen.lvm.objectives import ELBO, IWAE
     from bayesgen.lvm.presets import build_vae
 
-    common = dict(data_dim=784, latent_dim=50, hidden=(200, 200), activation="tanh", likelihood="bernoulli")
+    common = dict(data_dim=784, latent_dim=50, hidden=(200, 200), activation="tanh", likelihood="bernoulli",
+                  data_mean=x_train.mean(0) if output_bias == "data-mean" else None)
     if name == "vae":
         return build_vae(key=key, **common), ELBO(warmup_steps=warmup_steps)
     if name.startswith("iwae"):
@@ -71,6 +78,8 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--K", type=int, default=5000)
     parser.add_argument("--warmup-epochs", type=int, default=0, help="KL warm-up (ELBO models): weight 0 -> 1 over these epochs")
+    parser.add_argument("--output-bias", choices=("data-mean", "zero"), default="data-mean",
+                        help="the decoder's initial output bias: logit of the training mean, or zero")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
     args = parser.parse_args(argv)
@@ -88,7 +97,7 @@ def main(argv=None) -> None:
     steps_per_epoch = len(x_train) // args.batch_size
     if args.warmup_epochs and args.model.startswith("iwae"):
         raise SystemExit("--warmup-epochs applies to the ELBO models (vae, vamp500), not to IWAE")
-    model, objective = build(args.model, x_train, key_model, args.warmup_epochs * steps_per_epoch)
+    model, objective = build(args.model, x_train, key_model, args.warmup_epochs * steps_per_epoch, args.output_bias)
 
     deadline = time.monotonic() + 60 * args.minutes
     started_wall, started_cpu = time.monotonic(), time.process_time()

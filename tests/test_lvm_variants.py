@@ -58,6 +58,52 @@ def test_vamp_prior_is_the_mean_of_posteriors_at_pseudo_inputs(getkey):
         build_vae(data_dim=D, latent_dim=L, prior="vamp", posterior="iaf", pseudo_inputs=u, key=getkey())
 
 
+def test_vamp_closed_form_is_accurate_in_float32_far_from_the_origin():
+    """Components near z = 10 with sigma = 0.01: the expanded quadratic lost ~4 nats to
+    cancellation in float32 before it was centred."""
+    from bayesgen.lvm.priors import _diagonal_gaussian_log_probs
+
+    rng = np.random.default_rng(0)
+    means, stds = 10.0 + 0.01 * rng.standard_normal((20, 50)), np.full((20, 50), 0.01)
+    z = means[0] + stds[0] * rng.standard_normal(50)
+    expected = scipy.stats.norm.logpdf(z, means, stds).sum(-1)
+    got = _diagonal_gaussian_log_probs(*(jnp.asarray(a, jnp.float32) for a in (z, means, stds)))
+    np.testing.assert_allclose(got, expected, atol=0.01)
+
+
+def test_data_mean_starts_the_decoder_at_the_data_marginal(getkey):
+    x = (jax.random.uniform(getkey(), (40, D)) < jnp.array([0.0, 0.1, 0.5, 0.9, 1.0])).astype(jnp.float32)
+    model = build_vae(data_dim=D, latent_dim=L, hidden=(8,), key=getkey(), data_mean=x.mean(0))
+    decoder_bias = model.likelihood.decoder.layers[-1].bias
+    # logit of the mean, clipped at 0.001 / 0.999 for the constant features
+    np.testing.assert_allclose(jax.nn.sigmoid(decoder_bias), np.clip(x.mean(0), 1e-3, 1 - 1e-3), rtol=1e-5)
+    gaussian = build_vae(data_dim=D, latent_dim=L, hidden=(8,), likelihood="gaussian", key=getkey(), data_mean=x.mean(0))
+    np.testing.assert_allclose(gaussian.likelihood.decoder.layers[-1].bias, x.mean(0))
+    with pytest.raises(BayesgenError, match=r"data_mean must have one value per feature, shape \(5,\), got \(4,\)"):
+        build_vae(data_dim=D, latent_dim=L, key=getkey(), data_mean=x.mean(0)[:4])
+    with pytest.raises(BayesgenError, match="not a mlp decoder with a categorical likelihood"):
+        build_vae(data_dim=D, latent_dim=L, likelihood="categorical", levels=3, key=getkey(), data_mean=x.mean(0))
+
+
+def test_vamp_prior_leaves_the_mean_image_plateau_from_the_data_marginal(getkey):
+    """Issue 3: from a zero decoder bias the encoder helps learn the mean image, its codes all move
+    to one point and its tanh units saturate; a VampPrior's KL cannot pull them back (it is blind
+    to a shift shared by every code), so it stayed at KL = 0 with no active unit. Starting the
+    decoder at the data's marginal avoids that: latent units become active within 85 steps."""
+    from sklearn.datasets import load_digits
+
+    from bayesgen.lvm.objectives import ELBO
+    from bayesgen.train.loop import fit
+
+    x = (load_digits().data > 7).astype(np.float32)  # (1797, 64) binary
+    model = build_vae(data_dim=64, latent_dim=4, hidden=(32, 32), activation="tanh", prior="vamp",
+                      pseudo_inputs=x[:50], data_mean=x.mean(0), key=jax.random.key(0))
+    result = fit(model, x, key=jax.random.key(1), objective=ELBO(kl="mc"), epochs=5, batch_size=100, progress=False)
+    means = jax.vmap(result.model.posterior.mean_and_std)(jnp.asarray(x[:500]))[0]
+    active_units = int(jnp.sum(jnp.var(means, axis=0) > 0.01))
+    assert active_units >= 2, f"{active_units} active latent units: still on the plateau"
+
+
 @pytest.mark.parametrize("kind", ["planar", "iaf"])
 def test_flow_log_density_matches_autodiff_jacobian(kind, getkey):
     encoder = MLP(D, 2 * L + 3, (8,), key=getkey())

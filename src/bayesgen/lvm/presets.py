@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -45,6 +46,33 @@ MODELS = {
 }
 
 
+def output_bias(data_mean, likelihood: str = "bernoulli") -> jax.Array:
+    """The decoder output bias under which p(x | z) starts at the data's per-feature marginal:
+    logit(mean) for ``"bernoulli"`` (the mean clipped to [0.001, 0.999]), the mean itself for
+    ``"gaussian"`` / ``"gaussian-learned"``.
+
+    Why: from a zero bias (every pixel p = 0.5) the first steps' largest gradient is "learn the
+    mean image", and the encoder takes part: on binarized MNIST (784-200-200-50 tanh, Adam
+    1e-3) it moves every code to one shared point (|mu| ~ 3.5, log sigma^2 ~ -3) within ~20
+    steps, saturating its tanh units, after which it gets almost no gradient (~1e-3 of its
+    first-step norm). A VAE's KL towards N(0, I) pulls the codes back and it recovers
+    (~300 steps); a VampPrior's KL is blind to a shift shared by all codes (the prior is the
+    encoder too), so that model stays on the plateau (issue 3). Starting at the marginal removes
+    the transient; Burda et al. (2016) initialise their decoders this way.
+
+    Example:
+        >>> model = build_vae(data_dim=784, latent_dim=50, key=key, data_mean=x_train.mean(0))
+    """
+    mean = jnp.asarray(data_mean, jnp.float32)
+    require(mean.ndim == 1, f"data_mean must be a vector with one value per feature, got shape {mean.shape}")
+    if likelihood == "bernoulli":
+        require(bool(jnp.all((mean >= 0) & (mean <= 1))), "a bernoulli likelihood's data_mean must lie in [0, 1]")
+        return jax.scipy.special.logit(jnp.clip(mean, 1e-3, 1 - 1e-3))
+    require(likelihood in ("gaussian", "gaussian-learned"),
+            f"output_bias knows the bernoulli and gaussian likelihoods, not '{likelihood}'")
+    return mean
+
+
 def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoulli", network: str = "mlp",
               hidden: Sequence[int] = (256, 128), activation: str = "relu", image_shape=None,
               levels: int | None = None, sigma: float = 0.1, channels: int = 32, prior: str = "normal",
@@ -52,7 +80,8 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
               context_dim: int = 16, top_latent_dim: int | None = None, condition_dim: int = 0,
               latent: str = "gaussian", categories: int = 10,
               temperature: TemperatureSchedule = TemperatureSchedule(),
-              semi_supervised: bool = False, ladder: bool = False, noise_dim: int = 16) -> LatentVariableModel:
+              semi_supervised: bool = False, ladder: bool = False, noise_dim: int = 16,
+              data_mean=None) -> LatentVariableModel:
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
     ``hidden`` lists the encoder's hidden widths; the decoder mirrors them. ``network="conv"``
@@ -71,6 +100,9 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     ``posterior="implicit"`` is adversarial variational Bayes: the encoder reads ``[x, eps]``
     (``noise_dim`` Gaussian noise inputs) and a discriminator network estimates the KL's
     density ratio; train it with :class:`~bayesgen.lvm.adversarial.Adversarial`.
+    ``data_mean`` ``(D,)`` (the training data's per-feature mean) starts the decoder's output
+    bias at the data's marginal (see :func:`output_bias`), as Burda et al. (2016) do; an MLP
+    decoder with a bernoulli or gaussian likelihood only.
 
     Example:
         >>> model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17,
@@ -112,9 +144,16 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
     flow = posterior in ("planar", "iaf")
     enc_out = code_dim if discrete else latent_dim if implicit else 2 * latent_dim + (context_dim if flow or ladder else 0)
+    require(data_mean is None or (network == "mlp" and likelihood in ("bernoulli", "gaussian", "gaussian-learned")),
+            f"data_mean initialises an MLP decoder's output bias for a bernoulli or gaussian likelihood, not a "
+            f"{network} decoder with a {likelihood} likelihood; drop data_mean")
     if network == "mlp":
         encoder = MLP(data_dim + condition_dim + (noise_dim if implicit else 0), enc_out, hidden, activation, key=key_enc)
         decoder = MLP(code_dim + condition_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
+        if data_mean is not None:
+            bias = output_bias(data_mean, likelihood)
+            require(bias.shape == (data_dim,), f"data_mean must have one value per feature, shape ({data_dim},), got {bias.shape}")
+            decoder = eqx.tree_at(lambda d: d.layers[-1].bias, decoder, bias)
     else:
         require(image_shape is not None, "a convolutional network needs image data; this data set has no image shape, so use --network mlp")
         encoder = ConvEncoder(image_shape, enc_out, channels, activation, key=key_enc)

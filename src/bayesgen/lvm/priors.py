@@ -95,7 +95,13 @@ class MixtureOfGaussians(Prior):
 def _diagonal_gaussian_log_probs(z, means, stds):
     """log N(z; means[k], diag stds[k]^2) for every k -> ``(K,)``, as products with z instead of a
     (K, L) array of differences: under the vmaps over samples and examples that array became
-    (B, S, K, L) and its backward pass made a VampPrior step ~19x a VAE step (4x the FLOPs)."""
+    (B, S, K, L) and its backward pass made a VampPrior step ~19x a VAE step (4x the FLOPs).
+
+    The expansion cancels: in float32 its error grows like (|mean| / std)^2, e.g. 100 nats for
+    means ~10 and stds ~0.0025. Centring z and the means at the means' average (the value is
+    unchanged) leaves only the error from the components' spread about each other."""
+    centre = jnp.mean(means, axis=0)                                  # (L,)
+    z, means = z - centre, means - centre
     precision = stds ** -2                                            # (K, L)
     quadratic = precision @ (z * z) - 2.0 * (means * precision) @ z + jnp.sum(means * means * precision, axis=-1)
     return -0.5 * quadratic - jnp.sum(jnp.log(stds), axis=-1) - 0.5 * z.shape[-1] * jnp.log(2.0 * jnp.pi)
