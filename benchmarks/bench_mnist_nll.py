@@ -131,7 +131,8 @@ def main(argv=None) -> None:
     print(f"{args.model}: test NLL {nll:.2f} nats (published {PUBLISHED[args.model]}), -ELBO {-float(elbo):.2f}, "
           f"{row['epochs']} epochs ({row['stop_reason']}, best {row['best_epoch']}) in {train_seconds / 60:.1f} min")
     rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.is_file() else []
-    rows = [r for r in rows if r["model"] != args.model] + [row]
+    same = (args.model, args.output_bias)  # rows from before --output-bias existed used a zero bias
+    rows = [r for r in rows if (r["model"], r["settings"].get("output_bias", "zero")) != same] + [row]
     _common.write_json(RESULTS, {"benchmark": "mnist_nll", "rows": rows})
 
 
