@@ -248,3 +248,21 @@ def test_models_are_wired_from_their_names(name, prior, posterior, objective):
         assert config.train.kl == "analytic" and model.latent_dim == 2 * 4
     if name in ("m2", "cvae"):
         assert model.condition_dim == 10 and data.test.shape[1] == 74
+
+
+@pytest.mark.parametrize("name, likelihood", [("vamp-vae", "bernoulli"), ("cvae", "gaussian")])
+def test_run_models_start_at_the_training_marginal(name, likelihood):
+    """bayesgen train builds MLP decoders with a bernoulli or gaussian likelihood from the
+    training data's mean (the condition columns of a conditional model left out)."""
+    from conftest import tiny_config
+
+    from bayesgen.lvm.presets import output_bias
+    from bayesgen.runs import build_model, prepare_data
+
+    config = tiny_config(model={"name": name, "likelihood": likelihood, "hidden": [16]})
+    data = prepare_data(config)
+    dim = data.info["data_dim"]
+    bias = build_model(config, data.info, data.train).likelihood.decoder.layers[-1].bias
+    np.testing.assert_allclose(bias[:dim], output_bias(data.train[:, :dim].mean(0), likelihood), rtol=1e-5)
+    skeleton = build_model(config, data.info).likelihood.decoder.layers[-1].bias  # to load a checkpoint into
+    assert not np.allclose(skeleton[:dim], bias[:dim])

@@ -149,10 +149,14 @@ def class_conditions(model, n: int, label: int | None = None) -> np.ndarray | No
 
 def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     """The configured model. ``train_x`` seeds a VampPrior's pseudo-inputs (zeros when only a
-    skeleton is needed, e.g. to load a checkpoint into)."""
+    skeleton is needed, e.g. to load a checkpoint into) and, for an MLP decoder with a bernoulli
+    or gaussian likelihood, starts the decoder's output bias at the training data's marginal
+    (:func:`bayesgen.lvm.presets.output_bias`: from a zero bias a VampPrior model stays collapsed)."""
     m = config.model
     parts = MODELS[m.name]
-    pseudo = None
+    pseudo = data_mean = None
+    if train_x is not None and m.network == "mlp" and m.likelihood in ("bernoulli", "gaussian", "gaussian-learned"):
+        data_mean = np.asarray(train_x)[:, : info["data_dim"]].mean(axis=0)
     condition_dim = info.get("condition_dim", 0) if parts.get("conditional") else 0
     if parts.get("prior") == "vamp":
         k = min(m.n_pseudo, info["n_train"])
@@ -168,7 +172,7 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
                          condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
                          temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
                          semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")),
-                         noise_dim=m.noise_dim)
+                         noise_dim=m.noise_dim, data_mean=data_mean)
 
     # Count the parameters from shapes alone (nothing allocated) before building for real.
     n_parameters = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(eqx.filter_eval_shape(make))

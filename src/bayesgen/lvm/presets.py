@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bayesgen._errors import require
 from bayesgen.lvm import likelihoods as lik
@@ -63,14 +64,15 @@ def output_bias(data_mean, likelihood: str = "bernoulli") -> jax.Array:
     Example:
         >>> model = build_vae(data_dim=784, latent_dim=50, key=key, data_mean=x_train.mean(0))
     """
-    mean = jnp.asarray(data_mean, jnp.float32)
+    mean = np.asarray(data_mean, np.float32)  # checked on the host: build_vae may run under eval_shape
     require(mean.ndim == 1, f"data_mean must be a vector with one value per feature, got shape {mean.shape}")
     if likelihood == "bernoulli":
-        require(bool(jnp.all((mean >= 0) & (mean <= 1))), "a bernoulli likelihood's data_mean must lie in [0, 1]")
-        return jax.scipy.special.logit(jnp.clip(mean, 1e-3, 1 - 1e-3))
+        require(bool(np.all((mean >= 0) & (mean <= 1))), "a bernoulli likelihood's data_mean must lie in [0, 1]")
+        p = np.clip(mean, 1e-3, 1 - 1e-3)
+        return jnp.asarray(np.log(p) - np.log1p(-p))
     require(likelihood in ("gaussian", "gaussian-learned"),
             f"output_bias knows the bernoulli and gaussian likelihoods, not '{likelihood}'")
-    return mean
+    return jnp.asarray(mean)
 
 
 def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoulli", network: str = "mlp",
