@@ -76,6 +76,8 @@ def main(argv=None) -> None:
     parser.add_argument("--patience", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--schedule", choices=("constant", "cosine", "exponential"), default="constant",
+                        help="learning-rate schedule, decaying to 0.1 x --lr over --max-epochs")
     parser.add_argument("--K", type=int, default=5000)
     parser.add_argument("--warmup-epochs", type=int, default=0, help="KL warm-up (ELBO models): weight 0 -> 1 over these epochs")
     parser.add_argument("--output-bias", choices=("data-mean", "zero"), default="data-mean",
@@ -110,7 +112,7 @@ def main(argv=None) -> None:
                   f"{' (best)' if is_best else ''} [{(time.monotonic() - started_wall) / 60:.1f} min]", flush=True)
 
     result = fit(model, x_train, key=key_fit, objective=objective, valid_x=x_valid,
-                 optimizer=make_optimizer(args.lr), epochs=args.max_epochs, batch_size=args.batch_size,
+                 optimizer=make_optimizer(args.lr, schedule=args.schedule, total_steps=args.max_epochs * steps_per_epoch), epochs=args.max_epochs, batch_size=args.batch_size,
                  patience=args.patience, on_epoch=on_epoch, progress=False,
                  should_stop=lambda: time.monotonic() > deadline)
     train_seconds, train_cpu = time.monotonic() - started_wall, time.process_time() - started_cpu
@@ -131,8 +133,10 @@ def main(argv=None) -> None:
     print(f"{args.model}: test NLL {nll:.2f} nats (published {PUBLISHED[args.model]}), -ELBO {-float(elbo):.2f}, "
           f"{row['epochs']} epochs ({row['stop_reason']}, best {row['best_epoch']}) in {train_seconds / 60:.1f} min")
     rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.is_file() else []
-    same = (args.model, args.output_bias)  # rows from before --output-bias existed used a zero bias
-    rows = [r for r in rows if (r["model"], r["settings"].get("output_bias", "zero")) != same] + [row]
+    def setting(r):  # rows from before --output-bias / --schedule existed used a zero bias, a constant rate
+        return r["model"], r["settings"].get("output_bias", "zero"), r["settings"].get("schedule", "constant")
+
+    rows = [r for r in rows if setting(r) != setting(row)] + [row]
     _common.write_json(RESULTS, {"benchmark": "mnist_nll", "rows": rows})
 
 
