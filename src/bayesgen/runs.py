@@ -157,6 +157,8 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     pseudo = data_mean = None
     if train_x is not None and m.network == "mlp" and m.likelihood in ("bernoulli", "gaussian", "gaussian-learned"):
         data_mean = np.asarray(train_x)[:, : info["data_dim"]].mean(axis=0)
+        if m.likelihood == "bernoulli" and not np.all((data_mean >= 0) & (data_mean <= 1)):
+            data_mean = None  # data outside the support: the model's support check names the problem
     condition_dim = info.get("condition_dim", 0) if parts.get("conditional") else 0
     if parts.get("prior") == "vamp":
         k = min(m.n_pseudo, info["n_train"])
