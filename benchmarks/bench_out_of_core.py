@@ -23,8 +23,9 @@ the first rows).
     /work/venv/bin/python benchmarks/bench_out_of_core.py [--rows 960000] [--orders rows,blocks]
         [--block-rows 256] [--scratch DIR]
 
-Under a memory cap that also limits the page cache (what a container does), run it inside a
-cgroup: see BENCHMARKS.md.
+Under a memory cap that also limits the page cache (what a container does), set
+``BENCH_CGROUP=/sys/fs/cgroup/memory/cap`` (a cgroup v1 memory group with its limit set): each
+measured child process moves itself into it first; see BENCHMARKS.md.
 
 Writes benchmarks/results/out_of_core.json and prints a markdown table.
 """
@@ -58,6 +59,8 @@ def peak_rss_mib() -> float:
 
 
 def child(mode: str, path: str, epochs: int, block_rows: int | None = None) -> dict:
+    if os.environ.get("BENCH_CGROUP"):  # only the measured process goes under the cap, not this driver
+        Path(os.environ["BENCH_CGROUP"], "cgroup.procs").write_text(str(os.getpid()))
     import jax
 
     from bayesgen.lvm.objectives import ELBO
