@@ -38,7 +38,7 @@ from bayesgen.lvm import evaluation
 from bayesgen.lvm.adversarial import Adversarial
 from bayesgen.lvm.discrete import TemperatureSchedule
 from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
-from bayesgen.lvm.presets import MODELS, build_vae
+from bayesgen.lvm.presets import MARGINAL_LIKELIHOODS, MODELS, build_vae
 from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from bayesgen.train.loop import FitProgress, TrainState, fit, make_optimizer, monitored_loss
@@ -155,7 +155,7 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     m = config.model
     parts = MODELS[m.name]
     pseudo = data_mean = None
-    if train_x is not None and m.network == "mlp" and m.likelihood in ("bernoulli", "gaussian", "gaussian-learned"):
+    if train_x is not None and m.network == "mlp" and m.likelihood in MARGINAL_LIKELIHOODS:
         data_mean = np.asarray(train_x)[:, : info["data_dim"]].mean(axis=0)
         if m.likelihood == "bernoulli" and not np.all((data_mean >= 0) & (data_mean <= 1)):
             data_mean = None  # data outside the support: the model's support check names the problem

@@ -162,7 +162,7 @@ def gather_rows(array: np.ndarray, index: np.ndarray, dtype=np.float32, out: np.
     out = np.empty(shape, dtype) if out is None else out
     require(out.shape == shape and out.dtype == np.dtype(dtype), f"out must have shape {shape} and dtype {dtype}")
     result, out = out, out.reshape(flat.size, array.shape[1])
-    scattered = _read_runs(array, rows, sorter, out) if rows.size else rows
+    scattered = _read_runs(array, rows, sorter, out)
     block = RELEASE_ROWS if _is_map(array) else max(1, scattered.size)
     for start in range(0, scattered.size, block):
         at = scattered[start:start + block]

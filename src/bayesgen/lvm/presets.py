@@ -47,6 +47,9 @@ MODELS = {
 }
 
 
+MARGINAL_LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")  # those output_bias can start at the data
+
+
 def output_bias(data_mean, likelihood: str = "bernoulli") -> jax.Array:
     """The decoder output bias under which p(x | z) starts at the data's per-feature marginal:
     logit(mean) for ``"bernoulli"`` (the mean clipped to [0.001, 0.999]), the mean itself for
@@ -70,7 +73,7 @@ def output_bias(data_mean, likelihood: str = "bernoulli") -> jax.Array:
         require(bool(np.all((mean >= 0) & (mean <= 1))), "a bernoulli likelihood's data_mean must lie in [0, 1]")
         p = np.clip(mean, 1e-3, 1 - 1e-3)
         return jnp.asarray(np.log(p) - np.log1p(-p))
-    require(likelihood in ("gaussian", "gaussian-learned"),
+    require(likelihood in MARGINAL_LIKELIHOODS,
             f"output_bias knows the bernoulli and gaussian likelihoods, not '{likelihood}'")
     return jnp.asarray(mean)
 
@@ -146,7 +149,7 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
     flow = posterior in ("planar", "iaf")
     enc_out = code_dim if discrete else latent_dim if implicit else 2 * latent_dim + (context_dim if flow or ladder else 0)
-    require(data_mean is None or (network == "mlp" and likelihood in ("bernoulli", "gaussian", "gaussian-learned")),
+    require(data_mean is None or (network == "mlp" and likelihood in MARGINAL_LIKELIHOODS),
             f"data_mean initialises an MLP decoder's output bias for a bernoulli or gaussian likelihood, not a "
             f"{network} decoder with a {likelihood} likelihood; drop data_mean")
     if network == "mlp":
