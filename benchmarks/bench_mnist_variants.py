@@ -1,0 +1,145 @@
+"""Issue 3's rows for every VAE variant: static binarized MNIST, one equal short budget each.
+
+Each variant is built, trained and scored by the code behind ``bayesgen train --model NAME``
+(``runs.build_model``, ``runs.make_objective``, ``runs.run_optimizer``, ``evaluation.evaluate``),
+with the architecture of the quality table (784-200-200-50 tanh, Bernoulli decoder, decoder
+output bias at the training marginal), Adam 1e-3 with a cosine decay to 0.1x over
+``--epochs`` epochs, batch 100, no early stopping, the last epoch's model kept::
+
+    PYTHONPATH=src python benchmarks/bench_mnist_variants.py --variants vae,planar-vae --epochs 50
+
+The score is log p(x) by importance sampling with K = ``--K`` (default 5000, as in the table)
+on the first ``--eval-rows`` test images (default 2,000: a fifth of the test set, so a variant
+costs minutes, not an hour; its standard error is printed). These are comparisons between
+variants at one budget, not reproductions of the published numbers, which come from hundreds
+to thousands of epochs (see ``bench_mnist_nll.py`` for the long runs).
+
+Not here: ``cvae`` and ``m2`` need class labels, which binarized MNIST does not have (M2 is
+scored on the labelled digits by ``bench_m2.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+RESULTS = _common.RESULTS / "mnist_variants.json"
+
+# variant -> (model settings, training settings), on top of the shared architecture below.
+VARIANTS = {
+    "vae": ({}, {}),
+    "beta-vae": ({}, {"beta": 2.0}),
+    "kl-warmup": ({}, {"kl_warmup": 10}),
+    "free-bits": ({}, {"free_bits": 0.1}),
+    "iwae5": ({}, {"objective": "iwae", "n_samples": 5}),
+    "renyi0.5": ({}, {"objective": "renyi", "alpha": 0.5, "n_samples": 5}),
+    "mog-vae": ({"name": "mog-vae", "n_components": 10}, {}),
+    "vamp-vae": ({"name": "vamp-vae", "n_pseudo": 500}, {}),
+    "planar-vae": ({"name": "planar-vae", "n_flows": 4}, {}),
+    "iaf-vae": ({"name": "iaf-vae", "n_flows": 4}, {}),
+    "hvae": ({"name": "hvae", "top_latent_dim": 20}, {}),
+    "ladder-vae": ({"name": "ladder-vae", "top_latent_dim": 20}, {}),
+    "gumbel-vae": ({"name": "gumbel-vae", "latent_dim": 20, "categories": 10}, {}),
+    "avb-vae": ({"name": "avb-vae"}, {}),
+}
+ARCHITECTURE = {"latent_dim": 50, "hidden": [200, 200], "activation": "tanh", "likelihood": "bernoulli",
+                "network": "mlp"}
+
+
+def config_for(variant: str, epochs: int, seed: int):
+    from bayesgen.config import Config
+
+    model, train = VARIANTS[variant]
+    model = {"name": "vae", **ARCHITECTURE, **model}
+    train = {"epochs": epochs, "batch_size": 100, "learning_rate": 1e-3, "lr_schedule": "cosine", "patience": None,
+             "seed": seed, "devices": 1, **train}
+    return Config.from_dict({"model": model, "train": train, "data": {"binarize": "none"}}, origin="benchmark")
+
+
+def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
+    import jax
+
+    from bayesgen import runs
+    from bayesgen.lvm import evaluation
+    from bayesgen.train.loop import fit
+
+    config = config_for(variant, args.epochs, args.seed)
+    info = {"data_dim": x_train.shape[1], "n_train": len(x_train), "image_shape": [28, 28], "levels": None}
+    model = runs.build_model(config, info, x_train)
+    config.train.kl = runs.resolve_kl(config, model)
+    t = config.train
+    started_wall, started_cpu = time.monotonic(), time.process_time()
+
+    def on_epoch(record, state, static, is_best):
+        if record["epoch"] % 10 == 0 or record["epoch"] <= 1:
+            print(f"  {variant} epoch {record['epoch']}: train {record['train_loss']:.2f} valid {record['valid_loss']:.2f} "
+                  f"[{(time.monotonic() - started_wall) / 60:.1f} min]", flush=True)
+
+    result = fit(model, x_train, key=runs.seed_key(config, runs.KEY_FIT),
+                 objective=runs.make_objective(config, len(x_train) // t.batch_size, len(x_train)), valid_x=x_valid,
+                 optimizer=runs.run_optimizer(config, len(x_train)), epochs=t.epochs, batch_size=t.batch_size,
+                 patience=None, on_epoch=on_epoch, progress=False)
+    train_wall, train_cpu = time.monotonic() - started_wall, time.process_time() - started_cpu
+    t0 = time.monotonic()
+    scored = evaluation.evaluate(result.model, x_test[: args.eval_rows], jax.random.key(args.seed + 1),
+                                 n_importance=args.K, kl=t.kl)
+    return {
+        "variant": variant, "epochs": args.epochs, "test_nll": scored["nll"], "test_nll_se": scored["log_px_stderr"],
+        "test_neg_elbo": -scored["elbo"], "kl": scored["kl"], "active_units": scored["active_units"],
+        "latent_dim": scored["latent_dim"], "eval_rows": scored["n_examples"], "K": args.K,
+        "final_train_loss": result.history[-1]["train_loss"], "final_valid_loss": result.history[-1]["valid_loss"],
+        "train_minutes": train_wall / 60, "train_cpu_minutes": train_cpu / 60,
+        "eval_minutes": (time.monotonic() - t0) / 60,
+        "config": {"model": dict(VARIANTS[variant][0]), "train": dict(VARIANTS[variant][1]), "kl": t.kl},
+        "machine": _common.machine_info(),
+    }
+
+
+def save(row: dict) -> None:
+    """Add ``row`` to the results (replacing the same variant and budget); two processes may share the file."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.is_file() else []
+        rows = [r for r in rows if (r["variant"], r["epochs"]) != (row["variant"], row["epochs"])] + [row]
+        _common.write_json(RESULTS, {"benchmark": "mnist_variants", "rows": rows})
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from: {', '.join(VARIANTS)}")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--K", type=int, default=5000)
+    parser.add_argument("--eval-rows", type=int, default=2000)
+    parser.add_argument("--train-rows", type=int, default=None, help="use the first N training and validation images (a smoke test; nothing is saved)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
+    args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+
+    x_train = _common.load_split(args.data_dir, "train")[: args.train_rows]
+    x_valid = _common.load_split(args.data_dir, "valid")[: args.train_rows]
+    x_test = _common.load_split(args.data_dir, "test")
+    for variant in variants:
+        row = run_variant(variant, args, x_train, x_valid, x_test)
+        print(f"{variant}: test NLL {row['test_nll']:.2f} ± {row['test_nll_se']:.2f} (K={args.K}, {row['eval_rows']} test "
+              f"images), -ELBO {row['test_neg_elbo']:.2f}, {row['active_units']}/{row['latent_dim']} active units, "
+              f"{args.epochs} epochs in {row['train_minutes']:.1f} min + {row['eval_minutes']:.1f} min scoring", flush=True)
+        if args.train_rows is None:
+            save(row)
+
+
+if __name__ == "__main__":
+    main()
