@@ -162,7 +162,9 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 def write_json(path: Path, payload: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    partial = path.with_name(path.name + ".partial")  # a reader never sees half a file, a crash never truncates it
+    partial.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    os.replace(partial, path)
     print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
 
