@@ -134,9 +134,10 @@ def main(argv=None) -> None:
           f"{row['epochs']} epochs ({row['stop_reason']}, best {row['best_epoch']}) in {train_seconds / 60:.1f} min")
     rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.is_file() else []
     def setting(r):  # rows from before --output-bias / --schedule existed used a zero bias, a constant rate
-        schedule = r["settings"].get("schedule", "constant")  # a decaying rate's length is part of the setting
-        return (r["model"], r["settings"].get("output_bias", "zero"), schedule,
-                None if schedule == "constant" else r["settings"]["max_epochs"])
+        schedule = r["settings"].get("schedule", "constant")  # a decaying rate's length is part of the setting,
+        return (r["model"], r["settings"].get("output_bias", "zero"), schedule,  # and so is whether early stopping
+                None if schedule == "constant" else r["settings"]["max_epochs"],  # could cut it short
+                None if schedule == "constant" else r["settings"]["patience"] >= r["settings"]["max_epochs"])
 
     rows = [r for r in rows if setting(r) != setting(row)] + [row]
     _common.write_json(RESULTS, {"benchmark": "mnist_nll", "rows": rows})
