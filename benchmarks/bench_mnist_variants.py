@@ -91,7 +91,7 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
                  patience=None, on_epoch=on_epoch, progress=False)
     train_wall, train_cpu = time.monotonic() - started_wall, time.process_time() - started_cpu
     t0 = time.monotonic()
-    # A fixed random subset: the file's test images come in runs of one class (the first 1,000
+    # A fixed random subset: the file's test images appear to come in blocks by class (the first 1,000
     # average 133 lit pixels, the next 1,000 60), so its first rows are not a fair sample.
     x_eval = x_test[np.sort(np.random.default_rng(0).permutation(len(x_test))[: args.eval_rows])]
     key_elbo, key_is = jax.random.split(jax.random.key(args.seed + 1))
