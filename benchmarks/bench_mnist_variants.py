@@ -1,7 +1,8 @@
 """Issue 3's rows for every VAE variant: static binarized MNIST, one equal short budget each.
 
 Each variant is built, trained and scored by the code behind ``bayesgen train --model NAME``
-(``runs.build_model``, ``runs.make_objective``, ``runs.run_optimizer``, ``evaluation.evaluate``),
+(``runs.build_model``, ``runs.make_objective``, ``runs.run_optimizer``, and the pieces of
+``evaluation.evaluate``, called one by one to keep every test image's log p(x)),
 with the architecture of the quality table (784-200-200-50 tanh, Bernoulli decoder, decoder
 output bias at the training marginal), Adam 1e-3 with a cosine decay to 0.1x over
 ``--epochs`` epochs, batch 100, no early stopping, the last epoch's model kept::
@@ -98,7 +99,7 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
     elbo, terms = evaluation.mean_objective(ELBO(kl=t.kl), result.model, x_eval, key_elbo)
     log_px = evaluation.log_marginal_likelihood(result.model, x_eval, key_is, n_samples=args.K)
     return {
-        "variant": variant, "epochs": args.epochs, "test_nll": -float(log_px.mean()),
+        "variant": variant, "epochs": args.epochs, "seed": args.seed, "test_nll": -float(log_px.mean()),
         "test_nll_se": float(log_px.std(ddof=1) / np.sqrt(len(log_px))), "test_neg_elbo": -elbo, "kl": terms["kl"],
         "active_units": evaluation.active_units(result.model, x_eval)[0], "latent_dim": result.model.latent_dim,
         "eval_rows": len(x_eval), "K": args.K, "log_px": log_px.round(3).tolist(),
@@ -110,26 +111,36 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
     }
 
 
+def setting(row: dict) -> tuple:
+    """What makes two rows comparable: the same budget scored on the same test images."""
+    return row["epochs"], row["eval_rows"], row["K"], row.get("seed", 0)
+
+
 def save(row: dict) -> None:
-    """Add ``row`` to the results (replacing the same variant and budget); two processes may share the file."""
+    """Add ``row`` to the results (replacing the same variant and setting); two processes may share the file."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with open(RESULTS.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.is_file() else []
-        rows = [r for r in rows if (r["variant"], r["epochs"]) != (row["variant"], row["epochs"])] + [row]
+        rows = [r for r in rows if (r["variant"], setting(r)) != (row["variant"], setting(row))] + [row]
         _common.write_json(RESULTS, {"benchmark": "mnist_variants", "rows": rows})
 
 
 def table(rows: list[dict], epochs: int) -> str:
     """Markdown rows for BENCHMARKS.md, with each variant's difference from the VAE on the same
-    test images (the paired standard error is much smaller than either NLL's own)."""
+    test images (the paired standard error is much smaller than either NLL's own). Rows are
+    those with ``epochs`` and the VAE row's test images (the newest setting when there is no VAE row)."""
     rows = [r for r in rows if r["epochs"] == epochs]
-    base = next((np.asarray(r["log_px"]) for r in rows if r["variant"] == "vae"), None)
+    vae = next((r for r in rows if r["variant"] == "vae"), rows[-1] if rows else None)
+    rows = [r for r in rows if setting(r) == setting(vae)]
+    base = np.asarray(vae["log_px"]) if vae is not None and vae["variant"] == "vae" else None
     lines = ["| variant | test NLL ± s.e. | NLL minus the VAE's ± paired s.e. | test -ELBO | KL | active units | train / scoring minutes |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["test_nll"]):
-        diff = "" if base is None or r["variant"] == "vae" else (
-            lambda d: f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f}")(base - np.asarray(r["log_px"]))
+        diff = ""
+        if base is not None and r["variant"] != "vae":
+            d = base - np.asarray(r["log_px"])
+            diff = f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f}"
         lines.append(f"| {r['variant']} | {r['test_nll']:.2f} ± {r['test_nll_se']:.2f} | {diff} | {r['test_neg_elbo']:.2f} | "
                      f"{r['kl']:.1f} | {r['active_units']} / {r['latent_dim']} | {r['train_minutes']:.1f} / {r['eval_minutes']:.1f} |")
     return "\n".join(lines)
