@@ -248,6 +248,13 @@ def test_models_are_wired_from_their_names(name, prior, posterior, objective):
         assert config.train.kl == "analytic" and model.latent_dim == 2 * 4
     if name in ("m2", "cvae"):
         assert model.condition_dim == 10 and data.test.shape[1] == 74
+    # The ladder VAE warms its KL up by default (without it the bottom-up path switches off, see
+    # runs.resolve_kl_warmup); other models do not, and an explicit setting wins.
+    if objective == "ELBO":
+        epochs = config.train.epochs
+        assert made.warmup_steps == (11 * min(10, max(1, epochs // 5)) if name == "ladder-vae" else 0)
+        config.train.kl_warmup = 0
+        assert make_objective(config, 11, len(data.train)).warmup_steps == 0
 
 
 @pytest.mark.parametrize("name, likelihood", [("vamp-vae", "bernoulli"), ("cvae", "gaussian")])

@@ -106,7 +106,7 @@ TRAIN_FLAGS = {
     "--objective": ("train", "objective", dict(help="elbo | iwae | renyi")),
     "--kl": ("train", "kl", dict(help="analytic | mc")),
     "--beta": ("train", "beta", dict(type=float, help="KL weight (beta-VAE)")),
-    "--kl-warmup": ("train", "kl_warmup", dict(type=int, metavar="EPOCHS", help="anneal the KL weight linearly from 0 over EPOCHS")),
+    "--kl-warmup": ("train", "kl_warmup", dict(type=int, metavar="EPOCHS", help="anneal the KL weight linearly from 0 over EPOCHS (default 0; ladder-vae: a fifth of the epochs, at most 10)")),
     "--free-bits": ("train", "free_bits", dict(type=float, metavar="NATS", help="per-dimension KL floor (free bits)")),
     "--alpha": ("train", "alpha", dict(type=float, metavar="A", help="alpha of the renyi bound (1: ELBO, 0: IWAE)")),
     "--classify-weight": ("train", "classify_weight", dict(type=float, help="m2: weight of log q(y|x) (default 0.1 x rows)")),

@@ -65,7 +65,8 @@ class TrainConfig:
     objective: str = "elbo"           # elbo | iwae | renyi
     kl: str = "auto"                  # auto | analytic | mc (auto: analytic where a closed form exists)
     beta: float = 1.0
-    kl_warmup: int = 0                # elbo: epochs of linear KL warm-up from 0 to beta (0: none)
+    kl_warmup: int | None = None      # elbo: epochs of linear KL warm-up from 0 to beta (0: none; None: the
+                                      # model's default, runs.resolve_kl_warmup: 0 except for ladder-vae)
     free_bits: float = 0.0            # elbo: per-dimension KL floor in nats (0: none)
     alpha: float = 0.5                # renyi: VR-alpha (1: ELBO, 0: IWAE bound)
     classify_weight: float | None = None  # m2: weight of log q(y|x) on labelled rows (None: 0.1 x training rows)
@@ -149,13 +150,13 @@ class Config:
                 f"Gumbel-softmax temperatures must be positive and the decay >= 0, got {m.temperature}, "
                 f"{m.min_temperature}, {m.temperature_decay}")
         require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
-        require(t.kl_warmup >= 0, f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
+        require(t.kl_warmup is None or t.kl_warmup >= 0, f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
         require(t.free_bits >= 0 and math.isfinite(t.free_bits), f"free bits must be a finite number of nats >= 0, got {t.free_bits}")
-        require(t.objective == "elbo" or (t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1),
+        require(t.objective == "elbo" or (not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
                 f"--beta, --kl-warmup and --free-bits weight the ELBO's KL term; they do not apply to --objective {t.objective}")
         require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
         require(MODELS[m.name].get("posterior") != "implicit"
-                or (t.objective == "elbo" and t.n_samples == 1 and t.kl_warmup == 0 and t.free_bits == 0 and t.beta == 1),
+                or (t.objective == "elbo" and t.n_samples == 1 and not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
                 "adversarial variational Bayes trains with its own objective; drop --objective, --samples, --beta, "
                 "--kl-warmup and --free-bits")
         require(t.classify_weight is None or (t.classify_weight >= 0 and math.isfinite(t.classify_weight)),

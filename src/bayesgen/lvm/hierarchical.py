@@ -136,6 +136,10 @@ class LadderPosterior(VariationalFamily):
       q(z1 | z2, x) = N(mu_q, sigma_q^2), sigma_q^-2 = sigma_hat1^-2 + sigma_p^-2,
       mu_q = sigma_q^2 (mu_hat1 sigma_hat1^-2 + mu_p sigma_p^-2).
 
+    Train it with KL warm-up (``ELBO(warmup_steps=...)``; ``bayesgen train`` does by default):
+    at full KL weight from the start, sigma_hat1 grows until q(z1 | z2, x) = p(z1 | z2) and the
+    latents go unused (see ``runs.resolve_kl_warmup``).
+
     Example:
         >>> q = LadderPosterior(encoder=MLP(64, 2 * 4 + 16, key=k1), upper=MLP(16, 2 * 2, key=k2),
         ...                     top_down=MLP(2, 2 * 4, key=k3), sizes=(4, 2))
