@@ -106,7 +106,8 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
         "final_train_loss": result.history[-1]["train_loss"], "final_valid_loss": result.history[-1]["valid_loss"],
         "train_minutes": train_wall / 60, "train_cpu_minutes": train_cpu / 60,
         "eval_minutes": (time.monotonic() - t0) / 60,
-        "config": {"model": dict(VARIANTS[variant][0]), "train": dict(VARIANTS[variant][1]), "kl": t.kl},
+        "config": {"model": dict(VARIANTS[variant][0]), "train": dict(VARIANTS[variant][1]), "kl": t.kl,
+                   "kl_warmup_epochs": runs.resolve_kl_warmup(config)},
         "machine": _common.machine_info(),
     }
 
