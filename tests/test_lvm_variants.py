@@ -214,6 +214,7 @@ def test_every_variant_trains_and_evaluates_through_a_run(name, tmp_path):
     assert np.isfinite(result["log_px"]) and np.isfinite(result["elbo"])
     run = open_run(tmp_path / name)
     assert run.config.train.kl == "mc"  # no closed-form KL for these: auto resolved to Monte Carlo
+    assert run.config.train.kl_warmup == 0  # the model's default warm-up, resolved into config.json
     expected_prior = {"mog": "MixtureOfGaussians", "vamp": "VampPrior"}.get(MODELS[name].get("prior"), None)
     assert expected_prior is None or type(run.model.prior).__name__ == expected_prior
     _, x = run.model.sample(jax.random.key(0), 3)
