@@ -42,10 +42,11 @@ class ModelConfig:
                                       # ladder-vae, cvae, gumbel-vae, m2, avb-vae
     likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
     latent_dim: int = 2
-    network: str = "mlp"              # mlp | conv
+    network: str = "mlp"              # mlp | conv | resnet
     hidden: list[int] = field(default_factory=lambda: [256, 128])
     activation: str = "relu"
-    channels: int = 32                # conv networks
+    channels: int = 32                # conv / resnet networks: width at half resolution (twice that at a quarter)
+    depth: int = 1                    # resnet: residual blocks per resolution
     sigma: float = 0.1                # fixed-sigma gaussian likelihood
     levels: int | None = None         # categorical likelihood; default: the data set's levels
     n_components: int = 10            # mog-vae: mixture components of the prior
@@ -139,6 +140,7 @@ class Config:
         require(m.latent_dim >= 1, f"latent_dim must be at least 1, got {m.latent_dim}; pass e.g. --latent-dim 2")
         require(len(m.hidden) >= 1 and all(h >= 1 for h in m.hidden), f"hidden sizes must be positive, got {m.hidden}; pass e.g. --hidden 256,128")
         require(m.channels >= 1, f"channels must be positive, got {m.channels}")
+        require(m.depth >= 1, f"depth must be at least 1 residual block per resolution, got {m.depth}")
         require(m.sigma > 0 and math.isfinite(m.sigma), f"sigma must be a positive number, got {m.sigma}")
         require(m.levels is None or m.levels >= 2, f"levels must be at least 2, got {m.levels}")
         require(t.objective in OBJECTIVES, f"unknown objective '{t.objective}'; choose one of {', '.join(OBJECTIVES)}")

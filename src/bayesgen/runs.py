@@ -167,7 +167,7 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     def make():
         return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
                          hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
-                         levels=info["levels"], sigma=m.sigma, channels=m.channels, key=seed_key(config, KEY_INIT),
+                         levels=info["levels"], sigma=m.sigma, channels=m.channels, depth=m.depth, key=seed_key(config, KEY_INIT),
                          prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
                          n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
                          context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,

@@ -7,6 +7,7 @@ Objectives (beta-VAE, IWAE) are chosen separately, in :mod:`bayesgen.lvm.objecti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -17,7 +18,7 @@ import numpy as np
 from bayesgen._errors import require
 from bayesgen.lvm import likelihoods as lik
 from bayesgen.lvm.model import LatentVariableModel
-from bayesgen.lvm.networks import ConvDecoder, ConvEncoder, MLP
+from bayesgen.lvm.networks import ConvDecoder, ConvEncoder, MLP, ResNetDecoder, ResNetEncoder
 from bayesgen.lvm.adversarial import ImplicitPosterior
 from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
 from bayesgen.lvm.flows import FlowPosterior
@@ -27,7 +28,9 @@ from bayesgen.lvm.priors import MixtureOfGaussians, StandardNormal, VampPrior
 from bayesgen.lvm.semisupervised import SemiSupervisedPosterior
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "categorical")
-NETWORKS = ("mlp", "conv")
+NETWORKS = ("mlp", "conv", "resnet")
+IMAGE_ENCODERS = {"conv": ConvEncoder, "resnet": ResNetEncoder}
+IMAGE_DECODERS = {"conv": ConvDecoder, "resnet": ResNetDecoder}
 PRIORS = ("normal", "mog", "vamp")
 POSTERIORS = ("gaussian", "planar", "iaf", "implicit")
 LATENTS = ("gaussian", "categorical")
@@ -80,7 +83,7 @@ def output_bias(data_mean, likelihood: str = "bernoulli") -> jax.Array:
 
 def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoulli", network: str = "mlp",
               hidden: Sequence[int] = (256, 128), activation: str = "relu", image_shape=None,
-              levels: int | None = None, sigma: float = 0.1, channels: int = 32, prior: str = "normal",
+              levels: int | None = None, sigma: float = 0.1, channels: int = 32, depth: int = 1, prior: str = "normal",
               posterior: str = "gaussian", n_components: int = 10, pseudo_inputs=None, n_flows: int = 4,
               context_dim: int = 16, top_latent_dim: int | None = None, condition_dim: int = 0,
               latent: str = "gaussian", categories: int = 10,
@@ -90,7 +93,11 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
     ``hidden`` lists the encoder's hidden widths; the decoder mirrors them. ``network="conv"``
-    needs ``image_shape`` ((H, W) or (C, H, W)). Variants: ``prior="mog"`` (``n_components``
+    (two stride-2 convolutions of ``channels`` and ``2*channels``) and ``network="resnet"``
+    (the same resolutions with ``depth`` residual blocks at each) need ``image_shape`` ((H, W)
+    or (C, H, W)); a condition or an implicit posterior's noise joins their dense layers, and
+    ``hidden`` sizes only the MLPs the other parts keep (flows' context nets, the hierarchy's
+    top layers, the discriminator, the classifier). Variants: ``prior="mog"`` (``n_components``
     learned Gaussians), ``prior="vamp"`` (``pseudo_inputs`` (K, D), e.g. K training rows),
     ``posterior="planar"|"iaf"`` (``n_flows`` steps conditioned on a ``context_dim`` encoder
     output), ``top_latent_dim=L2`` (a second stochastic layer z2 above z = z1).
@@ -129,7 +136,6 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
             "for; use it with the Gaussian posterior (drop --posterior) or choose another prior")
     require(isinstance(condition_dim, int) and condition_dim >= 0, f"condition_dim must be an integer >= 0, got {condition_dim}")
     require(condition_dim == 0 or top_latent_dim is None, "a conditional model cannot be hierarchical (yet); drop one of them")
-    require(condition_dim == 0 or network == "mlp", "a conditional model needs --network mlp (the condition is a vector input)")
     require(latent in LATENTS, f"unknown latent type '{latent}'; choose one of {', '.join(LATENTS)}")
     discrete = latent == "categorical"
     require(not discrete or (prior == "normal" and posterior == "gaussian" and top_latent_dim is None),
@@ -140,7 +146,6 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
         temperature = TemperatureSchedule(*temperature).check()
     code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector
     implicit = posterior == "implicit"
-    require(not implicit or network == "mlp", "an implicit (adversarial) posterior needs --network mlp")
     require(not implicit or (isinstance(noise_dim, int) and noise_dim >= 1), f"noise_dim must be at least 1, got {noise_dim}")
     require(not ladder or top_latent_dim is not None, "a ladder VAE needs two stochastic layers: pass top_latent_dim")
     require(not semi_supervised or condition_dim >= 2,
@@ -160,9 +165,16 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
             require(bias.shape == (data_dim,), f"data_mean must have one value per feature, shape ({data_dim},), got {bias.shape}")
             decoder = eqx.tree_at(lambda d: d.layers[-1].bias, decoder, bias)
     else:
-        require(image_shape is not None, "a convolutional network needs image data; this data set has no image shape, so use --network mlp")
-        encoder = ConvEncoder(image_shape, enc_out, channels, activation, key=key_enc)
-        decoder = ConvDecoder(code_dim, image_shape, n_params, channels, activation, key=key_dec)
+        require(image_shape is not None,
+                f"a {network} network needs image data; this data set has no image shape, so use the MLP network")
+        require(math.prod(image_shape) == data_dim,
+                f"image_shape {tuple(image_shape)} has {math.prod(image_shape)} values but the data have {data_dim} features")
+        require(isinstance(channels, int) and channels >= 1, f"an image network needs channels >= 1, got {channels}")
+        sizes = dict(depth=depth) if network == "resnet" else {}
+        encoder = IMAGE_ENCODERS[network](image_shape, enc_out, channels, activation,
+                                          extra_inputs=condition_dim + (noise_dim if implicit else 0), key=key_enc, **sizes)
+        decoder = IMAGE_DECODERS[network](code_dim + condition_dim, image_shape, n_params, channels, activation,
+                                          key=key_dec, **sizes)
     if top_latent_dim is not None:
         decoder = FirstLayer(decoder, latent_dim)
     if likelihood == "bernoulli":
