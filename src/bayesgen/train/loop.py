@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -209,10 +210,12 @@ class _Progress:
         self.tty = enabled and sys.stderr.isatty()
         self.bar = tqdm(total=epochs, initial=start, unit="epoch", desc="training", file=sys.stderr) if self.tty else None
 
-    def update(self, record: dict) -> None:
+    def update(self, record: dict, images_per_s: float | None = None) -> None:
         if not self.enabled:
             return
         shown = {k: f"{record[k]:.3f}" for k in ("train_loss", "valid_loss") if k in record}
+        if images_per_s is not None:  # training steps only (the first epoch includes compilation)
+            shown["img/s"] = f"{images_per_s:,.0f}"
         if self.bar is not None:
             self.bar.set_postfix(shown)
             self.bar.update(1)
@@ -304,12 +307,15 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     stop_reason = "early_stopping" if resume.epoch and patience_spent(resume.epoch) else "completed"
     remaining = range(resume.epoch + 1, epochs + 1) if stop_reason == "completed" else range(0)
     bar = _Progress(epochs, progress, start=resume.epoch)
+    images_per_epoch = (train_x.shape[0] // batch_size) * batch_size
     try:
         for epoch in remaining:
+            started = time.perf_counter()
             new_state, info = epoch_fn(state, train_x)
-            if not bool(info.finite):
+            if not bool(info.finite):  # waits for the epoch: the time below is the epoch's
                 stop_reason = "diverged"
                 break
+            images_per_s = images_per_epoch / (time.perf_counter() - started)
             state = new_state
             record = {"epoch": epoch, "step": int(state.step), "train_loss": float(info.loss)}
             record.update({f"train_{k}": float(v) for k, v in info.terms.items()})
@@ -322,7 +328,7 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
             if is_best:
                 best_loss, best_epoch, best_params = monitored_loss(record), epoch, state.params
             history.append(record)
-            bar.update(record)
+            bar.update(record, images_per_s)
             if on_epoch is not None:
                 on_epoch(record, state, static, is_best)
             if patience_spent(epoch):

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from bayesgen._errors import require
+from bayesgen.lvm.networks.matmul import rows_matmul
 
 
 def _init(key, shape, fan_in: int):
@@ -140,7 +141,7 @@ def patches_matmul(x, kernel, stride: int, padding: int):
     kh, kw, c, o = kernel.shape
     patches = extract_patches(x, (kh, kw), stride, padding)
     ho, wo = patches.shape[:2]
-    return (patches.reshape(ho * wo, kh * kw * c) @ kernel.reshape(kh * kw * c, o)).reshape(ho, wo, o)
+    return rows_matmul(patches.reshape(ho, wo, kh * kw * c), kernel.reshape(kh * kw * c, o))
 
 
 def matmul_overlap_add(x, kernel, stride: int, padding: int, out_hw: tuple[int, int] | None = None):
@@ -150,7 +151,7 @@ def matmul_overlap_add(x, kernel, stride: int, padding: int, out_hw: tuple[int, 
     h, w, _ = x.shape
     if out_hw is None:
         out_hw = (conv_transpose_output_size(h, kh, stride, padding), conv_transpose_output_size(w, kw, stride, padding))
-    z = x.reshape(h * w, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * o)
+    z = rows_matmul(x, kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * o))
     return overlap_add(z.reshape(h, w, kh, kw, o), stride, padding, out_hw)
 
 
