@@ -51,6 +51,10 @@ VARIANTS = {
     "ladder-vae": ({"name": "ladder-vae", "top_latent_dim": 20}, {}),
     "gumbel-vae": ({"name": "gumbel-vae", "latent_dim": 20, "categories": 10}, {}),
     "avb-vae": ({"name": "avb-vae"}, {}),
+    # image networks (issue 14): the same latent and decoder likelihood, the MLPs replaced
+    "conv-vae": ({"network": "conv", "channels": 32}, {}),
+    "resnet-vae": ({"network": "resnet", "channels": 32, "depth": 1}, {}),
+    "resnet-ladder-vae": ({"name": "ladder-vae", "network": "resnet", "channels": 32, "depth": 1, "top_latent_dim": 20}, {}),
 }
 ARCHITECTURE = {"latent_dim": 50, "hidden": [200, 200], "activation": "tanh", "likelihood": "bernoulli",
                 "network": "mlp"}

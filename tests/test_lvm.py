@@ -14,22 +14,13 @@ from bayesgen import BayesgenError
 from bayesgen.lvm import evaluation
 from bayesgen.lvm import likelihoods as lik
 from bayesgen.lvm.model import LatentVariableModel
-from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder
+from bayesgen.lvm.networks import MLP
 from bayesgen.lvm.objectives import ELBO, IWAE, batch_objective, log_importance_weights
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.presets import build_vae
 from bayesgen.lvm.priors import StandardNormal
 
 D, L = 6, 2
-
-
-@pytest.mark.parametrize("shape", [(8, 8), (1, 8, 8), (3, 5, 7), (28, 28)])
-def test_conv_networks_shapes(shape, getkey):
-    d = int(np.prod(shape))
-    enc = ConvEncoder(shape, 2 * L, channels=4, key=getkey())
-    dec = ConvDecoder(L, shape, n_params=3, channels=4, key=getkey())
-    assert eqx.filter_eval_shape(enc, jnp.zeros(d)).shape == (2 * L,)
-    assert eqx.filter_eval_shape(dec, jnp.zeros(L)).shape == (3 * d,)
 
 
 def test_mlp_hidden_widths(getkey):

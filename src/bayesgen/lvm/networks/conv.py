@@ -88,8 +88,9 @@ def _overlap_add(z, stride: int, padding: int, out_hw: tuple[int, int]):
             slab = jnp.zeros((qh, qw, o), z.dtype)
             for i in range(ri, kh, stride):
                 for j in range(rj, kw, stride):
-                    a, b = i // stride, j // stride
-                    slab = slab + jnp.pad(z[:, :, i, j, :], ((a, qh - h - a), (b, qw - w - b), (0, 0)))
+                    start = (i // stride, j // stride, 0)
+                    window = jax.lax.dynamic_slice(slab, start, (h, w, o))
+                    slab = jax.lax.dynamic_update_slice(slab, window + z[:, :, i, j, :], start)
             row.append(slab)
         residues.append(jnp.stack(row, axis=2))  # (qh, qw, s, O): column t = s*q + rj
     canvas = jnp.stack(residues, axis=1).reshape(qh * stride, qw * stride, o)  # row t = s*q + ri
