@@ -307,7 +307,7 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     stop_reason = "early_stopping" if resume.epoch and patience_spent(resume.epoch) else "completed"
     remaining = range(resume.epoch + 1, epochs + 1) if stop_reason == "completed" else range(0)
     bar = _Progress(epochs, progress, start=resume.epoch)
-    images_per_epoch = (train_x.shape[0] // batch_size) * batch_size
+    images_per_epoch = (len(train_x) // batch_size) * batch_size  # an array or a StreamSource
     try:
         for epoch in remaining:
             started = time.perf_counter()
