@@ -48,15 +48,17 @@ def _check_against(layer, reference, x, key):
     def theirs(kernel, bias, x):
         return jnp.sum(reference(x, kernel, bias) * cot)
 
-    for a, b in zip(jax.grad(ours, (0, 1, 2))(layer.kernel, layer.bias, x),
-                    jax.grad(theirs, (0, 1, 2))(layer.kernel, layer.bias, x)):
+    for a, b in zip(jax.jit(jax.grad(ours, (0, 1, 2)))(layer.kernel, layer.bias, x),
+                    jax.jit(jax.grad(theirs, (0, 1, 2)))(layer.kernel, layer.bias, x)):  # jitted: one compile, not one per op
         np.testing.assert_allclose(a, b, **TOL)
 
 
-# (H, W, C, O, kernel, stride, padding): strided (patches form), stride 1 widening (patches)
-# and narrowing / keeping channels (overlap-add form), odd sizes, no padding, a 1x1 shortcut
+# (H, W, C, O, kernel, stride, padding): strided (patches x matrix), stride 1 widening, keeping
+# and narrowing the channels (patches along the width, overlap-add along the height), a 5x5
+# stride-1 kernel with padding 2, odd sizes, no padding, a 1x1 shortcut
 CONVS = [(28, 28, 1, 4, 3, 2, 1), (7, 7, 3, 5, 3, 2, 1), (8, 6, 2, 3, 3, 2, 1), (6, 5, 2, 6, 3, 1, 1),
-         (6, 5, 4, 4, 3, 1, 1), (6, 5, 8, 2, 3, 1, 0), (7, 7, 4, 3, 1, 2, 0), (9, 9, 2, 3, 5, 2, 2)]
+         (6, 5, 4, 4, 3, 1, 1), (6, 5, 8, 2, 3, 1, 0), (7, 6, 3, 2, 5, 1, 2), (7, 7, 4, 3, 1, 2, 0),
+         (9, 9, 2, 3, 5, 2, 2)]
 
 
 @pytest.mark.parametrize("h, w, c, o, k, s, p", CONVS)
@@ -93,17 +95,18 @@ def test_layers_under_vmap_match_the_batched_lax_layer(getkey):
         return jnp.sum(jnp.sin(jax.vmap(lambda xi: lax_conv_transpose(lax_conv(xi, d.kernel, d.bias, 2, 1),
                                                                        u.kernel, u.bias, 2, 1))(x)))
 
-    np.testing.assert_allclose(ours(down, up, x), theirs(down, up, x), rtol=1e-5)
-    g1, g2 = eqx.filter_grad(ours)(down, up, x), eqx.filter_grad(theirs)(down, up, x)
+    np.testing.assert_allclose(eqx.filter_jit(ours)(down, up, x), eqx.filter_jit(theirs)(down, up, x), rtol=1e-5)
+    g1, g2 = eqx.filter_jit(eqx.filter_grad(ours))(down, up, x), eqx.filter_jit(eqx.filter_grad(theirs))(down, up, x)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
         np.testing.assert_allclose(a, b, **TOL)
 
 
 def test_patches_and_overlap_add_are_each_others_transpose(getkey):
     """<extract_patches(x), z> = <x, overlap_add(z)>: the adjoint identity their custom VJPs rely on."""
-    for h, w, k, s, p in [(7, 7, 3, 2, 1), (8, 5, 4, 2, 1), (6, 6, 3, 1, 1), (5, 7, 2, 2, 0)]:
+    for h, w, k, s, p in [(7, 7, (3, 3), 2, 1), (8, 5, (4, 4), 2, 1), (6, 6, (3, 3), 1, 1), (5, 7, (2, 2), 2, 0),
+                          (6, 5, (1, 3), 1, (0, 1))]:  # the last: the stride-1 convolution's width-only patches
         x = jax.random.normal(getkey(), (h, w, 3))
-        patches = jax.jit(extract_patches, static_argnums=(1, 2, 3))(x, (k, k), s, p)
+        patches = jax.jit(extract_patches, static_argnums=(1, 2, 3))(x, k, s, p)
         z = jax.random.normal(getkey(), patches.shape)
         added = jax.jit(overlap_add, static_argnums=(1, 2, 3))(z, s, p, (h, w))
         np.testing.assert_allclose(jnp.vdot(patches, z), jnp.vdot(x, added), rtol=1e-4)

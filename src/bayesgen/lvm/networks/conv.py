@@ -19,7 +19,9 @@ weights give the same outputs as the standard layer, up to float rounding):
 * **matrix x then overlap-add** ("col2im"): multiply every input pixel by the kernel as a
   ``(C, k*k*O)`` matrix and add each tap's ``(H, W, O)`` slab into the output at its offset.
   Its data movement grows with ``k*k*O`` per *input* position: right for transposed
-  (upsampling) convolutions and for stride-1 convolutions that narrow the channels.
+  (upsampling) convolutions.
+* **both, one per axis**, for stride-1 convolutions: patches along the width, overlap-add along
+  the height: ``k*C + k*O`` values per position instead of ``k*k*min(C, O)``.
 
 Kernels are stored ``(kh, kw, in, out)`` ("HWIO"). :class:`Conv2d` equals
 ``lax.conv_general_dilated(x, kernel, stride, padding, dimension_numbers=("NHWC", "HWIO",
@@ -56,6 +58,11 @@ def conv_transpose_output_size(size: int, kernel_size: int, stride: int, padding
     return stride * (size - 1) + kernel_size - 2 * padding
 
 
+def _pair(padding) -> tuple[int, int]:
+    """``p`` or ``(p_h, p_w)`` as ``(p_h, p_w)``."""
+    return (padding, padding) if isinstance(padding, int) else tuple(padding)
+
+
 def _resize(x, h: int, w: int):
     """Crop or zero-pad ``x`` (H, W, ...) at the bottom/right to ``(h, w, ...)``."""
     x = x[:h, :w]
@@ -63,20 +70,20 @@ def _resize(x, h: int, w: int):
     return jnp.pad(x, pads) if any(after for _, after in pads) else x
 
 
-def _patches(x, kernel_hw: tuple[int, int], stride: int, padding: int):
+def _patches(x, kernel_hw: tuple[int, int], stride: int, padding):
     kh, kw = kernel_hw
-    h, w, c = x.shape
-    ho, wo = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    (ph, pw), (h, w, c) = _pair(padding), x.shape
+    ho, wo = conv_output_size(h, kh, stride, ph), conv_output_size(w, kw, stride, pw)
     # pad so that every strided view has exactly (ho, wo) rows and columns
-    pad_h = max(stride * (ho - 1) + kh - h - padding, 0)
-    pad_w = max(stride * (wo - 1) + kw - w - padding, 0)
-    xp = jnp.pad(x, ((padding, pad_h), (padding, pad_w), (0, 0)))
+    pad_h = max(stride * (ho - 1) + kh - h - ph, 0)
+    pad_w = max(stride * (wo - 1) + kw - w - pw, 0)
+    xp = jnp.pad(x, ((ph, pad_h), (pw, pad_w), (0, 0)))
     views = [xp[i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
              for i in range(kh) for j in range(kw)]
     return jnp.concatenate(views, axis=-1).reshape(ho, wo, kh, kw, c)
 
 
-def _overlap_add(z, stride: int, padding: int, out_hw: tuple[int, int]):
+def _overlap_add(z, stride: int, padding, out_hw: tuple[int, int]):
     # The canvas is indexed t = s*q + r; tap k = s*a + r of input row m lands on q = m + a, so each
     # residue r is a sum of shifted (zero-padded) slabs, and the residues interleave by a reshape.
     h, w, kh, kw, o = z.shape
@@ -94,15 +101,17 @@ def _overlap_add(z, stride: int, padding: int, out_hw: tuple[int, int]):
             row.append(slab)
         residues.append(jnp.stack(row, axis=2))  # (qh, qw, s, O): column t = s*q + rj
     canvas = jnp.stack(residues, axis=1).reshape(qh * stride, qw * stride, o)  # row t = s*q + ri
-    return _resize(canvas[padding:, padding:], *out_hw)
+    ph, pw = _pair(padding)
+    return _resize(canvas[ph:, pw:], *out_hw)
 
 
 # extract_patches and overlap_add are linear and each other's transpose. Written as a pair of
 # custom VJPs so that reverse mode runs the other one: left to autodiff, the transpose of k*k
 # slices is k*k zero-padded copies of the whole patch array summed, which cost 30x the forward.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def extract_patches(x, kernel_hw: tuple[int, int], stride: int, padding: int):
-    """Patches of one image ``(H, W, C) -> (H', W', kh, kw, C)``: ``out[m, k] = x_padded[s*m + k]``."""
+def extract_patches(x, kernel_hw: tuple[int, int], stride: int, padding):
+    """Patches of one image ``(H, W, C) -> (H', W', kh, kw, C)``: ``out[m, k] = x_padded[s*m + k]``;
+    ``padding`` is ``p`` or ``(p_h, p_w)``."""
     return _patches(x, kernel_hw, stride, padding)
 
 
@@ -118,7 +127,7 @@ extract_patches.defvjp(_patches_fwd, _patches_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def overlap_add(z, stride: int, padding: int, out_hw: tuple[int, int]):
+def overlap_add(z, stride: int, padding, out_hw: tuple[int, int]):
     """Overlap-add ``(h, w, kh, kw, O) -> out_hw + (O,)``: ``out[s*m + k - p] += z[m, k]``, cropped
     or zero-padded at the bottom/right to ``out_hw`` (the transpose of :func:`extract_patches`)."""
     return _overlap_add(z, stride, padding, out_hw)
@@ -129,8 +138,8 @@ def _overlap_fwd(z, stride, padding, out_hw):
 
 
 def _overlap_bwd(stride, padding, out_hw, shape, g):
-    h, w, kh, kw, _ = shape
-    full_h, full_w = conv_transpose_output_size(h, kh, stride, padding), conv_transpose_output_size(w, kw, stride, padding)
+    (h, w, kh, kw, _), (ph, pw) = shape, _pair(padding)
+    full_h, full_w = conv_transpose_output_size(h, kh, stride, ph), conv_transpose_output_size(w, kw, stride, pw)
     return (extract_patches(_resize(g, full_h, full_w), (kh, kw), stride, padding),)
 
 
@@ -143,6 +152,21 @@ def patches_matmul(x, kernel, stride: int, padding: int):
     patches = extract_patches(x, (kh, kw), stride, padding)
     ho, wo = patches.shape[:2]
     return rows_matmul(patches.reshape(ho, wo, kh * kw * c), kernel.reshape(kh * kw * c, o))
+
+
+def row_patches_matmul_overlap_add(x, kernel, padding: int):
+    """Stride-1 convolution ``(H, W, C) -> (H', W', O)`` split by axis: patches along the width
+    (``kw*C`` columns), one matrix product to every tap row's output (``kh*O``), overlap-add along
+    the height. It moves about ``kw*C + kh*O`` values per position where either pure form moves
+    ``kh*kw*min(C, O)``."""
+    kh, kw, c, o = kernel.shape
+    h, w, _ = x.shape
+    ho, wo = conv_output_size(h, kh, 1, padding), conv_output_size(w, kw, 1, padding)
+    columns = extract_patches(x, (1, kw), 1, (0, padding))  # (H, W', 1, kw, C)
+    # input row m meets tap row i at output row m - i + p: a transposed convolution along the
+    # height with the taps flipped, out[m + k - (kh-1-p)] += z[m, k], k = kh-1-i
+    z = rows_matmul(columns.reshape(h, wo, kw * c), kernel[::-1].transpose(1, 2, 0, 3).reshape(kw * c, kh * o))
+    return overlap_add(z.reshape(h, wo, kh, 1, o), 1, (kh - 1 - padding, 0), (ho, wo))
 
 
 def matmul_overlap_add(x, kernel, stride: int, padding: int, out_hw: tuple[int, int] | None = None):
@@ -159,9 +183,10 @@ def matmul_overlap_add(x, kernel, stride: int, padding: int, out_hw: tuple[int, 
 class Conv2d(eqx.Module):
     """A 2-D convolution on one ``(H, W, C)`` image, as matrix products (see the module doc).
 
-    ``stride > 1`` or ``in_channels < out_channels``: patches x matrix; otherwise (a stride-1
-    convolution that keeps or narrows the channels) the equivalent transposed form, matrix x
-    then overlap-add of the flipped kernel, which moves less data. Same outputs either way.
+    Strided: patches x matrix. Stride 1: patches along the width, matrix, overlap-add along the
+    height (:func:`row_patches_matmul_overlap_add`), which moves a third of the data of either
+    pure form for a 3x3 kernel (resnet VAE epoch 740 -> 941 img/s on a 2-core Xeon, against
+    patches x matrix 327 and matrix x overlap-add 443 -> 472 on one core). Same outputs either way.
 
     Example:
         >>> conv = Conv2d(1, 32, 3, stride=2, padding=1, key=jax.random.key(0))
@@ -186,10 +211,8 @@ class Conv2d(eqx.Module):
 
     def __call__(self, x):
         kh, kw, c, o = self.kernel.shape
-        if self.stride == 1 and c >= o and 2 * self.padding <= min(kh, kw) - 1:
-            out = matmul_overlap_add(x, self.kernel[::-1, ::-1], 1, kh - 1 - self.padding,
-                                     (conv_output_size(x.shape[0], kh, 1, self.padding),
-                                      conv_output_size(x.shape[1], kw, 1, self.padding)))
+        if self.stride == 1 and self.padding <= kh - 1:
+            out = row_patches_matmul_overlap_add(x, self.kernel, self.padding)
         else:
             out = patches_matmul(x, self.kernel, self.stride, self.padding)
         return out + self.bias
