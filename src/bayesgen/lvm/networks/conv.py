@@ -7,9 +7,9 @@ is what XLA runs fastest on every backend.
 Why not ``jax.lax.conv_general_dilated``: inside ``lax.scan`` (the compiled training epoch)
 XLA:CPU runs the gradients of convolutions on a slow path. Measured on a 2-core Xeon,
 batch 128, forward + gradient inside a scan (``benchmarks/bench_conv_throughput.py --layers``
-reproduces the table in BENCHMARKS.md): the 7->14 transposed convolution 64->32 took 394 ms
-with ``lax.conv_transpose`` and 6 ms here; the 14->7 stride-2 convolution 32->64 took 164 ms
-with ``lax.conv_general_dilated`` and 5 ms here. Two formulations, both exact (the same
+reproduces the table in BENCHMARKS.md): the 7->14 transposed convolution 64->32 took 385 ms
+with ``lax.conv_transpose`` and 6 ms here; the 14->7 stride-2 convolution 32->64 took 272-288 ms
+with ``lax.conv_general_dilated`` and 5 ms here. Three formulations, all exact (the same
 weights give the same outputs as the standard layer, up to float rounding):
 
 * **patches x matrix** ("im2col"): gather the ``k*k`` shifted (strided) views of the padded
