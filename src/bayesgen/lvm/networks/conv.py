@@ -42,10 +42,12 @@ from bayesgen._errors import require
 from bayesgen.lvm.networks.matmul import rows_matmul
 
 
-def _init(key, shape, fan_in: int):
-    """PyTorch's and Equinox's default: uniform on +-1/sqrt(fan_in)."""
+def _kernel_and_bias(key, kernel_size: int, in_channels: int, out_channels: int, fan_in: int):
+    """PyTorch's and Equinox's default initialisation: both uniform on +-1/sqrt(fan_in)."""
     bound = 1.0 / math.sqrt(fan_in)
-    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+    kkey, bkey = jax.random.split(key)
+    kernel = jax.random.uniform(kkey, (kernel_size, kernel_size, in_channels, out_channels), jnp.float32, -bound, bound)
+    return kernel, jax.random.uniform(bkey, (out_channels,), jnp.float32, -bound, bound)
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
@@ -204,14 +206,11 @@ class Conv2d(eqx.Module):
         require(kernel_size >= 1 and stride >= 1, f"kernel_size and stride must be >= 1, got {kernel_size}, {stride}")
         self.stride = stride
         self.padding = kernel_size // 2 if padding is None else padding
-        fan_in = in_channels * kernel_size * kernel_size
-        kkey, bkey = jax.random.split(key)
-        self.kernel = _init(kkey, (kernel_size, kernel_size, in_channels, out_channels), fan_in)
-        self.bias = _init(bkey, (out_channels,), fan_in)
+        self.kernel, self.bias = _kernel_and_bias(key, kernel_size, in_channels, out_channels,
+                                                  fan_in=in_channels * kernel_size * kernel_size)
 
     def __call__(self, x):
-        kh, kw, c, o = self.kernel.shape
-        if self.stride == 1 and self.padding <= kh - 1:
+        if self.stride == 1 and self.padding <= self.kernel.shape[0] - 1:
             out = row_patches_matmul_overlap_add(x, self.kernel, self.padding)
         else:
             out = patches_matmul(x, self.kernel, self.stride, self.padding)
@@ -238,10 +237,8 @@ class ConvTranspose2d(eqx.Module):
         require(kernel_size >= 1 and stride >= 1 and 0 <= padding < kernel_size,
                 f"need kernel_size, stride >= 1 and 0 <= padding < kernel_size, got {kernel_size}, {stride}, {padding}")
         self.stride, self.padding = stride, padding
-        fan_in = out_channels * kernel_size * kernel_size  # PyTorch's fan-in for a transposed convolution
-        kkey, bkey = jax.random.split(key)
-        self.kernel = _init(kkey, (kernel_size, kernel_size, in_channels, out_channels), fan_in)
-        self.bias = _init(bkey, (out_channels,), fan_in)
+        self.kernel, self.bias = _kernel_and_bias(  # PyTorch's fan-in for a transposed convolution
+            key, kernel_size, in_channels, out_channels, fan_in=out_channels * kernel_size * kernel_size)
 
     def __call__(self, x):
         return matmul_overlap_add(x, self.kernel, self.stride, self.padding) + self.bias
