@@ -755,7 +755,8 @@ class BayesianGaussianMixture(_Mixture):
         ct = self.covariance_type
         dof = float(d) if self.degrees_of_freedom_prior is None else self.degrees_of_freedom_prior
         require(_is_real(dof, 0) and dof > d - 1, f"degrees_of_freedom_prior must be > n_features - 1 = {d - 1}, got {dof!r}")
-        mean = shift if self.mean_prior is None else np.asarray(self.mean_prior, np.float64)
+        # the data mean whatever the frame (diag/spherical fits keep the raw frame: shift is 0 there)
+        mean = x.mean(axis=0, dtype=np.float64) if self.mean_prior is None else np.asarray(self.mean_prior, np.float64)
         require(mean.shape == (d,) and np.isfinite(mean).all(), f"mean_prior must be finite with shape ({d},), got {mean.shape}")
         if self.covariance_prior is None:
             require(n >= 2, "the default covariance_prior needs at least 2 samples; pass covariance_prior explicitly")
