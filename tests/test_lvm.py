@@ -105,23 +105,26 @@ class _Affine(eqx.Module):
         return self.weight @ v + self.bias
 
 
-def _ppca(key, *, std_inflation=1.5, sigma=0.5):
-    """A PPCA model, its exact log p(x), and a deliberately imperfect diagonal q."""
+def _ppca(key, *, std_inflation=1.5, sigma=0.5, weight=None):
+    """A PPCA model, its exact log p(x), and a deliberately imperfect diagonal q: the exact
+    posterior's marginals with their sds times ``std_inflation``. ``weight`` ``(D, L)`` (default
+    random, (6, 2)) with orthogonal columns and ``std_inflation=1`` makes q the exact posterior."""
     k1, k2 = jax.random.split(key)
-    w = np.asarray(jax.random.normal(k1, (D, L))) * 1.2
-    b = np.asarray(jax.random.normal(k2, (D,))) * 0.5
-    m_inv = np.linalg.inv(w.T @ w + sigma**2 * np.eye(L))
+    w = np.asarray(jax.random.normal(k1, (D, L))) * 1.2 if weight is None else np.asarray(weight, np.float64)
+    dim, latent = w.shape
+    b = np.asarray(jax.random.normal(k2, (dim,))) * 0.5
+    m_inv = np.linalg.inv(w.T @ w + sigma**2 * np.eye(latent))
     post_cov = sigma**2 * m_inv                  # exact posterior covariance (not diagonal)
     gain = m_inv @ w.T                           # exact posterior mean = gain (x - b)
     log_var = np.log(std_inflation**2 * np.diag(post_cov))
-    enc = _Affine(jnp.asarray(np.vstack([gain, np.zeros((L, D))]), jnp.float32),
+    enc = _Affine(jnp.asarray(np.vstack([gain, np.zeros((latent, dim))]), jnp.float32),
                   jnp.asarray(np.concatenate([-gain @ b, log_var]), jnp.float32))
     model = LatentVariableModel(
-        prior=StandardNormal(latent_dim=L),
+        prior=StandardNormal(latent_dim=latent),
         likelihood=lik.Gaussian(decoder=_Affine(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)),
-                                data_dim=D, sigma=sigma),
-        posterior=DiagonalGaussian(encoder=enc, latent_dim=L))
-    exact = scipy.stats.multivariate_normal(b, w @ w.T + sigma**2 * np.eye(D))
+                                data_dim=dim, sigma=sigma),
+        posterior=DiagonalGaussian(encoder=enc, latent_dim=latent))
+    exact = scipy.stats.multivariate_normal(b, w @ w.T + sigma**2 * np.eye(dim))
     return model, exact
 
 

@@ -49,8 +49,37 @@ def mean_objective(objective: Objective, model, x, key, *, batch_size: int = 512
     return float(values.mean()), {k: float(v.mean()) for k, v in terms.items()}
 
 
+def _add_weights(sums, log_w):
+    """Fold a chunk of log-weights ``(n, chunk)`` (-inf for padding) into the running sums.
+
+    ``sums = (m, s1, s2)``: m the largest log-weight so far, s1 = sum_k w_k / e^m and
+    s2 = sum_k (w_k / e^m)^2. Running log-sum-exps of w and of w^2, so neither overflows and no
+    weight is stored. Start from ``(-inf, 0, 0)``.
+    """
+    running_max, s1, s2 = sums
+    new_max = jnp.maximum(running_max, jnp.max(log_w, axis=1))
+    rescale = jnp.exp(running_max - new_max)
+    w = jnp.exp(log_w - new_max[:, None])  # in [0, 1]
+    return new_max, s1 * rescale + jnp.sum(w, axis=1), s2 * rescale**2 + jnp.sum(w * w, axis=1)
+
+
+def _log_mean_weight_and_stderr(sums, n_samples: int):
+    """log mean_k w_k and its delta-method Monte Carlo standard error from :func:`_add_weights`' sums."""
+    m, s1, s2 = sums
+    log_mean = m + jnp.log(s1) - jnp.log(n_samples)
+    if n_samples == 1:  # one weight says nothing about its own spread
+        return log_mean, jnp.full_like(log_mean, jnp.nan)
+    # Delta method: Var[log mean_k w_k] ~= Var(w) / (K mean(w)^2), with the weights' sample variance
+    # (ddof 1): Var(w) / mean(w)^2 = (K sum w^2 / (sum w)^2 - 1) K / (K - 1). The scale e^m cancels.
+    # Clipped at 0: equal weights (an exact posterior) can round to a tiny negative value.
+    relative_variance = jnp.maximum(n_samples * s2 / s1**2 - 1, 0) * n_samples / (n_samples - 1)
+    return log_mean, jnp.sqrt(relative_variance / n_samples)
+
+
 @eqx.filter_jit
 def _log_px_block(model, xs, keys, n_samples: int, chunk_size: int):
+    """``(log_px, mc_stderr)`` for a block of examples: the importance-sampled log p(x) and the
+    delta-method Monte Carlo standard error of each estimate, both ``(n,)``."""
     n_chunks = math.ceil(n_samples / chunk_size)
     n, dim = xs.shape
     in_range = jnp.arange(chunk_size)
@@ -58,8 +87,7 @@ def _log_px_block(model, xs, keys, n_samples: int, chunk_size: int):
     def draw(x, key, j):  # z_k ~ q(z | x) and log q(z_k | x), chunk_size at a time, per example
         return model.posterior.sample_and_log_prob(jax.random.fold_in(key, j), x, chunk_size)
 
-    def chunk(carry, j):
-        running_max, running_sum = carry
+    def chunk(sums, j):
         z, log_q = jax.vmap(draw, in_axes=(0, 0, None))(xs, keys, j)  # (n, chunk, L), (n, chunk)
         # log p(x, z) as ONE flat batch of n * chunk (x, z) pairs, not a vmap nested in a vmap:
         # the decoder is then one (n * chunk, hidden) x (hidden, D) matmul whose output is
@@ -69,14 +97,12 @@ def _log_px_block(model, xs, keys, n_samples: int, chunk_size: int):
         x_rep = jnp.broadcast_to(xs[:, None, :], (n, chunk_size, dim)).reshape(n * chunk_size, dim)
         log_p = jax.vmap(model.log_joint)(x_rep, z.reshape(n * chunk_size, -1)).reshape(n, chunk_size)
         log_w = jnp.where(j * chunk_size + in_range < n_samples, log_p - log_q, -jnp.inf)
-        new_max = jnp.maximum(running_max, jnp.max(log_w, axis=1))
-        running_sum = running_sum * jnp.exp(running_max - new_max) + jnp.sum(jnp.exp(log_w - new_max[:, None]), axis=1)
-        return (new_max, running_sum), None
+        return _add_weights(sums, log_w), None
 
     dtype = jnp.result_type(xs, *jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)))  # float64 models too
-    init = (jnp.full((n,), -jnp.inf, dtype), jnp.zeros((n,), dtype))
-    (m, s), _ = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
-    return m + jnp.log(s) - jnp.log(n_samples)
+    init = (jnp.full((n,), -jnp.inf, dtype), jnp.zeros((n,), dtype), jnp.zeros((n,), dtype))
+    sums, _ = jax.lax.scan(chunk, init, jnp.arange(n_chunks))
+    return _log_mean_weight_and_stderr(sums, n_samples)
 
 
 def log_marginal_likelihood(model, x, key, *, n_samples: int = 1000, chunk_size: int | None = None,
@@ -86,9 +112,28 @@ def log_marginal_likelihood(model, x, key, *, n_samples: int = 1000, chunk_size:
     log p(x) ~= log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x) (Burda et al., 2016).
     The K samples are drawn ``chunk_size`` at a time inside a compiled scan with a running
     log-sum-exp, and examples go ``batch_size`` at a time, so memory is bounded for any K.
+    :func:`log_marginal_likelihood_with_stderr` also gives each estimate's Monte Carlo error.
 
     Example:
         >>> log_px = log_marginal_likelihood(model, x_test, jax.random.key(0), n_samples=5000)
+    """
+    return log_marginal_likelihood_with_stderr(model, x, key, n_samples=n_samples, chunk_size=chunk_size,
+                                               batch_size=batch_size, progress=progress)[0]
+
+
+def log_marginal_likelihood_with_stderr(model, x, key, *, n_samples: int = 1000, chunk_size: int | None = None,
+                                        batch_size: int | None = None,
+                                        progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`log_marginal_likelihood` and the Monte Carlo standard error of each estimate: two ``(N,)`` arrays.
+
+    With weights w_k = p(x, z_k) / q(z_k | x), the error of log mean_k w_k is, by the delta
+    method, sqrt(Var(w) / K) / mean(w) (Var with ddof 1, from the same K weights; NaN for K = 1).
+    It is accumulated in the same scan as the estimate (running log-sum-exps of w and of w^2),
+    so it costs no memory. A large value relative to 1 nat says q is a poor proposal for that
+    example and the estimate (biased low by about stderr^2 / 2) is unreliable.
+
+    Example:
+        >>> log_px, stderr = log_marginal_likelihood_with_stderr(model, x_test, jax.random.key(0), n_samples=5000)
     """
     require(isinstance(n_samples, int) and 1 <= n_samples <= MAX_IMPORTANCE,
             f"the number of importance samples K must be >= 1 and <= {MAX_IMPORTANCE:,}, got {n_samples}")
@@ -98,14 +143,15 @@ def log_marginal_likelihood(model, x, key, *, n_samples: int = 1000, chunk_size:
     batch_size = batch_size or max(1, SAMPLES_PER_STEP // chunk_size)
     batch_size = min(batch_size, n)
     keys = _example_keys(key, n)
-    out = np.empty(n, dtype=np.float32)
+    log_px, stderr = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
     starts = range(0, n, batch_size)
     for start in tqdm(starts, desc=f"log p(x), K={n_samples}", unit="block",
                       disable=not (progress and sys.stderr.isatty()), leave=False):
         stop = min(start + batch_size, n)
         idx = np.arange(start, start + batch_size).clip(max=n - 1)  # pad the last block: one compilation
-        out[start:stop] = np.asarray(_log_px_block(model, jnp.asarray(x[idx]), keys[idx], n_samples, chunk_size))[: stop - start]
-    return out
+        block = _log_px_block(model, jnp.asarray(x[idx]), keys[idx], n_samples, chunk_size)
+        log_px[start:stop], stderr[start:stop] = (np.asarray(a)[: stop - start] for a in block)
+    return log_px, stderr
 
 
 @eqx.filter_jit
@@ -161,13 +207,32 @@ def active_units(model, x, *, threshold: float = 0.01) -> tuple[int, np.ndarray]
 
 def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None = None,
              progress: bool = False, kl: str = "analytic") -> dict[str, float]:
-    """The standard report for a data set ``x`` ``(N, D)``: ELBO and its terms (analytic KL),
-    importance-sampled log p(x) with K = ``n_importance``, NLL, bits/dim and active units.
-    ``kl="mc"`` for models without a closed-form KL (mixture/Vamp priors, flows, hierarchies)."""
+    """The standard report for a data set ``x`` ``(N, D)``, every number a mean over its N rows.
+
+    ``kl="mc"`` for models without a closed-form KL (mixture/Vamp priors, flows, hierarchies).
+    The keys, with log p^(x_i) the importance-sampled estimate for row i with K = ``n_importance``
+    (:func:`log_marginal_likelihood_with_stderr`) and D = ``model.data_dim`` (a condition's
+    columns are not counted):
+
+    - ``n_examples``: N; ``n_importance``: K; ``latent_dim``: L.
+    - ``elbo``, ``reconstruction``, ``kl``: means of ``ELBO(kl=kl)`` and its terms, one draw
+      z ~ q(z | x) per row; ``elbo = reconstruction - kl``, in expectation a lower bound on log p(x).
+    - ``log_px``: mean_i log p^(x_i) (nats); ``nll``: -log_px; ``bits_per_dim``: nll / (D ln 2).
+    - ``log_px_stderr``: the standard error of ``log_px`` over examples,
+      sd_i(log p^(x_i)) / sqrt(N) (ddof 1; NaN for N = 1): how far another sample of N rows
+      from the same distribution would move it. It is not Monte Carlo error.
+    - ``log_px_mc_stderr``: the Monte Carlo standard error of ``log_px`` for these rows,
+      sqrt(sum_i se_i^2) / N, se_i the delta-method error of row i's estimate,
+      sqrt(Var_k(w_k) / K) / mean_k(w_k) (NaN for K = 1): how far another key would move it.
+    - ``active_units``: the number of latent dimensions u with Var_x(E_q[z_u | x]) > 0.01
+      (:func:`active_units`).
+    """
     key_elbo, key_is = jax.random.split(key)
     elbo, terms = mean_objective(ELBO(kl=kl), model, x, key_elbo)
-    log_px = log_marginal_likelihood(model, x, key_is, n_samples=n_importance, chunk_size=chunk_size, progress=progress)
+    log_px, mc_stderr = log_marginal_likelihood_with_stderr(model, x, key_is, n_samples=n_importance,
+                                                            chunk_size=chunk_size, progress=progress)
     n_active, _ = active_units(model, x)
+    n = len(log_px)
     mean_log_px = float(log_px.mean())
     return {
         "n_examples": int(x.shape[0]),
@@ -175,7 +240,8 @@ def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None 
         "reconstruction": terms["reconstruction"],
         "kl": terms["kl"],
         "log_px": mean_log_px,
-        "log_px_stderr": float(log_px.std(ddof=1) / math.sqrt(len(log_px))) if len(log_px) > 1 else float("nan"),
+        "log_px_stderr": float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+        "log_px_mc_stderr": float(np.sqrt(np.sum(np.square(mc_stderr, dtype=np.float64))) / n),
         "nll": -mean_log_px,
         "bits_per_dim": -mean_log_px / (model.data_dim * math.log(2)),
         "n_importance": n_importance,

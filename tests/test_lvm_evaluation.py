@@ -1,0 +1,125 @@
+"""`evaluate`'s report, number by number, against closed forms; the Monte Carlo error of log p(x).
+
+The reference is the linear-Gaussian model of test_lvm.py (PPCA: x = Wz + b + noise, so
+p(x) = N(b, WW^T + sigma^2 I)), whose posterior, ELBO terms and log p(x) are known exactly.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.special
+
+from bayesgen.lvm import evaluation
+from test_lvm import _ppca
+
+SIGMA = 0.5  # _ppca's default noise sd
+
+
+def _exact_posterior_ppca(key, column_norms):
+    """PPCA with orthogonal columns of the given norms, whose q is the exact posterior (diagonal
+    then): every importance weight equals p(x). Returns the model, its exact p(x), W and b."""
+    dim = 6
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(dim, len(column_norms))))[0]
+    w = basis * np.asarray(column_norms)
+    model, exact = _ppca(key, std_inflation=1.0, weight=w)
+    return model, exact, w, np.asarray(exact.mean, np.float64)
+
+
+def test_the_running_sums_give_the_log_mean_weight_and_its_delta_method_error():
+    """The scan's arithmetic on given log-weights, chunk by chunk, against numpy on all of them at
+    once: chunks whose largest weight jumps by ~e^30 (the old sums vanish), by ~e^1.5 (they count,
+    rescaled) or falls, and padding (-inf) in the last."""
+    rng = np.random.default_rng(0)
+    n, k, chunk = 3, 14, 4
+    log_w = rng.normal(size=(n, k)) + np.repeat([-30.0, 0.0, 1.5, -1.0], chunk)[:k]
+    padded = np.concatenate([log_w, np.full((n, 4 * chunk - k), -np.inf)], axis=1)
+    sums = (jnp.full((n,), -jnp.inf), jnp.zeros(n), jnp.zeros(n))
+    for j in range(4):
+        sums = evaluation._add_weights(sums, jnp.asarray(padded[:, j * chunk:(j + 1) * chunk], jnp.float32))
+    log_mean, stderr = evaluation._log_mean_weight_and_stderr(sums, k)
+    np.testing.assert_allclose(log_mean, scipy.special.logsumexp(log_w, axis=1) - math.log(k), rtol=1e-6)
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))  # any common scale: it cancels
+    np.testing.assert_allclose(stderr, w.std(axis=1, ddof=1) / (math.sqrt(k) * w.mean(axis=1)), rtol=1e-5)
+    assert np.all(np.isnan(evaluation._log_mean_weight_and_stderr(sums, 1)[1]))  # K = 1: no spread to see
+
+
+def test_every_number_of_evaluate_follows_its_formula(getkey):
+    # Posterior-mean variances over x ~ p(x) are n^2 / (n^2 + sigma^2): 0.94, 0.80, 0.083 (active at the
+    # 0.01 threshold, not at 0.1), 0.0036 (inactive; its sd 0.06 is not) and 0 (a column of zeros).
+    model, exact, w, b = _exact_posterior_ppca(getkey(), (2.0, 1.0, 0.15, 0.03, 0.0))
+    n, (dim, latent), k = 200, w.shape, 8
+    x = np.asarray(exact.rvs(size=n, random_state=3), np.float32)
+    result = evaluation.evaluate(model, x, getkey(), n_importance=k)
+    assert set(result) == {"n_examples", "elbo", "reconstruction", "kl", "log_px", "log_px_stderr", "log_px_mc_stderr",
+                           "nll", "bits_per_dim", "n_importance", "active_units", "latent_dim"}
+    assert (result["n_examples"], result["n_importance"], result["latent_dim"]) == (n, k, latent)
+
+    # log p(x): with the exact posterior every weight is p(x), so the estimate is the closed form
+    truth = exact.logpdf(x.astype(np.float64))  # (n,)
+    assert result["log_px"] == pytest.approx(truth.mean(), abs=1e-4)
+    assert result["nll"] == pytest.approx(-truth.mean(), abs=1e-4)
+    assert result["bits_per_dim"] == pytest.approx(-truth.mean() / (dim * math.log(2)), abs=1e-4 / dim)
+    assert result["log_px_stderr"] == pytest.approx(truth.std(ddof=1) / math.sqrt(n), rel=1e-4)  # ddof 0: 2.5e-3 off
+    assert 0 <= result["log_px_mc_stderr"] < 1e-3  # equal weights: no Monte Carlo error
+
+    # the exact posterior N(gain (x - b), diag(s^2)), from W, b and sigma
+    precision = np.diag(w.T @ w) + SIGMA**2  # W^T W is diagonal
+    mean = (x - b) @ (w / precision)  # (n, L): gain (x - b), gain = diag(1 / precision) W^T
+    var = SIGMA**2 / precision  # (L,)
+    kl = 0.5 * (var + mean**2 - 1 - np.log(var)).sum(axis=1)
+    assert result["kl"] == pytest.approx(kl.mean(), rel=1e-4)  # analytic: no Monte Carlo error
+    # E_q[log N(x; Wz + b, sigma^2 I)] and, for one draw per row, its variance: with u = W(z - mean)
+    # ~ N(0, S), S = W diag(var) W^T, and r = x - W mean - b, |r - u|^2 has variance 4 r'Sr + 2 tr(S^2)
+    residual = x - mean @ w.T - b
+    cov = (w * var) @ w.T
+    reconstruction = (-0.5 * dim * math.log(2 * math.pi * SIGMA**2)
+                      - ((residual**2).sum(axis=1) + np.trace(cov)) / (2 * SIGMA**2))
+    variance = (4 * np.einsum("nd,de,ne->n", residual, cov, residual) + 2 * np.trace(cov @ cov)) / (4 * SIGMA**4)
+    stderr = math.sqrt(variance.mean() / n)  # of the mean of n single-draw terms
+    assert abs(result["reconstruction"] - reconstruction.mean()) < 4 * stderr, (result, reconstruction.mean(), stderr)
+    assert result["elbo"] == pytest.approx(result["reconstruction"] - result["kl"], rel=1e-6, abs=1e-5)
+    # with the exact posterior the ELBO's expectation is log p(x) itself: two-sided, within its MC error
+    np.testing.assert_allclose(reconstruction - kl, truth, rtol=1e-6)  # (the closed forms agree)
+    assert abs(result["elbo"] - truth.mean()) < 4 * stderr, (result["elbo"], truth.mean(), stderr)
+
+    # active units: Var_x(E_q[z_u | x]) > 0.01, from the closed-form posterior means
+    variances = mean.var(axis=0)
+    assert result["active_units"] == int((variances > 0.01).sum()) == 3, variances
+    n_active, reported = evaluation.active_units(model, x)
+    assert n_active == 3
+    np.testing.assert_allclose(reported, variances, rtol=1e-4, atol=1e-7)
+
+
+def test_log_px_mc_stderr_is_the_spread_of_repeated_estimates(getkey):
+    """q wider than the posterior (sd x 1.5, correlations dropped): a proposal with visible Monte
+    Carlo error. The reported errors must match the spread of estimates over fresh keys, and the
+    truth must lie within a few of them on either side."""
+    model, exact = _ppca(getkey())
+    n, repeats, k, chunk = 20, 20, 100, 30  # 4 chunks, the last one part padding: the running sums are exercised
+    x = np.asarray(exact.rvs(size=n, random_state=4), np.float32)
+    truth = exact.logpdf(x.astype(np.float64))
+
+    # per example: the delta-method error against the variance of 20 estimates with fresh keys
+    runs = [evaluation.log_marginal_likelihood_with_stderr(model, x, getkey(), n_samples=k, chunk_size=chunk)
+            for _ in range(repeats)]
+    estimates, stderrs = (np.array(a, np.float64) for a in zip(*runs))  # (repeats, n) each
+    assert np.all(stderrs > 0.01), stderrs.min()  # a visible error, else the test below is empty
+    ratio = estimates.var(axis=0, ddof=1) / (stderrs**2).mean(axis=0)  # (n,): each ~ chi2(19) / 19
+    # the mean of n such ratios has sd sqrt(2 / (19 n)) = 0.072: within 4 of them of 1, i.e. [0.71, 1.29]
+    assert abs(ratio.mean() - 1) < 4 * math.sqrt(2 / ((repeats - 1) * n)), ratio
+    # two-sided against the truth (the estimator's bias, about -se^2 / 2 = -0.003 nats here, is negligible)
+    assert np.all(np.abs(estimates - truth) < 4.5 * stderrs), np.abs((estimates - truth) / stderrs).max()
+
+    # the data mean: evaluate's log_px_mc_stderr against the spread of evaluate's log_px over fresh keys
+    results = [evaluation.evaluate(model, x, getkey(), n_importance=k, chunk_size=chunk) for _ in range(repeats)]
+    log_px = np.array([r["log_px"] for r in results])
+    reported = np.array([r["log_px_mc_stderr"] for r in results])
+    for r in results:
+        assert abs(r["log_px"] - truth.mean()) < 4 * r["log_px_mc_stderr"], (r, truth.mean())
+        assert r["log_px_stderr"] > 10 * r["log_px_mc_stderr"]  # the spread over examples is another thing
+    # (repeats - 1) s^2 / se^2 ~ chi2(19): 0.999 two-sided quantiles 5.4 and 43.8, so s / se in [0.53, 1.52]
+    spread = log_px.std(ddof=1) / math.sqrt((reported**2).mean())
+    assert 0.53 < spread < 1.52, (spread, log_px, reported)
