@@ -17,6 +17,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
+import scipy.integrate
 import scipy.stats
 
 from bayesgen._errors import BayesgenError
@@ -32,6 +33,21 @@ def _quiet_sample(*args, **kwargs) -> Posterior:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         return sample(*args, **kwargs)
+
+
+def _mcse_sd(x) -> float:
+    """Monte Carlo standard error of the sd of draws [chain, draw]: the sd's error is that of the
+    mean squared deviation over 2 sd (delta method), and that mean's MCSE comes from its own ESS,
+    so autocorrelation and heavy tails count (for independent normal draws: sd / sqrt(2 n))."""
+    squares = (np.asarray(x, np.float64) - np.mean(x)) ** 2
+    return float(diagnostics.mcse_mean(squares)) / (2 * math.sqrt(squares.mean()))
+
+
+def _scalar_draws(post: Posterior, name: str) -> np.ndarray:
+    """[chain, draw] draws of one summary name: ``theta[2]`` -> draws["theta"][..., 2]."""
+    base, _, index = name.partition("[")
+    x = post.draws[base]
+    return x[(..., *map(int, index[:-1].split(",")))] if index else x
 
 
 def _ar1_chains(rng, chains=4, draws=600, dims=3, phi=0.8):
@@ -169,6 +185,7 @@ def test_vectorized_chains_sample_the_same_posterior():
     row = post.summary()["mu"]
     assert post.draws["mu"].shape == (3, 1500) and row["r_hat"] < 1.02
     assert abs(row["mean"] - POST_MEAN) < 4 * row["mcse_mean"]
+    assert abs(row["sd"] - POST_SD) < 4 * _mcse_sd(post.draws["mu"])  # two-sided: too wide fails too
 
 
 # --------------------------------------------------------------------------------------
@@ -208,8 +225,17 @@ def reference_fits(schools):
 def test_reference_posterior(reference_fits, name):
     case, post = reference_fits(name)
     rows = pdb.compare(case, post.summary())
-    failed = [(r["param"], round(r["z"], 2), round(r["sd_error"], 3)) for r in rows if not (r["mean_ok"] and r["sd_ok"])]
-    assert not failed, f"{name}: mean beyond 4 MCSE or sd beyond 10% for {failed}"
+    failed = []
+    for r in rows:  # the mean as pdb.compare (4 MCSE of the difference); the sd in the same units
+        x = _scalar_draws(post, pdb.Case.our_name(r["param"]))
+        # the reference's sd from its ~independent draws: relative SE sqrt((kurtosis - 1) / 4n),
+        # with the kurtosis (7 for tau, 3 for a normal) taken from our draws
+        kurtosis = np.mean((x - x.mean()) ** 4) / np.var(x) ** 2
+        ref_se = r["ref_sd"] * math.sqrt((kurtosis - 1) / (4 * case.n_reference_draws))
+        sd_z = (r["sd"] - r["ref_sd"]) / math.hypot(_mcse_sd(x), ref_se)
+        if not (r["mean_ok"] and abs(sd_z) < 4):  # measured |sd_z| <= 2.3 (4 allows 7-11% here)
+            failed.append((r["param"], round(r["z"], 2), round(sd_z, 2)))
+    assert not failed, f"{name}: mean or sd beyond 4 Monte Carlo standard errors (param, z_mean, z_sd): {failed}"
     # the test means something only if the MCSE is small against the posterior sd
     assert min(r["ess_bulk"] for r in rows) > 400
     assert post.settings["num_chains"] == 4 and post.num_draws == 1000
@@ -235,12 +261,14 @@ def test_posterior_predictive_replicates_the_observed_site(schools):
     assert set(y_rep) == {"y"} and y_rep["y"].shape == (4, 1000, 8)
     # y_rep_j | theta_j ~ Normal(theta_j, sigma_j): standardised residuals are N(0, 1)
     z = (y_rep["y"] - schools.draws["theta"]) / EIGHT_SCHOOLS["sigma"]
-    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.03
+    # whatever theta, z is exactly independent N(0, 1): 5 standard errors, 1/sqrt(n) and 1/sqrt(2n)
+    n = z.size
+    assert abs(z.mean()) < 5 / math.sqrt(n) and abs(z.std() - 1) < 5 / math.sqrt(2 * n)
     # new arguments: plain Predictive; here the same schools measured 10x more precisely
     new = schools.posterior_predictive(jax.random.key(6), EIGHT_SCHOOLS["sigma"] / 10, y=None)
     assert set(new) == {"y", "theta"} and new["y"].shape == (4, 1000, 8)
     z = (new["y"] - schools.draws["theta"]) / (EIGHT_SCHOOLS["sigma"] / 10)
-    assert abs(z.std() - 1) < 0.03
+    assert abs(z.mean()) < 5 / math.sqrt(n) and abs(z.std() - 1) < 5 / math.sqrt(2 * n)
 
 
 def test_log_likelihood_per_observation(schools):
@@ -270,7 +298,7 @@ def test_bayes_estimators_and_hpdi(schools):
 def test_arviz_export_and_loo(schools):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        pytest.importorskip("arviz")
+        az = pytest.importorskip("arviz")
     idata = schools.to_arviz(key=jax.random.key(7))
     assert set(idata.groups()) >= {"posterior", "sample_stats", "log_likelihood", "observed_data", "posterior_predictive"}
     assert idata.posterior["theta"].shape == (4, 1000, 8)
@@ -278,7 +306,37 @@ def test_arviz_export_and_loo(schools):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # arviz's own pareto-k / future warnings
         loo = schools.loo()
-    assert np.isfinite(loo.elpd_loo) and -40 < loo.elpd_loo < -25
+        # Monte Carlo error of PSIS-LOO per school (the loo package's formula): the smoothed
+        # weights' variance of p(y_j | theta), over the relative efficiency of those values
+        loglik = schools.log_likelihood()["y"].astype(np.float64)
+        log_weights, _ = az.psislw(-loglik.reshape(-1, loglik.shape[-1]).T, reff=1.0)
+    weights, likelihood = np.exp(np.asarray(log_weights)).T, np.exp(loglik.reshape(-1, loglik.shape[-1]))
+    expected = np.sum(weights * likelihood, axis=0)
+    relative_efficiency = diagnostics.ess_mean(np.exp(loglik)) / (loglik.shape[0] * loglik.shape[1])
+    mcse = np.sqrt(np.sum(weights**2 * (likelihood - expected) ** 2, axis=0) / relative_efficiency) / expected
+    # The schools share the draws, so their errors may correlate, and with Pareto k up to 0.8
+    # (school 4) each is rough: add them (an upper bound on the sd of the sum; 0.07 here, against
+    # 0.03 in quadrature), 4 of those. Measured: -30.709 against the exact -30.742.
+    assert abs(loo.elpd_loo - _eight_schools_exact_elpd_loo()) < 4 * np.sum(mcse)
+
+
+def _eight_schools_exact_elpd_loo() -> float:
+    """sum_j log p(y_j | y_-j) by quadrature: given tau, mu ~ Normal(0, 5) integrates out in
+    closed form, y ~ Normal(0, diag(sigma^2 + tau^2) + 5^2), leaving one integral over
+    tau ~ HalfCauchy(5) per subset of schools (quadrature error ~1e-10: nothing against MC error)."""
+    y, sigma = EIGHT_SCHOOLS["y"], EIGHT_SCHOOLS["sigma"]
+
+    def log_evidence(keep):
+        def density(tau):  # Normal(y | 0, diag(v) + a 11') by Sherman-Morrison, times the prior of tau
+            v, a, yk = sigma[keep] ** 2 + tau**2, 5.0**2, y[keep]
+            shrink = 1 + a * np.sum(1 / v)
+            quadratic = np.sum(yk**2 / v) - a * np.sum(yk / v) ** 2 / shrink
+            log_normal = -0.5 * (np.sum(np.log(2 * np.pi * v)) + math.log(shrink) + quadratic)
+            return math.exp(log_normal) * 2 / (np.pi * 5.0 * (1 + (tau / 5.0) ** 2))
+        return math.log(scipy.integrate.quad(density, 0, np.inf, epsabs=0, epsrel=1e-10, limit=200)[0])
+
+    everyone = np.ones(len(y), bool)
+    return sum(log_evidence(everyone) - log_evidence(everyone & (np.arange(len(y)) != j)) for j in range(len(y)))
 
 
 def test_summary_of_the_fit(schools):
