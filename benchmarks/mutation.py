@@ -1,0 +1,139 @@
+"""Mutation testing of the numerical core: plant small bugs, see whether the tests catch them.
+
+Tool: pytest-gremlins (the ``mutation`` extra). Chosen over mutmut and cosmic-ray by what a JAX
+code base needs, measured on lvm/objectives.py (2026-12-02):
+  - every mutant runs in a fresh subprocess. mutmut 3 forks each mutant from a process that has
+    already run the tests: the child inherits JAX's jit caches (the original, unmutated traces) and
+    an XLA thread pool without its threads, so mutants would "survive" or hang.
+  - coverage-guided test selection: a mutant runs only the tests that execute its line (a few,
+    not a test file); cosmic-ray runs one fixed command per mutant. With cosmic-ray's reduced
+    operator set the ten modules make ~2,900 mutants x 20-50 s per test-file run.
+  - an incremental cache keyed by content: a rerun after a change tests only what changed.
+  - equivalent mutants are pardoned in the source, next to the code, with a one-line reason
+    (``# gremlin: pardon[equivalent] ...``), so the argument lives where the next reader looks.
+Its operators: arithmetic (+ - * / swaps), comparison, boundary (integer constants in
+comparisons +-1), boolean (and/or, not, True/False) and return values.
+
+    python benchmarks/mutation.py                      # every module below (hours on 2 cores)
+    python benchmarks/mutation.py lvm/objectives em/gmm  # some modules
+    python benchmarks/mutation.py --report             # the table from the saved results
+
+Per module it runs ``pytest <its test files> --gremlins`` and saves the JSON report to
+benchmarks/results/mutation/<module>.json; survivors are printed with their source line. The
+score table belongs in TESTING.md. Not part of CI: it is slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+REPO = _common.REPO
+OUT = _common.RESULTS / "mutation"
+
+# module (under src/bayesgen) -> the test files whose tests check its maths. Coverage decides
+# which of their tests each mutant runs.
+MODULES = {
+    "lvm/objectives": ["test_lvm_objectives", "test_lvm", "test_lvm_evaluation"],
+    "lvm/evaluation": ["test_lvm_evaluation", "test_lvm"],
+    "lvm/priors": ["test_lvm", "test_lvm_objectives", "test_lvm_variants"],
+    "lvm/likelihoods": ["test_lvm", "test_lvm_objectives", "test_fast_paths"],
+    "em/gmm": ["test_em_gmm"],
+    "em/factor_analysis": ["test_em_fa"],
+    "em/lda": ["test_em_lda"],
+    "bayes/diagnostics": ["test_bayes"],
+    "bayes/kernels": ["test_bayes", "test_bayes_models"],
+    "train/checkpoint": ["test_numerics", "test_train", "test_resume"],
+}
+
+
+def run_module(module: str, workers: int, mutant_timeout: int) -> Path:
+    source = f"src/bayesgen/{module}.py"
+    tests = [f"tests/{name}.py" for name in MODULES[module]]
+    report = REPO / "coverage" / "gremlins" / "gremlins.json"
+    report.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "--gremlins",
+           f"--gremlin-targets={source}", f"--gremlin-workers={workers}", "--gremlin-cache",
+           "--gremlin-report=json", f"--gremlin-mutant-timeout={mutant_timeout}", "--gremlin-coverage-timeout=3600"]
+    print(f"== {module}: {' '.join(cmd[3:])}", flush=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not report.is_file():
+        print(proc.stdout[-4000:])
+        raise SystemExit(f"{module}: pytest-gremlins wrote no report (exit {proc.returncode}); its output is above")
+    data = json.loads(report.read_text())
+    data["run"] = {"module": module, "tests": tests, "started": started.isoformat(timespec="seconds"),
+                   "wall_s": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()),
+                   "machine": _common.machine_info()}
+    out = OUT / f"{module.replace('/', '.')}.json"
+    _common.write_json(out, data)
+    shutil.rmtree(REPO / "coverage", ignore_errors=True)
+    return out
+
+
+def _source_line(path: str, line: int) -> str:
+    try:
+        return (REPO / path).read_text().splitlines()[line - 1].strip()
+    except (OSError, IndexError):
+        return "?"
+
+
+def summary_row(data: dict) -> list:
+    s = data["summary"]
+    zapped, survived, timeout = s["zapped"], s["survived"], s.get("timeout", 0)
+    pardoned = sum(1 for r in data["results"] if r["status"] == "pardoned")
+    # a timeout means the mutant changed behaviour (an endless loop): counted as caught
+    caught = zapped + timeout
+    judged = caught + survived
+    return [data["run"]["module"], s["total"], zapped, timeout, survived, pardoned,
+            f"{100 * caught / judged:.1f}%" if judged else "-", data["run"]["started"][:10], data["run"]["wall_s"]]
+
+
+def report(modules: list[str]) -> None:
+    rows, survivors = [], []
+    for module in modules:
+        path = OUT / f"{module.replace('/', '.')}.json"
+        if not path.is_file():
+            rows.append([module, "-", "-", "-", "-", "-", "not run", "-", "-"])
+            continue
+        data = json.loads(path.read_text())
+        rows.append(summary_row(data))
+        survivors += [(module, r) for r in data["results"] if r["status"] == "survived"]
+    print(_common.markdown_table(["module", "mutants", "killed", "timeout (caught)", "survived", "pardoned (equivalent)",
+                                  "caught of non-equivalent", "date", "wall s"], rows))
+    if survivors:
+        print(f"\n{len(survivors)} survivors:")
+        for module, r in survivors:
+            print(f"  {r['file_path']}:{r['line_number']} [{r['operator']}] {r['description']}   | "
+                  f"{_source_line(r['file_path'], r['line_number'])}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"modules to mutate (default: all): {', '.join(MODULES)}")
+    parser.add_argument("--report", action="store_true", help="only print the table and survivors of the saved results")
+    parser.add_argument("--workers", type=int, default=_common.cpu_count())
+    parser.add_argument("--mutant-timeout", type=int, default=300, help="seconds per mutant's test run (JAX compiles)")
+    args = parser.parse_args()
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; choose from {list(MODULES)}")
+    modules = args.modules or list(MODULES)
+    if not args.report:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".jax_cache"))
+        for module in modules:
+            run_module(module, args.workers, args.mutant_timeout)
+    report(modules)
+
+
+if __name__ == "__main__":
+    main()
