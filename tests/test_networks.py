@@ -13,6 +13,7 @@ from bayesgen import BayesgenError
 from bayesgen.lvm.networks import (Conv2d, ConvDecoder, ConvEncoder, ConvTranspose2d, ImageDecoder, ImageEncoder,
                                    ResNetDecoder, ResNetEncoder)
 from bayesgen.lvm.networks.conv import extract_patches, overlap_add
+from bayesgen.lvm.networks.matmul import rows_matmul
 
 # float32 sums of up to k*k*C products of unit-scale values: agreement to ~1e-5 relative
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -99,6 +100,31 @@ def test_layers_under_vmap_match_the_batched_lax_layer(getkey):
     g1, g2 = eqx.filter_jit(eqx.filter_grad(ours))(down, up, x), eqx.filter_jit(eqx.filter_grad(theirs))(down, up, x)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
         np.testing.assert_allclose(a, b, **TOL)
+
+
+def test_rows_matmul_is_matmul_under_every_transformation(getkey):
+    """The primitive's own rules (batching folded into rows, per-example weights, bilinear
+    transposes) against plain ``x @ w`` under vmap of either or both operands, grad of vmap,
+    vmap of grad, forward mode and second order."""
+    x, w, cot = (jax.random.normal(getkey(), shape) for shape in ((4, 3, 5, 6), (6, 7), (4, 3, 5, 7)))
+    ws = jax.random.normal(getkey(), (4, 6, 7))
+    mm = lambda a, b: a @ b  # noqa: E731
+
+    def both(f):
+        a, b = f(rows_matmul), f(mm)
+        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
+
+    both(lambda m: jax.jit(m)(x, w))
+    both(lambda m: jax.vmap(m, (0, None))(x, w))          # shared weights: rows folded
+    both(lambda m: jax.vmap(m, (1, None), 2)(x, w))       # a vmapped axis that is not the first
+    both(lambda m: jax.vmap(m, (0, 0))(x, ws))            # per-example weights: batched einsum
+    both(lambda m: jax.vmap(m, (None, 0))(x[0], ws))      # only the weights batched
+    loss = lambda m: lambda a, b: jnp.sum(jax.vmap(m, (0, None))(a, b) * cot)  # noqa: E731
+    both(lambda m: jax.jit(jax.grad(loss(m), (0, 1)))(x, w))                         # grad of vmap
+    both(lambda m: jax.vmap(jax.grad(lambda a, b, c: jnp.sum(m(a, b) * c), (0, 1)), (0, None, 0))(x, w, cot))
+    both(lambda m: jax.jvp(lambda a, b: m(a, b), (x, w), (cot[..., :6], ws[0]))[1])  # forward mode
+    both(lambda m: jax.hessian(lambda b: jnp.sum(jnp.sin(m(x[0, 0], b))))(w[:, :2]))  # second order
 
 
 def test_patches_and_overlap_add_are_each_others_transpose(getkey):
