@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -46,6 +46,28 @@ def clean(call):
         return err
     event("outcome: a result")
     return result
+
+
+def check_loaded(data, *, image_shape=None):
+    """The post-conditions of a successful load (nothing to check for an error): rows of finite
+    float32 values, one int64 label per row, an image shape whose product is the row length
+    (the one asked for, when given), and values that are levels 0..L-1 when L is set."""
+    if isinstance(data, BayesgenError):
+        return
+    assert isinstance(data, Dataset), type(data)
+    x = data.x
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2, (type(x), x.dtype, x.shape)
+    assert x.shape[0] >= 1 and x.shape[1] >= 1 and len(data) == x.shape[0], x.shape
+    assert np.isfinite(x).all()
+    if data.labels is not None:
+        assert data.labels.dtype == np.int64 and data.labels.shape == (x.shape[0],), data.labels.shape
+    if data.image_shape is not None:
+        assert len(data.image_shape) in (2, 3) and min(data.image_shape) >= 1, data.image_shape
+        assert np.prod(data.image_shape) == x.shape[1], (data.image_shape, x.shape)
+    if image_shape is not None:
+        assert data.image_shape == tuple(image_shape), (data.image_shape, image_shape)
+    if data.levels is not None:
+        assert data.levels >= 2 and np.all((x >= 0) & (x <= data.levels - 1) & (x == np.round(x))), data.levels
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +99,10 @@ def test_arrays_to_validate_and_dataset(array):
     result = clean(lambda: validate_array(array))
     if isinstance(result, np.ndarray):
         assert result.dtype == np.float32 and result.ndim == 2 and np.isfinite(result).all()
-    clean(lambda: Dataset(array))
+        np.testing.assert_array_equal(result, array.astype(np.float32))  # the values, unchanged
+    data = clean(lambda: Dataset(array))
+    check_loaded(data)
+    assert isinstance(data, Dataset) == isinstance(result, np.ndarray)  # Dataset checks as validate_array does
 
 
 @fuzz(40)
@@ -87,11 +112,31 @@ def test_arrays_to_validate_and_dataset(array):
        st.one_of(st.none(), st.integers(-3, 300)),
        st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True, allow_infinity=True),
        st.integers(-2, 2**64))
+@example(np.arange(12.0).reshape(6, 2), "gaussian", "none", True, None, 0.2, 0.3, 3)  # a split: rare among drawn ones
 def test_prepare_and_split(x, likelihood, binarize, scale, levels, valid, test, seed):
     data = clean(lambda: Dataset(x, levels=levels))
     if isinstance(data, Dataset):
-        clean(lambda: prepare(data, likelihood=likelihood, scale=scale, binarize=binarize, seed=seed % 2**32))
-        clean(lambda: split_data(data, valid_fraction=valid, test_fraction=test, seed=seed))
+        prepared = clean(lambda: prepare(data, likelihood=likelihood, scale=scale, binarize=binarize,
+                                         seed=seed % 2**32))
+        if isinstance(prepared, np.ndarray):
+            assert prepared.dtype == np.float32 and prepared.shape == data.x.shape and np.isfinite(prepared).all()
+        splits = clean(lambda: split_data(data, valid_fraction=valid, test_fraction=test, seed=seed))
+        if not isinstance(splits, BayesgenError):  # disjoint parts that hold every row once: seen on row numbers
+            event("split into three parts")
+            numbered = split_data(Dataset(np.arange(len(data))[:, None]), valid_fraction=valid, test_fraction=test,
+                                  seed=seed)
+            parts = (numbered.train, numbered.valid, numbered.test)
+            assert [len(part) for part in parts] == [len(part) for part in (splits.train, splits.valid, splits.test)]
+            assert min(len(part) for part in parts) >= 1
+            assert sorted(np.concatenate([part.x[:, 0] for part in parts])) == list(range(len(data)))
+
+
+def _finite_numbers(array) -> bool:
+    """Non-empty, numeric, and finite once in float32."""
+    if array.size == 0 or array.dtype.kind not in "biuf":
+        return False
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(array.astype(np.float32)).all())
 
 
 @fuzz(30)
@@ -104,7 +149,14 @@ def test_npy_and_npz_files(workdir, array, pickled, suffix, cut):
         np.savez(buffer, **({"x": array, "y": np.atleast_1d(array)[..., :1]} if pickled else {"data": array}))
     payload = buffer.getvalue()
     for blob in (payload, payload[: len(payload) - cut]):  # whole and truncated
-        clean(lambda: load_data(write(workdir, "a" + suffix, blob)))
+        data = clean(lambda: load_data(write(workdir, "a" + suffix, blob)))
+        check_loaded(data)
+        if blob == payload and not pickled and array.ndim in (2, 3) and _finite_numbers(array):
+            # a whole file of (N, D) rows or (N, H, W) grey images loads, with the values as saved
+            assert isinstance(data, Dataset), data
+            event("a well-formed array file, loaded")
+            np.testing.assert_array_equal(data.x, array.reshape(len(array), -1).astype(np.float32))
+            assert data.image_shape == (array.shape[1:] if array.ndim == 3 else None)
 
 
 # --- text formats -----------------------------------------------------------------------------
@@ -127,7 +179,8 @@ def tables(draw):
 @given(st.one_of(tables(), st.binary(max_size=64)), st.sampled_from([".csv", ".amat"]),
        st.sampled_from([None, (8, 8), (2, 2), (0, 1), (1, 1, 1)]))
 def test_csv_and_amat_files(workdir, payload, suffix, image_shape):
-    clean(lambda: load_data(write(workdir, "t" + suffix, payload), image_shape=image_shape))
+    check_loaded(clean(lambda: load_data(write(workdir, "t" + suffix, payload), image_shape=image_shape)),
+                 image_shape=image_shape)
 
 
 @st.composite
@@ -151,7 +204,11 @@ def test_idx_files(workdir, payload, compress, with_labels):
     write(workdir, name, gzip.compress(payload) if compress and len(payload) % 3 else payload)
     if with_labels:
         write(workdir, "train-labels-idx1-ubyte", payload[:8] + payload[16:])
-    clean(lambda: load_data(workdir / name))
+    data = clean(lambda: load_data(workdir / name))
+    check_loaded(data)
+    if isinstance(data, Dataset):  # N images of H x W as the header says
+        n, height, width = struct.unpack(">3I", payload[4:16])
+        assert data.x.shape == (n, height * width) and data.image_shape == (height, width), (data, payload[:16])
 
 
 @st.composite
@@ -175,7 +232,7 @@ def mat_files(draw):
 @fuzz(40)
 @given(mat_files())
 def test_mat_files(workdir, payload):
-    clean(lambda: load_data(write(workdir, "m.mat", payload)))
+    check_loaded(clean(lambda: load_data(write(workdir, "m.mat", payload))))
 
 
 LDAC_TOKENS = st.sampled_from(["0", "1", "2", "3", "-1", "0:1", "1:2", "2:0", "3:-4", "5:1", "1:1:1", ":", "a:b", "7",
@@ -236,7 +293,71 @@ def test_png_folders(workdir, files):
     for name, payload in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(payload)
-    clean(lambda: load_data(folder))
+    data = clean(lambda: load_data(folder))
+    check_loaded(data)
+    if isinstance(data, Dataset):  # 8-bit pixels, and an image shape always
+        assert data.levels == 256 and data.image_shape is not None
+
+
+# --- well-formed files: the post-conditions of a load that must succeed, with the values -------
+
+def _saved_mat(**arrays) -> bytes:
+    import scipy.io
+
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, arrays)
+    return buffer.getvalue()
+
+
+def _png(pixels) -> bytes:
+    import matplotlib.image
+
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, pixels, format="png", cmap="gray")
+    return buffer.getvalue()
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+IDX = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2, 2, 3) + bytes(range(12))  # two 2 x 3 uint8 images
+IDX_LABELS = bytes([0, 0, 0x08, 1]) + struct.pack(">I", 2) + bytes([7, 3])
+GREY = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+TRIANGLE = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])  # 2 x 3, no symmetry to hide a transposed row
+
+WELL_FORMED = {  # name -> (files, image_shape asked for, x, labels, image_shape, levels)
+    "npz rows and labels": ({"a.npz": _npz(x=np.array([[0.5, -1.0], [2.0, 3.0]]), y=np.array([1, 0]))}, None,
+                            [[0.5, -1.0], [2.0, 3.0]], [1, 0], None, None),
+    "npz grey images": ({"a.npz": _npz(data=GREY)}, None, GREY.reshape(2, 6), None, (2, 3), None),
+    "csv with a label column": ({"t.csv": b"a,b,c,label\n0,1.5,2,1\n3,4,5,0\n"}, None, [[0, 1.5, 2], [3, 4, 5]],
+                                [1, 0], None, None),
+    "csv as images": ({"t.csv": b"1,2,3,4\n5,6,7,8\n"}, (2, 2), [[1, 2, 3, 4], [5, 6, 7, 8]], None, (2, 2), None),
+    "binary amat": ({"t.amat": b"0 1 1 0\n1 0 0 1\n"}, (2, 2), [[0, 1, 1, 0], [1, 0, 0, 1]], None, (2, 2), 2),
+    "binary mat with labels": ({"m.mat": _saved_mat(X=np.eye(3), y=np.arange(3))}, None, np.eye(3), [0, 1, 2], None, 2),
+    "mat of reals": ({"m.mat": _saved_mat(X=[[0.0, 2.5], [1.0, 3.0]])}, None, [[0, 2.5], [1, 3]], None, None, None),
+    "idx with labels": ({"train-images-idx3-ubyte": IDX, "train-labels-idx1-ubyte": IDX_LABELS}, None,
+                        np.arange(12).reshape(2, 6), [7, 3], (2, 3), 256),
+    "gzipped idx": ({"train-images-idx3-ubyte.gz": gzip.compress(IDX)}, None, np.arange(12).reshape(2, 6), None,
+                    (2, 3), 256),
+    "png class folders": ({"images/a/0.png": _png(TRIANGLE), "images/b/1.png": _png(1 - TRIANGLE)}, None,
+                          [TRIANGLE.ravel() * 255, (1 - TRIANGLE).ravel() * 255], [0, 1], (2, 3), 256),
+}
+
+
+@pytest.mark.parametrize("name", WELL_FORMED)
+def test_well_formed_files_load_as_written(tmp_path, name):
+    files, image_shape, x, labels, shape, levels = WELL_FORMED[name]
+    for file, payload in files.items():
+        (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / file).write_bytes(payload)
+    data = load_data(tmp_path / next(iter(files)).split("/")[0], image_shape=image_shape)
+    check_loaded(data, image_shape=image_shape)
+    np.testing.assert_array_equal(data.x, np.asarray(x, np.float32))
+    assert (None if data.labels is None else data.labels.tolist()) == labels
+    assert (data.image_shape, data.levels) == (shape, levels)
 
 
 # --- the training loop -----------------------------------------------------------------------------
