@@ -6,7 +6,6 @@ p(x) = N(b, WW^T + sigma^2 I)), whose posterior, ELBO terms and log p(x) are kno
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
