@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from bayesgen import BayesgenError
 from bayesgen.em import cli_fa
 from bayesgen.em import factor_analysis as fa_mod
+from bayesgen.em import plots as em_plots
 from bayesgen.em.factor_analysis import PPCA, FactorAnalysis, as_latent_variable_model, linear_lvm, linear_lvm_log_likelihood
 from bayesgen.lvm.evaluation import log_marginal_likelihood
 from bayesgen.lvm.objectives import ELBO
@@ -263,7 +264,7 @@ GOOD = np.random.default_rng(0).normal(size=(20, 4))
     (lambda: FactorAnalysis(2).transform(GOOD), r"not fitted yet; call \.fit"),
     (lambda: FactorAnalysis(1).fit(GOOD[:1], key=jax.random.key(0)), "at least 2 examples"),
     (lambda: FactorAnalysis(1).fit(np.ones((5, 3)), key=jax.random.key(0)), "every feature of x is constant"),
-    (lambda: fa_mod.plot_history([np.nan], "h.png"), "no finite values"),
+    (lambda: em_plots.plot_history([np.nan], "h.png"), "no finite values"),
 ])
 def test_bad_input_raises_one_line(make, match):
     with pytest.raises(BayesgenError, match=match) as info:
@@ -319,7 +320,6 @@ def test_cli_fa_and_ppca_write_a_run(tmp_path, capsys):
 def test_cli_force_replaces_a_run_atomically(kind, tmp_path, monkeypatch):
     # --force builds the new run beside the old one: a fit that fails half-way through writing
     # (here: the loadings plot) leaves every file of the old run as it was, and no temporary
-    from bayesgen.em import factor_analysis
 
     x, *_ = synthetic(200, D, L, seed=13, dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
@@ -330,7 +330,7 @@ def test_cli_force_replaces_a_run_atomically(kind, tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(factor_analysis, "plot_loadings", disk_full)
+    monkeypatch.setattr(em_plots, "plot_loadings", disk_full)
     with pytest.raises(BayesgenError, match="cannot write the run directory .*No space left on device"):
         _cli(kind, "--data", str(tmp_path / "x.npy"), "--out", str(out), "-k", "1", "--force")
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

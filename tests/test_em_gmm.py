@@ -26,9 +26,8 @@ from bayesgen.em.gmm import (
     GaussianMixture,
     _fit_compiled,
     block_rows,
-    plot_clusters,
-    plot_history,
 )
+from bayesgen.em.plots import plot_clusters, plot_history
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 WEIGHTS = np.array([0.5, 0.3, 0.2])

@@ -37,7 +37,7 @@ import jax
 import numpy as np
 
 import bayesgen
-from bayesgen.em.gmm import plot_clusters
+from bayesgen.em.plots import plot_clusters
 
 TINY = os.environ.get("BAYESGEN_TUTORIAL_TINY") == "1"
 OUT = Path(os.environ.get("BAYESGEN_TUTORIAL_OUT", "tutorial_output")) / "04"

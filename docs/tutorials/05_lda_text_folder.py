@@ -34,7 +34,7 @@ import numpy as np
 import bayesgen
 from bayesgen.cli import main as bayesgen_cli
 from bayesgen.data import completion_split, load_corpus, split_indices
-from bayesgen.em.lda import plot_topics
+from bayesgen.em.plots import plot_topics
 
 TINY = os.environ.get("BAYESGEN_TUTORIAL_TINY") == "1"
 OUT = Path(os.environ.get("BAYESGEN_TUTORIAL_OUT", "tutorial_output")) / "05"

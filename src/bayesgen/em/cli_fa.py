@@ -81,7 +81,8 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     import jax
 
     from bayesgen.data import load_data
-    from bayesgen.em.factor_analysis import PPCA, FactorAnalysis, plot_history, plot_loadings
+    from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
+    from bayesgen.em.plots import plot_history, plot_loadings
     from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run
 
     _check_kind(kind)

@@ -75,7 +75,7 @@ def _summary(model, data, args, bayesian: bool, seconds: float) -> dict:
 
 
 def _write_run(tmp: Path, model, data, summary: dict, bayesian: bool) -> None:
-    from bayesgen.em.gmm import plot_clusters, plot_history
+    from bayesgen.em.plots import plot_clusters, plot_history
 
     arrays = {"weights": model.weights_, "means": model.means_, "covariances": model.covariances_,
               "precisions_cholesky": model.precisions_cholesky_}

@@ -170,7 +170,7 @@ def _fit_prodlda(args, train, test_pair, summary):
 def run(args, kind: str = "lda") -> int:
     """Fit, evaluate and write the run directory; print the top words. Returns the exit code 0."""
     from bayesgen.data._corpus import completion_split, load_corpus, split_indices
-    from bayesgen.em.lda import plot_history, plot_topics
+    from bayesgen.em.plots import plot_history, plot_topics
     from bayesgen.train.checkpoint import atomic_write_bytes, save_checkpoint
 
     require(kind in KINDS, f"unknown topic model '{kind}'; choose one of {', '.join(KINDS)}")
@@ -231,7 +231,7 @@ def run(args, kind: str = "lda") -> int:
             ([names[d], split[d], *(f"{p:.6f}" for p in doc_topics[d])] for d in range(corpus.n_docs)))))
         plot_topics(fitted, run / "plots" / "topics.png", n_words=args.n_words)
         title = f"LDA ({args.method}, K={args.topics})" if kind == "lda" else f"ProdLDA (K={args.topics})"
-        plot_history(history, run / "plots" / "history.png", ylabel=history_label, title=title)
+        plot_history(history, run / "plots" / "history.png", ylabel=history_label, title=title, show_increase=False)
         atomic_write_bytes(run / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
 
     atomic_directory(out, write)

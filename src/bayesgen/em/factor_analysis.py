@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve
 
-from bayesgen import plots
 from bayesgen._errors import BayesgenError, require
 from bayesgen.em._driver import run_em
 from bayesgen.lvm.likelihoods import LearnedGaussian
@@ -517,39 +516,3 @@ def linear_lvm_log_likelihood(lvm: LatentVariableModel, x) -> np.ndarray:
     x = _as_data(x)
     require(x.shape[1] == lvm.data_dim, f"expected data with {lvm.data_dim} features, got {x.shape[1]}")
     return _in_blocks(log_likelihood, x, params, decoder.bias)
-
-
-# --------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------
-
-
-def plot_history(history, path, *, title: str = "EM: mean log-likelihood per example"):
-    """Log-likelihood per EM iteration (left) and its increase on a log scale (right); returns the path.
-
-    Example:
-        >>> plot_history(fa.history_, "run/plots/loglik.png")
-    """
-    return plots.plot_objective_history(history, path, ylabel="log p(x) per example (nats)", title=title,
-                                        show_increase=True)
-
-
-def plot_loadings(model: _LinearGaussian, path, *, title: str | None = None):
-    """Heatmap of the loadings W^T (L x D, diverging colours centred at 0) with a colorbar.
-
-    Example:
-        >>> plot_loadings(fa, "run/plots/loadings.png")
-    """
-    require(isinstance(model, _LinearGaussian), f"plot_loadings needs a fitted FactorAnalysis or PPCA, got {type(model).__name__}")
-    w = model.components_
-    limit = float(np.max(np.abs(w))) or 1.0
-    fig = plots._new_figure(min(max(4.0, 0.25 * w.shape[1] + 2.5), 14.0), min(1.2 + 0.45 * w.shape[0], 8.0))
-    ax = fig.add_subplot()
-    image = ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
-    if w.size <= 120:
-        for (i, j), v in np.ndenumerate(w):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if abs(v) < 0.6 * limit else "white")
-    ax.set(xlabel="feature", ylabel="component", yticks=range(w.shape[0]),
-           title=title or f"{type(model).__name__} loadings (W^T, {w.shape[0]} x {w.shape[1]})")
-    fig.colorbar(image, ax=ax, label="loading")
-    return plots._save(fig, path)

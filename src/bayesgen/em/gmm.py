@@ -47,7 +47,7 @@ from bayesgen.em._driver import run_em
 from bayesgen.em._kmeans import RowBlocks, as_row_blocks, kmeans_plusplus, lloyd, nearest_center
 
 __all__ = ["GMMParams", "GMMStats", "BGMMParams", "BGMMPrior", "GaussianMixture", "BayesianGaussianMixture",
-           "init", "e_step", "m_step", "bayes_e_step", "bayes_m_step", "lower_bound", "plot_clusters", "plot_history"]
+           "init", "e_step", "m_step", "bayes_e_step", "bayes_m_step", "lower_bound"]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_METHODS = ("kmeans", "k-means++", "random")
@@ -793,100 +793,3 @@ class BayesianGaussianMixture(_Mixture):
         """Number of components whose weight exceeds ``threshold``."""
         self._check_fitted()
         return int(np.sum(self.weights_ > threshold))
-
-
-# --------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------
-
-_MAX_POINTS = 20_000  # scatter at most this many rows (evenly spaced) so big data stay quick to draw
-
-
-def _projection(x: np.ndarray):
-    """(centre (D,), axes (D, 2), axis labels) onto which to draw: the first two features for
-    D <= 2, else the first two principal axes of ``x`` (signs fixed for determinism)."""
-    d = x.shape[1]
-    if d <= 2:
-        return np.zeros(d), np.eye(d, 2), ["x[0]", "x[1]" if d == 2 else ""]
-    sub = x[:: max(1, len(x) // _MAX_POINTS)]
-    centre = sub.mean(axis=0)
-    _, s, vt = np.linalg.svd(sub - centre, full_matrices=False)
-    axes = vt[:2].T * np.sign(vt[:2][np.arange(2), np.abs(vt[:2]).argmax(axis=1)])
-    share = 100 * s[:2] ** 2 / max(float(np.sum(s**2)), 1e-300)
-    return centre, axes, [f"PC {i + 1} ({share[i]:.1f}% var)" for i in range(2)]
-
-
-def _draw_panel(ax, xy, colour_index, colours, means2, covs2, weights, title):
-    from matplotlib.patches import Ellipse
-
-    size = 12 if len(xy) <= 2000 else 4
-    for k in np.unique(colour_index):
-        sel = colour_index == k
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=size, color=colours[k % len(colours)], alpha=0.6, linewidths=0)
-    for k, (mean, cov) in enumerate(zip(means2, covs2)):
-        if weights[k] < 1e-3:  # pruned (Bayesian) or empty components
-            continue
-        eigval, eigvec = np.linalg.eigh(cov)
-        angle = math.degrees(math.atan2(eigvec[1, 1], eigvec[0, 1]))
-        for n_sd, width in ((1, 1.6), (2, 0.9)):
-            w, h = 2 * n_sd * np.sqrt(np.maximum(eigval[::-1], 0))
-            ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, color="black", linewidth=width, alpha=0.8))
-        ax.plot(*mean, marker="x", color="black", markersize=6)
-    ax.set_title(title)
-    ax.text(0.99, 0.01, "ellipses: 1 and 2 sd", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.4")
-    ax.grid(True, alpha=0.2)
-
-
-def plot_clusters(model: _Mixture, x, path, *, labels=None, title: str | None = None):
-    """Scatter of ``x`` coloured by assigned component, with each component's 1 and 2 sd ellipse.
-
-    For D > 2 the rows, means and covariances are projected consistently onto the first two
-    principal axes of ``x`` (``V' (x - c)``, ``V' mu``, ``V' Sigma V``); D == 1 is drawn
-    against a zero second axis. Components with weight < 0.001 get no ellipse. With
-    ``labels`` (N,), a second panel colours the rows by those labels. At most 20,000 rows
-    (evenly spaced) are drawn. Returns the written path.
-
-    Example::
-
-        plot_clusters(gmm, x, "out/clusters.png", labels=y)
-    """
-    from bayesgen.plots import _class_colours, _new_figure, _save
-
-    components = model.predict(x)  # checks fitted + x
-    x = np.asarray(x, np.float64)
-    if labels is not None:
-        labels = np.asarray(labels)
-        require(labels.shape == (len(x),), f"labels must have shape ({len(x)},) to match x, got {labels.shape}")
-    centre, axes, axis_names = _projection(x)
-    keep = np.arange(0, len(x), max(1, len(x) // _MAX_POINTS))
-    xy = (x[keep] - centre) @ axes
-    means2 = (model.means_.astype(np.float64) - centre) @ axes
-    covs2 = np.einsum("di,kde,ej->kij", axes, model.full_covariances(), axes)
-    weights = np.asarray(model.weights_, np.float64)
-    k = len(weights)
-    panels = 1 if labels is None else 2
-    fig = _new_figure(6.0 * panels + 0.5, 5.5)
-    first = fig.add_subplot(1, panels, 1)
-    _draw_panel(first, xy, components[keep], _class_colours(k), means2, covs2, weights,
-                title or f"{type(model).__name__} ({k} components, {model.covariance_type})")
-    if labels is not None:
-        classes, codes = np.unique(labels[keep], return_inverse=True)
-        second = fig.add_subplot(1, panels, 2, sharex=first, sharey=first)
-        _draw_panel(second, xy, codes.reshape(-1), _class_colours(len(classes)), means2, covs2, weights,
-                    f"given labels ({len(classes)} classes)")
-    for ax in fig.axes:
-        ax.set_xlabel(axis_names[0])
-        ax.set_ylabel(axis_names[1])
-    return _save(fig, path)
-
-
-def plot_history(history, path, *, ylabel: str = "mean log-likelihood per row (nats)", title: str = "EM convergence"):
-    """The EM objective per iteration (e.g. ``model.history_``) and its increase; NaNs are skipped.
-
-    Example::
-
-        plot_history(gmm.history_, "out/loglik.png")
-    """
-    from bayesgen.plots import plot_objective_history
-
-    return plot_objective_history(history, path, ylabel=ylabel, title=title, show_increase=True)

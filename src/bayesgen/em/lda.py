@@ -81,8 +81,6 @@ __all__ = [
     "LatentDirichletAllocation",
     "SyntheticCorpus",
     "document_completion_perplexity",
-    "plot_history",
-    "plot_topics",
     "sample_corpus",
 ]
 
@@ -895,58 +893,3 @@ def document_completion_perplexity(topic_word, observed: Corpus, held_out: Corpu
                                                 pack_blocks(held_out, DOCS_PER_BLOCK), jnp.float32(doc_topic_prior),
                                                 jnp.int32(max_iter), jnp.float32(mean_change_tol))
     return float(np.exp(-float(log_likelihood) / held_out.n_tokens))
-
-
-# ==========================================================================================
-# Plots
-# ==========================================================================================
-
-
-def plot_topics(model: LatentDirichletAllocation, path, *, n_words: int = 10, topics=None, ncols: int = 5):
-    """Horizontal bar charts of the ``n_words`` most probable words of each topic, in a grid.
-
-    Args:
-        model: a fitted :class:`LatentDirichletAllocation`.
-        path: output image (``.png``); written atomically.
-        topics: which topics to draw (default all).
-
-    Example::
-
-        plot_topics(lda, "runs/ap/plots/topics.png", n_words=10)
-    """
-    from bayesgen.plots import _new_figure, _save
-
-    beta = model.topic_word
-    topics = list(range(beta.shape[0])) if topics is None else [int(t) for t in topics]
-    require(len(topics) > 0 and all(0 <= t < beta.shape[0] for t in topics),
-            f"topics must be indices in [0, {beta.shape[0]}), got {topics}")
-    require(isinstance(n_words, int) and n_words >= 1, f"n_words must be a positive integer, got {n_words!r}")
-    n_words = min(n_words, beta.shape[1])
-    ncols = max(1, min(ncols, len(topics)))
-    nrows = -(-len(topics) // ncols)
-    fig = _new_figure(2.6 * ncols, 0.22 * n_words * nrows + 0.6 * nrows + 0.4)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    colours = [f"C{i % 10}" for i in range(len(topics))]
-    for ax, t, colour in zip(axes.ravel(), topics, colours):
-        top = np.argsort(-beta[t], kind="stable")[:n_words][::-1]
-        ax.barh(np.arange(top.size), beta[t, top], color=colour, alpha=0.85)
-        ax.set_yticks(np.arange(top.size), [model.vocabulary[i] for i in top], fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
-        ax.set_title(f"topic {t}", fontsize=9)
-        ax.margins(y=0.02)
-    for ax in axes.ravel()[len(topics):]:
-        ax.set_visible(False)
-    fig.suptitle(f"Top {n_words} words of {len(topics)} topics (probability)", fontsize=10)
-    return _save(fig, path)
-
-
-def plot_history(history, path, *, ylabel: str = "ELBO per word (nats)", title: str = "LDA fit"):
-    """The objective after each iteration (VB: ELBO per word; Gibbs: log p(w | z) per token).
-
-    Example::
-
-        plot_history(lda.history, "runs/ap/plots/history.png")
-    """
-    from bayesgen.plots import plot_objective_history
-
-    return plot_objective_history(history, path, ylabel=ylabel, title=title)
