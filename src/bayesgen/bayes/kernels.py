@@ -90,6 +90,7 @@ def rwmh_step(key, state: RWMHState, log_density_fn: Callable, *, num_warmup: in
     log_density = log_density_fn(proposal)
     log_ratio = jnp.where(jnp.isfinite(log_density), log_density - state.log_density, -jnp.inf)
     accept_prob = jnp.minimum(1.0, jnp.exp(log_ratio))
+    # gremlin: pardon[untestable] < vs <= differs only when the uniform draw is exactly 0 and the proposal's density is 0
     accepted = jnp.log(jax.random.uniform(key_accept, dtype=state.position.dtype)) < log_ratio
     moved = state._replace(position=jnp.where(accepted, proposal, state.position),
                            log_density=jnp.where(accepted, log_density, state.log_density))
@@ -118,6 +119,7 @@ def run_chain(step: Callable, collect: Callable, state, key, *, num_warmup: int,
         state, info = step(step_key, state)
         offset = i - num_warmup
         keep = (offset >= 0) & (offset % thinning == 0)
+        # gremlin: pardon[equivalent] the upper clip never binds: offset < num_kept * thinning, so slot <= num_kept - 1
         slot = jnp.clip(offset // thinning, 0, num_kept - 1)
         buffer = jax.tree.map(lambda b, v: b.at[slot].set(jnp.where(keep, v, b[slot])), buffer, collect(state, info))
         if report is not None and report_every > 0:
