@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 
+import equinox as eqx
 import jax
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from bayesgen.em import factor_analysis as fa_mod
 from bayesgen.em import plots as em_plots
 from bayesgen.em.factor_analysis import PPCA, FactorAnalysis, as_latent_variable_model, linear_lvm, linear_lvm_log_likelihood
 from bayesgen.lvm.evaluation import log_marginal_likelihood
+from bayesgen.lvm.priors import MixtureOfGaussians
 from bayesgen.lvm.objectives import ELBO
 from bayesgen.train.loop import fit, make_optimizer
 
@@ -341,3 +343,135 @@ def test_cli_force_replaces_a_run_atomically(kind, tmp_path, monkeypatch):
     with pytest.raises(BayesgenError, match="refusing to replace .* not a run directory"):
         _cli(kind, "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "notes"), "--force")
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------- the pieces, one by one
+# (written to kill what mutation testing found unchecked; see TESTING.md)
+
+
+def test_one_em_iteration_equals_the_textbook_update(fitted64):
+    # Ghahramani & Hinton (1996) by hand in NumPy: E-step, then W = (sum x Ez^T)(sum Ezz^T)^-1 and
+    # psi = diag(S - W <z x^T>); m_step's defaults are plain FA (not PPCA, not PX-EM)
+    x, _ = fitted64
+    rng = np.random.default_rng(5)
+    w0, psi0 = rng.normal(size=(8, 3)), rng.uniform(0.5, 1.5, 8)
+    mu = x.mean(0)
+    xc = x - mu
+    g = np.linalg.inv(np.eye(3) + w0.T @ (w0 / psi0[:, None]))
+    ez = xc @ (w0 / psi0[:, None]) @ g                    # (N, L) E[z | x]
+    ezz = len(x) * g + ez.T @ ez                           # sum of E[z z^T | x]
+    w1 = (xc.T @ ez) @ np.linalg.inv(ezz)
+    psi1 = np.diag(xc.T @ xc - w1 @ ez.T @ xc) / len(x)
+    with jax.enable_x64(True):
+        data = fa_mod.moments(x, 1e-6)
+        params = fa_mod.FactorParams(jax.numpy.asarray(w0), jax.numpy.asarray(psi0))
+        stats, loglik = fa_mod.e_step(params, data)
+        new = fa_mod.m_step(params, stats, data)
+        np.testing.assert_allclose(new.loadings, w1, rtol=1e-9)
+        np.testing.assert_allclose(new.noise, psi1, rtol=1e-9)
+        expected = scipy.stats.multivariate_normal(mu, w0 @ w0.T + np.diag(psi0)).logpdf(x).mean()
+        np.testing.assert_allclose(float(loglik), expected, rtol=1e-12)
+
+
+def test_canonical_rotation_keeps_the_covariance_and_fixes_the_frame():
+    rng = np.random.default_rng(2)
+    w, psi = rng.normal(size=(7, 3)) * [1.0, 0.05, 3.0], rng.uniform(0.1, 2.0, 7)  # unequal noise and column scales
+    with jax.enable_x64(True):
+        out = fa_mod.canonical(fa_mod.FactorParams(jax.numpy.asarray(w), jax.numpy.asarray(psi)))
+        wc = np.asarray(out.loadings)
+    np.testing.assert_allclose(wc @ wc.T, w @ w.T, atol=1e-10)  # a rotation: W W^T unchanged
+    m = wc.T @ (wc / psi[:, None])
+    np.testing.assert_allclose(m - np.diag(np.diag(m)), 0, atol=1e-9)  # W^T Psi^-1 W diagonal ...
+    assert np.all(np.diff(np.diag(m)) < 0)  # ... and decreasing
+    assert np.all(wc[np.abs(wc).argmax(0), np.arange(3)] > 0)  # each column's largest entry positive
+    np.testing.assert_array_equal(out.noise, psi)
+    for flip in ([-1, 1, 1], [1, -1, -1]):  # the frame does not depend on the input's signs
+        again = fa_mod.canonical(fa_mod.FactorParams(jax.numpy.asarray(w * flip, jax.numpy.float32), jax.numpy.asarray(psi, jax.numpy.float32)))
+        np.testing.assert_allclose(again.loadings, wc, rtol=1e-4, atol=1e-5)
+
+
+def test_random_start_has_the_data_scale():
+    # init: W ~ N(0, mean(var) / L) entrywise, so W W^T carries the average variance; psi = the variances
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, 400)) * np.sqrt(rng.uniform(1.0, 3.0, 400))
+    data = fa_mod.moments(x, 1e-6)
+    params = fa_mod.init(jax.random.key(0), data, 4)
+    variance = np.diag(np.asarray(data.cov))
+    np.testing.assert_allclose(params.noise, variance, rtol=1e-5)
+    per_entry = np.asarray(params.loadings) ** 2  # 1600 chi^2_1 draws of scale mean(var)/4: 3.5% error
+    np.testing.assert_allclose(per_entry.mean(), variance.mean() / 4, rtol=4 * np.sqrt(2 / per_entry.size))
+
+
+@pytest.mark.parametrize("kind", [FactorAnalysis, PPCA])
+def test_parameter_count_is_the_rank_of_the_model_jacobian(kind, small):
+    # independent count: the number of directions in (mu, W, psi) that move (mu, C = W W^T + Psi),
+    # i.e. the rank of the Jacobian at a generic point. Rotations of W do not move C.
+    x = small[0]
+    model = kind(L).fit(x, key=jax.random.key(0))
+    k = model.n_parameters()
+    assert isinstance(k, int)
+
+    def moments_of(theta):
+        mu, w = theta[:D], theta[D:D + D * L].reshape(D, L)
+        psi = jax.numpy.full(D, theta[-1]) if kind is PPCA else theta[D + D * L:]
+        c = w @ w.T + jax.numpy.diag(psi)
+        return jax.numpy.concatenate([mu, c[jax.numpy.triu_indices(D)]])
+
+    with jax.enable_x64(True):
+        theta = jax.numpy.asarray(np.random.default_rng(0).normal(size=D + D * L + (1 if kind is PPCA else D)))
+        rank = np.linalg.matrix_rank(np.asarray(jax.jacfwd(moments_of)(theta)))
+    assert k == rank
+    n = len(x)
+    np.testing.assert_allclose(model.bic(), -2 * model.score_samples(x).sum() + k * math.log(n), rtol=1e-5)
+
+
+def test_ppca_closed_form_reports_itself_converged_without_iterations(small):
+    ppca = PPCA(L).fit(small[0], key=jax.random.key(0))
+    assert ppca.converged_ is True and ppca.n_iter_ == 0 and ppca.history_.shape == (1,)
+
+
+def test_parameter_expansion_is_the_default_and_is_faster(small):
+    x = small[0]
+    for make in (lambda **kw: FactorAnalysis(L, tol=1e-6, **kw), lambda **kw: PPCA(L, method="em", tol=1e-6, **kw)):
+        default, plain = make().fit(x, key=jax.random.key(0)), make(accelerate=False).fit(x, key=jax.random.key(0))
+        assert default.n_iter_ < plain.n_iter_
+
+
+@pytest.mark.parametrize("make, ok", [
+    (lambda: FactorAnalysis(1, max_iter=1), True), (lambda: FactorAnalysis(1, max_iter=0), False),
+    (lambda: FactorAnalysis(1, tol=0), True), (lambda: FactorAnalysis(1, tol=math.inf), False),
+    (lambda: FactorAnalysis(1, min_noise=0.5), True), (lambda: FactorAnalysis(1, min_noise=0), False),
+    (lambda: FactorAnalysis(1, min_noise=1), False), (lambda: FactorAnalysis(1, min_noise=2), False),
+    (lambda: FactorAnalysis(1).fit(GOOD[:2, :3], key=jax.random.key(0)), True),  # two rows are enough
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:1]), True),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:0]), False),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 1), True),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 0), False),
+    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.4), True),
+    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.5), False),
+    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0), False),
+])
+def test_each_argument_boundary(make, ok):
+    if ok:
+        make()
+    else:
+        with pytest.raises(BayesgenError):
+            make()
+
+
+def test_linear_lvm_starts_where_its_docstring_says():
+    lvm = linear_lvm(data_dim=3000, latent_dim=4, key=jax.random.key(0), sigma=0.7, min_sigma=1e-3)
+    np.testing.assert_allclose(lvm.likelihood.sigma(), 0.7, rtol=1e-5)
+    w = np.asarray(lvm.likelihood.decoder.weight)  # N(0, 1/L): unit-variance outputs for z ~ N(0, I)
+    np.testing.assert_allclose(np.var(w), 1 / 4, rtol=4 * np.sqrt(2 / w.size))
+    other = eqx.tree_at(lambda m: m.prior, lvm, MixtureOfGaussians(latent_dim=4, n_components=2, key=jax.random.key(1)))
+    with pytest.raises(BayesgenError, match="StandardNormal prior"):
+        linear_lvm_log_likelihood(other, np.zeros((2, 3000)))
+
+
+def test_conversion_is_exact_for_tiny_noise():
+    # noise sd ~1e-4 (below the default floor of min_sigma): the converted model must keep it
+    x, *_ = synthetic(300, D, L, seed=8, noise=(1e-8, 4e-8), dtype=np.float32)
+    fa = FactorAnalysis(L, min_noise=1e-9).fit(x, key=jax.random.key(0))
+    lvm = as_latent_variable_model(fa)
+    np.testing.assert_allclose(linear_lvm_log_likelihood(lvm, x), fa.score_samples(x), rtol=1e-3)

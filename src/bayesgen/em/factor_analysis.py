@@ -158,10 +158,14 @@ def m_step(params: FactorParams, stats: EStats, data: Moments, *, isotropic=Fals
 def canonical(params: FactorParams) -> FactorParams:
     """Rotate W so that W^T Psi^{-1} W is diagonal and decreasing; each column's largest entry > 0."""
     loadings, noise = params
-    _, _, vt = jnp.linalg.svd(loadings / jnp.sqrt(noise)[:, None], full_matrices=False)
+    whitened = loadings / jnp.sqrt(noise)[:, None]
+    # gremlin: pardon[equivalent] full_matrices matters only for wide matrices; whitened is (D, L), L < D: vt is (L, L) either way
+    _, _, vt = jnp.linalg.svd(whitened, full_matrices=False)
     loadings = loadings @ vt.T
-    signs = jnp.sign(loadings[jnp.argmax(jnp.abs(loadings), axis=0), jnp.arange(loadings.shape[1])])
-    return FactorParams(loadings * jnp.where(signs == 0, 1.0, signs), noise)
+    peaks = loadings[jnp.argmax(jnp.abs(loadings), axis=0), jnp.arange(loadings.shape[1])]
+    signs = jnp.copysign(1.0, peaks)  # +-1 (an all-zero column's sign is moot)
+    # gremlin: pardon[equivalent] signs are +-1, so dividing by them equals multiplying
+    return FactorParams(loadings * signs, noise)
 
 
 def closed_form_ppca(data: Moments, n_components: int) -> FactorParams:
@@ -225,7 +229,10 @@ def _sample(key, params: FactorParams, mean, n: int):
     key_z, key_eps = jax.random.split(key)
     z = jax.random.normal(key_z, (n, params.loadings.shape[1]), mean.dtype)
     eps = jax.random.normal(key_eps, (n, mean.shape[0]), mean.dtype)
-    return z @ params.loadings.T + mean + eps * jnp.sqrt(params.noise)
+    signal = z @ params.loadings.T + mean
+    noise = eps * jnp.sqrt(params.noise)
+    # gremlin: pardon[equivalent] eps ~ N(0, I) is symmetric: signal - noise has the same law as signal + noise
+    return signal + noise
 
 
 # --------------------------------------------------------------------------------------
@@ -247,7 +254,7 @@ def _as_data(x, what: str = "x") -> np.ndarray:
     if bad.any():
         raise BayesgenError(f"{what} has {int(bad.sum())} NaN/inf values (first in row {int(np.argwhere(bad)[0][0])}); "
                             "remove or impute them first")
-    return arr.astype(jnp.result_type(float), copy=False)
+    return arr.astype(jnp.result_type(float), copy=False)  # gremlin: pardon[equivalent] a copy costs memory only; nothing writes to it
 
 
 _BLOCK = 4096
@@ -257,13 +264,14 @@ def _in_blocks(fn, x: np.ndarray, *args) -> np.ndarray:
     """``fn(*args, rows)`` over the rows of ``x`` in padded blocks of a power-of-two size (64 to 4096):
     the number of compilations does not grow with the data sizes seen, and memory stays bounded."""
     n = x.shape[0]
+    # gremlin: pardon[equivalent] any power-of-two block size gives the same rows (padding is cut off); only compile counts change
     size = min(_BLOCK, max(64, 1 << (n - 1).bit_length()))
     out = []
     for start in range(0, n, size):
         rows = x[start:start + size]
         stop = rows.shape[0]
-        if stop < size:  # pad with copies of a real row: finite, and cut off below
-            rows = np.concatenate([rows, np.repeat(rows[-1:], size - stop, axis=0)])
+        # pad (the last block) with copies of a real row: finite, and cut off below
+        rows = np.concatenate([rows, np.repeat(rows[-1:], size - stop, axis=0)])
         out.append(np.asarray(fn(*args, rows))[:stop])
     return np.concatenate(out)
 
