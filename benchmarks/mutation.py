@@ -50,7 +50,7 @@ MODULES = {
     "em/gmm": ["test_em_gmm"],
     "em/factor_analysis": ["test_em_fa"],
     "em/lda": ["test_em_lda"],
-    "bayes/diagnostics": ["test_bayes"],
+    "bayes/diagnostics": ["test_bayes_summary", "test_bayes"],
     "bayes/kernels": ["test_bayes_kernels", "test_bayes", "test_bayes_models"],
     "train/checkpoint": ["test_checkpoint", "test_numerics", "test_train", "test_resume"],
 }
