@@ -80,7 +80,7 @@ def test_a_mixed_batch_is_the_mean_of_its_rows_under_jit(m2, capsys, tmp_path):
     from bayesgen.runs import format_table
 
     table = format_table({"split": "test", "n_examples": 1, "elbo": -1.0, "reconstruction": -1.0, "kl": 0.0,
-                          "log_px": -1.0, "log_px_stderr": 0.0, "nll": 1.0, "bits_per_dim": 1.0, "n_importance": 1,
+                          "log_px": -1.0, "log_px_stderr": 0.0, "log_px_mc_stderr": 0.0, "nll": 1.0, "bits_per_dim": 1.0, "n_importance": 1,
                           "active_units": 1, "latent_dim": 2, "accuracy": 0.9})
     assert "accuracy of q(y|x)  0.9000" in table
     assert main(["train", "--labels-per-class", "5", "--out", str(tmp_path / "bad"), "--quiet"]) == 2

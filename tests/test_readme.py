@@ -22,6 +22,8 @@ def test_api_at_a_glance_runs_as_written(tmp_path, monkeypatch, capsys):
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
     table = namespace["table"]
+    # a sanity bound only: the spread over examples (log_px_stderr) is far wider than Monte Carlo error;
+    # ELBO <= log p(x) within Monte Carlo error is checked per model in test_lvm_variants.py
     assert np.isfinite(table["elbo"]) and table["elbo"] <= table["log_px"] + 3 * table["log_px_stderr"]
     assert "test ELBO" in capsys.readouterr().out
     assert namespace["z_mean"].shape == (297, 2) and namespace["images"].shape == (16, 64)

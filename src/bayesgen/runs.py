@@ -520,7 +520,8 @@ def format_table(result: dict) -> str:
         ("split", result.get("split", "")), ("examples", result["n_examples"]),
         ("ELBO (nats)", f"{result['elbo']:.3f}"), ("  reconstruction", f"{result['reconstruction']:.3f}"),
         ("  KL", f"{result['kl']:.3f}"),
-        (f"log p(x), K={result['n_importance']}", f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f}"),
+        (f"log p(x), K={result['n_importance']}", f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f} over examples"
+         + (f", ± {result['log_px_mc_stderr']:.3f} Monte Carlo" if "log_px_mc_stderr" in result else "")),
         ("NLL (nats)", f"{result['nll']:.3f}"), ("bits/dim", f"{result['bits_per_dim']:.4f}"),
         ("active units", f"{result['active_units']} / {result['latent_dim']}"),
     ]
