@@ -5,13 +5,16 @@ p(x) = N(b, WW^T + sigma^2 I)), whose posterior, ELBO terms and log p(x) are kno
 """
 
 import math
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.special
 
+from bayesgen import BayesgenError
 from bayesgen.lvm import evaluation
+from bayesgen.lvm.presets import build_vae
 from test_lvm import _ppca
 
 SIGMA = 0.5  # _ppca's default noise sd
@@ -122,3 +125,111 @@ def test_log_px_mc_stderr_is_the_spread_of_repeated_estimates(getkey):
     # (repeats - 1) s^2 / se^2 ~ chi2(19): 0.999 two-sided quantiles 5.4 and 43.8, so s / se in [0.53, 1.52]
     spread = log_px.std(ddof=1) / math.sqrt((reported**2).mean())
     assert 0.53 < spread < 1.52, (spread, log_px, reported)
+
+
+# ---------------------------------------------------------------- the rest of the module, by contract
+# (written to kill what mutation testing found unchecked; see TESTING.md)
+
+
+def test_two_weights_have_a_spread_and_one_has_none():
+    log_w = jnp.asarray([[0.0, math.log(3.0)]])  # w = 1, 3: sd (ddof 1) sqrt 2, mean 2
+    sums = evaluation._add_weights((jnp.full((1,), -jnp.inf), jnp.zeros(1), jnp.zeros(1)), log_w)
+    log_mean, stderr = evaluation._log_mean_weight_and_stderr(sums, 2)
+    np.testing.assert_allclose(log_mean, [math.log(2.0)], rtol=1e-6)
+    np.testing.assert_allclose(stderr, [math.sqrt(2) / (math.sqrt(2) * 2.0)], rtol=1e-6)
+
+
+def test_number_of_importance_samples_is_checked_at_both_ends(getkey):
+    model, exact = _ppca(getkey())
+    x = np.asarray(exact.rvs(size=1, random_state=0), np.float32)[None]
+    for k in (0, evaluation.MAX_IMPORTANCE + 1):
+        with pytest.raises(BayesgenError, match="importance samples K must be >= 1"):
+            evaluation.log_marginal_likelihood(model, x, getkey(), n_samples=k)
+    for k in (1, evaluation.MAX_IMPORTANCE):  # both ends allowed (2^20 samples of one row: ~1 s)
+        assert np.isfinite(evaluation.log_marginal_likelihood(model, x, getkey(), n_samples=k, chunk_size=4096)).all()
+
+
+def test_default_blocks_cover_more_rows_than_one_step_holds(getkey):
+    model, exact = _ppca(getkey())
+    k = 256
+    n = evaluation.SAMPLES_PER_STEP // k + 3  # two blocks of rows by default, the last mostly padding
+    x = np.asarray(exact.rvs(size=n, random_state=1), np.float32)
+    estimate = evaluation.log_marginal_likelihood(model, x, getkey(), n_samples=k)
+    assert estimate.shape == (n,) and np.all(np.abs(estimate - exact.logpdf(x)) < 1.0)
+
+
+def test_progress_bar_only_when_asked_and_on_a_terminal(getkey, capsys, monkeypatch):
+    model, exact = _ppca(getkey())
+    x = np.asarray(exact.rvs(size=3, random_state=2), np.float32)
+    monkeypatch.setattr(evaluation.sys.stderr, "isatty", lambda: True, raising=False)
+    evaluation.log_marginal_likelihood(model, x, getkey(), n_samples=4)
+    evaluation.log_marginal_likelihood_with_stderr(model, x, getkey(), n_samples=4)
+    evaluation.evaluate(model, x, getkey(), n_importance=4)
+    assert "log p(x)" not in capsys.readouterr().err  # the default: no bar, even on a terminal
+    evaluation.log_marginal_likelihood(model, x, getkey(), n_samples=4, progress=True)
+    assert "log p(x), K=4" in capsys.readouterr().err
+    monkeypatch.setattr(evaluation.sys.stderr, "isatty", lambda: False, raising=False)
+    evaluation.log_marginal_likelihood(model, x, getkey(), n_samples=4, progress=True)
+    assert "log p(x)" not in capsys.readouterr().err  # not a terminal (a log file): no bar
+
+
+def test_reconstruct_and_interpolate_decode_the_posterior_means(getkey):
+    model, exact, w, b = _exact_posterior_ppca(getkey(), (2.0, 1.0))
+    x = np.asarray(exact.rvs(size=2, random_state=5), np.float32)
+    precision = np.diag(w.T @ w) + SIGMA**2
+    means = (x - b) @ (w / precision)  # exact posterior means
+    np.testing.assert_allclose(evaluation.reconstruct(model, x), means @ w.T + b, atol=1e-5)
+    path = evaluation.interpolate(model, x[0], x[1], steps=5)
+    t = np.linspace(0, 1, 5)[:, None]
+    np.testing.assert_allclose(path, ((1 - t) * means[0] + t * means[1]) @ w.T + b, atol=1e-5)
+    assert evaluation.interpolate(model, x[0], x[1], steps=2).shape == (2, 6)
+    assert evaluation.interpolate(model, x[0], x[1], steps=10_000).shape == (10_000, 6)
+    for steps in (1, 10_001):
+        with pytest.raises(BayesgenError, match="2 to 10,000 steps"):
+            evaluation.interpolate(model, x[0], x[1], steps=steps)
+
+
+def test_a_conditional_model_reconstructs_and_interpolates_with_its_conditions(getkey):
+    model = build_vae(data_dim=4, latent_dim=2, likelihood="gaussian", hidden=(8,), condition_dim=2, key=getkey())
+    rows = np.asarray(np.random.default_rng(0).normal(size=(2, 6)), np.float32)
+    means, _ = evaluation.encode(model, rows)
+    np.testing.assert_allclose(evaluation.reconstruct(model, rows), evaluation.decode(model, means, rows[:, 4:]), atol=1e-6)
+    t = np.linspace(0, 1, 3)[:, None]
+    expected = evaluation.decode(model, (1 - t) * means[0] + t * means[1], (1 - t) * rows[0, 4:] + t * rows[1, 4:])
+    np.testing.assert_allclose(evaluation.interpolate(model, rows[0], rows[1], steps=3), expected, atol=1e-6)
+    assert not np.allclose(evaluation.reconstruct(model, rows), evaluation.decode(model, means, rows[::-1, 4:]))  # it matters
+
+
+def test_active_units_threshold_is_strict(getkey):
+    model, exact, *_ = _exact_posterior_ppca(getkey(), (2.0, 1.0, 0.5))
+    x = np.asarray(exact.rvs(size=50, random_state=6), np.float32)
+    _, variances = evaluation.active_units(model, x)
+    assert evaluation.active_units(model, x, threshold=float(np.sort(variances)[1]))[0] == 1  # "> threshold"
+
+
+def test_spread_over_examples_needs_two_rows(getkey):
+    model, exact = _ppca(getkey())
+    x = np.asarray(exact.rvs(size=2, random_state=7), np.float32)
+    two = evaluation.evaluate(model, x, getkey(), n_importance=4)
+    assert two["log_px_stderr"] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "degrees of freedom <= 0" from numpy
+        one = evaluation.evaluate(model, x[:1], getkey(), n_importance=4)
+    assert math.isnan(one["log_px_stderr"])
+
+
+def test_kl_per_dimension_is_the_closed_form_gaussian_kl(getkey):
+    model, exact, w, b = _exact_posterior_ppca(getkey(), (2.0, 1.0, 0.1))
+    x = np.asarray(exact.rvs(size=30, random_state=8), np.float32)
+    precision = np.diag(w.T @ w) + SIGMA**2
+    mean, var = (x - b) @ (w / precision), SIGMA**2 / precision
+    expected = 0.5 * (var + mean**2 - 1 - np.log(var)).mean(axis=0)
+    np.testing.assert_allclose(evaluation.kl_per_dimension(model, x), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(evaluation.kl_per_dimension(model, x[:1]), 0.5 * (var + mean[0]**2 - 1 - np.log(var)),
+                               rtol=1e-4, atol=1e-6)
+    for bad in (x[0], x[:0]):
+        with pytest.raises(BayesgenError, match="non-empty"):
+            evaluation.kl_per_dimension(model, bad)
+    mog = build_vae(data_dim=6, latent_dim=3, likelihood="gaussian", hidden=(8,), prior="mog", key=getkey())
+    with pytest.raises(BayesgenError, match="factorised Gaussian prior and posterior"):
+        evaluation.kl_per_dimension(mog, x)
