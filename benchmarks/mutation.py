@@ -47,7 +47,7 @@ OUT = _common.RESULTS / "mutation"
 MODULES = {
     "lvm/objectives": ["test_lvm_objectives", "test_lvm", "test_lvm_evaluation"],
     "lvm/evaluation": ["test_lvm_evaluation", "test_lvm"],
-    "lvm/priors": ["test_lvm_priors", "test_lvm", "test_lvm_objectives", "test_lvm_variants"],
+    "lvm/priors": ["test_lvm_priors", "test_lvm", "test_lvm_objectives"],
     "lvm/likelihoods": ["test_lvm", "test_lvm_objectives", "test_fast_paths"],
     "em/gmm": ["test_em_gmm"],
     "em/factor_analysis": ["test_em_fa"],
