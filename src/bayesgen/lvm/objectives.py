@@ -62,6 +62,7 @@ def _analytic_kl(model, x, q=None, *, per_dim: bool = False):
 
 def _default_sampler(posterior) -> bool:
     """Whether ``posterior`` draws with the base class's ``distribution(x).rsample``."""
+    # gremlin: pardon[equivalent] a fast path only: both paths draw the same z from the same key (q.rsample)
     return type(posterior).sample_and_log_prob is VariationalFamily.sample_and_log_prob
 
 
