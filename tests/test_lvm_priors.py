@@ -149,3 +149,14 @@ def test_logistic_normal_from_dirichlet_is_the_laplace_approximation():
     for bad in ([1.0], [1.0, 0.0], [[1.0, 1.0]]):
         with pytest.raises(BayesgenError, match="at least 2 positive concentrations"):
             priors.LogisticNormal.from_dirichlet(bad)
+
+
+def test_only_parameters_are_leaves():
+    # latent_dim is static: plain jax.jit / jax.grad see the learned arrays alone
+    assert jax.tree.leaves(priors.StandardNormal(latent_dim=L)) == []
+    mog = priors.MixtureOfGaussians(latent_dim=L, n_components=2, key=jax.random.key(0))
+    assert [leaf.shape for leaf in jax.tree.leaves(mog)] == [(2,), (2, L), (2, L)]
+    vamp = priors.VampPrior(latent_dim=L, pseudo_inputs=jnp.zeros((3, 4)))
+    assert [leaf.shape for leaf in jax.tree.leaves(vamp)] == [(3, 4)]
+    sample = jax.jit(lambda p, key: p.sample(key, 4))(priors.StandardNormal(latent_dim=L), jax.random.key(1))
+    assert sample.shape == (4, L)
