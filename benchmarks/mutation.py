@@ -70,6 +70,13 @@ EQUIVALENT = [
     ("lvm/objectives", "if self.n_samples == 1:", "boundary shift +/-1", 1,
      "'== 0' sends one draw through the vmapped mean, the same value; '== 2' is killed by "
      "test_elbo_with_several_draws_is_the_mean_over_them"),
+    ("em/gmm", "log_lambda = d * math.log(2.0) + jnp.sum(digamma(0.5 * (nu - jnp.arange(d, dtype=nu.dtype)[:, None])), axis=0)",
+     "* to /", 1, "d log 2 is the same for every component: a shift that cancels in the responsibilities (the bound "
+     "does not use it); the other '*' on the line is killed"),
+    ("em/gmm", "if finite and (best is None or bound > best[0]):", "> to >=", 1,
+     "differs only when two restarts end at bit-identical bounds, and either is then a best one"),
+    ("em/gmm", "require(weights.shape == (k,) and np.all(weights >= 0) and abs(weights.sum() - 1) < 1e-6,", "< to <=", 1,
+     "the strictness of a float tolerance: no meaningful weights sum to exactly 1 +- 1e-6"),
 ]
 
 

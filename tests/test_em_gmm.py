@@ -20,6 +20,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from bayesgen._errors import BayesgenError
 from bayesgen.em import cli_gmm
+from bayesgen.em import gmm as gmm_module
 from bayesgen.em._kmeans import as_row_blocks, kmeans_plusplus, lloyd, nearest_center
 from bayesgen.em.gmm import (
     BayesianGaussianMixture,
@@ -133,11 +134,20 @@ def test_second_fit_does_not_recompile(blobs, fitted):
     assert again.score(blobs[0]) == pytest.approx(fitted.score(blobs[0]), abs=1e-3)
 
 
-def test_restarts_keep_the_best_lower_bound(blobs):
-    x = blobs[0]
-    key = jax.random.key(3)
-    single = [GaussianMixture(3).fit(x, key=k).lower_bound_ for k in jax.random.split(key, 3)]
-    assert GaussianMixture(3, n_init=3).fit(x, key=key).lower_bound_ == max(single)
+def test_restarts_keep_the_best_lower_bound(blobs, monkeypatch):
+    # random starts stopped after 3 iterations end at different bounds; each restart's bound is
+    # recorded on its way out of the compiled fit, and the best (not the last) must be kept
+    x, seen = blobs[0], []
+
+    def recording(*args, **kwargs):
+        result, final = _fit_compiled(*args, **kwargs)
+        seen.append(float(np.asarray(result.history)[int(result.n_iter) - 1]))
+        return result, final
+
+    monkeypatch.setattr(gmm_module, "_fit_compiled", recording)
+    model = GaussianMixture(3, n_init=3, init_params="random", max_iter=3, tol=0).fit(x, key=jax.random.key(3))
+    assert len(set(seen)) == 3 and np.argmax(seen) != 2, seen
+    assert model.lower_bound_ == max(seen)
 
 
 def test_bic_picks_the_true_number_of_components(blobs, fitted):
@@ -364,3 +374,158 @@ def test_cli_bayesian(three_blobs, tmp_path, capsys):
     assert cli_gmm.run(args, bayesian=True) == 0
     assert "effective components" in capsys.readouterr().out
     assert json.loads((run / "summary.json").read_text())["effective_components"] == 3
+
+
+# ---------------------------------------------------------------------------------------
+# The rest, by contract (written to kill what mutation testing found unchecked; TESTING.md)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_padded_row_blocks_do_not_count(monkeypatch):
+    # diag fits go 1,024 rows a block: 1,100 rows leave 948 rows of padding in the second block,
+    # which must add nothing to the counts, sums, entropy or the bound (against scikit-learn)
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(size=(550, 2)) + c for c in ([0.0, 0.0], [1.5, 1.0])])
+    settings = dict(covariance_type="diag", max_iter=5, tol=0)
+    start = dict(weights_init=np.array([0.5, 0.5]), means_init=x[[0, 700]], precisions_init=np.ones((2, 2)))
+    reference = SkGaussianMixture(2, **settings, **start).fit(x)
+    bayes_reference = SkBayesianGaussianMixture(n_components=2, **settings)
+    with jax.enable_x64(True):
+        model = GaussianMixture(2, dtype=np.float64, **settings, **start).fit(x)
+        bayes = BayesianGaussianMixture(2, dtype=np.float64, **settings).fit(x, key=jax.random.key(0))
+        resp = our_initial_responsibilities(x, 2, "diag", jax.random.key(0))
+    assert model.history_ == pytest.approx(reference.lower_bounds_, rel=1e-10)
+    np.testing.assert_allclose(model.means_, reference.means_, rtol=1e-9)
+    monkeypatch.setattr(bayes_reference, "_initialize_parameters",
+                        lambda X, random_state, xp=None: bayes_reference._initialize(X, resp))
+    bayes_reference.fit(x)
+    np.testing.assert_allclose(bayes.weights_, bayes_reference.weights_, rtol=1e-8)
+    assert bayes.lower_bound_ * len(x) == pytest.approx(bayes_reference.lower_bound_, rel=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_bayesian_matches_sklearn_with_every_prior_given(three_blobs, monkeypatch):
+    # non-default priors (beta_0 != 1 in particular, where counts * beta_0 / beta and counts / beta_0 / beta differ)
+    x = three_blobs[0].astype(np.float64)
+    priors = dict(weight_concentration_prior=0.2, mean_precision_prior=0.3, mean_prior=np.array([0.5, 2.0]),
+                  degrees_of_freedom_prior=3.5, covariance_prior=np.array([[2.0, 0.3], [0.3, 1.0]]))
+    settings = dict(covariance_type="full", max_iter=10, tol=0, **priors)
+    key = jax.random.key(1)
+    with jax.enable_x64(True):
+        model = BayesianGaussianMixture(4, dtype=np.float64, **settings).fit(x, key=key)
+        resp = our_initial_responsibilities(x, 4, "full", key)
+    reference = SkBayesianGaussianMixture(n_components=4, **settings)
+    monkeypatch.setattr(reference, "_initialize_parameters", lambda X, random_state, xp=None: reference._initialize(X, resp))
+    reference.fit(x)
+    np.testing.assert_allclose(model.weights_, reference.weights_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(model.covariances_, reference.covariances_, rtol=1e-8, atol=1e-8)
+    assert model.lower_bound_ * len(x) == pytest.approx(reference.lower_bound_, rel=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_full_covariances_and_parameter_count_as_scikit_learn(covariance_type, blobs):
+    x = blobs[0][:200].astype(np.float64)
+    reference = SkGaussianMixture(3, covariance_type=covariance_type, max_iter=5, random_state=0).fit(x)
+    with jax.enable_x64(True):
+        model = GaussianMixture(3, covariance_type=covariance_type, dtype=np.float64, max_iter=5).fit(x, key=jax.random.key(0))
+    full = model.full_covariances()
+    assert full.shape == (3, 2, 2)
+    for k in range(3):  # each (D, D) matrix says what covariances_ says in its own shape
+        c = {"full": lambda: model.covariances_[k], "tied": lambda: model.covariances_,
+             "diag": lambda: np.diag(model.covariances_[k]), "spherical": lambda: model.covariances_[k] * np.eye(2)}[covariance_type]()
+        np.testing.assert_allclose(full[k], c, rtol=1e-12)
+    n_params = model.n_parameters()
+    assert isinstance(n_params, int) and n_params == reference._n_parameters()
+
+
+def test_random_start_responsibilities_are_distributions():
+    # scikit-learn's "random" init: uniform draws normalised per row. The statistics must then
+    # count every row once (counts sum to N, sums to the column sums) with a positive entropy
+    from bayesgen.em.gmm import _initial_stats
+
+    x = np.random.default_rng(5).normal(size=(300, 2))
+    data = as_row_blocks(x, np.zeros(2), np.float32, 256)  # two blocks, 212 padded rows
+    stats, _ = _initial_stats(jax.random.key(0), data, 3, "diag", "random")
+    np.testing.assert_allclose(float(np.sum(stats.counts)), 300, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(stats.sums).sum(0), x.sum(0), rtol=1e-4, atol=1e-3)
+    assert 0 < float(stats.entropy) < 300 * np.log(3)
+
+
+def test_init_is_an_m_step_from_the_initial_responsibilities():
+    from bayesgen.em.gmm import _counts_floor, init
+
+    x = np.random.default_rng(6).normal(size=(100, 2))
+    params = init(jax.random.key(0), as_row_blocks(x, np.zeros(2), np.float32, 1024), 2, covariance_type="diag",
+                  reg_covar=1e-6)
+    assert params.means.shape == (2, 2) and float(np.sum(params.weights)) == pytest.approx(1.0, rel=1e-6)
+    floor = _counts_floor(jax.numpy.zeros(2, jax.numpy.float32))  # an empty component's count stays positive
+    assert np.all(np.asarray(floor) > 0)
+
+
+def test_block_rows_bound_the_working_set():
+    # full/tied: about 2**20 values of the (rows, K*D) block, between 256 and 65,536 rows
+    assert block_rows(8, 16, "full") == 2**20 // 128 == 8192 and isinstance(block_rows(8, 16, "full"), int)
+    assert block_rows(2, 3, "tied") == 65536 and block_rows(64, 512, "full") == 256
+    assert block_rows(8, 16, "diag") == 1024
+
+
+@pytest.mark.parametrize("make, error", [  # error: None (accepted) or what the one-line message must say
+    (lambda x: GaussianMixture(2).fit(x[:2], key=jax.random.key(0)), None),   # as many components as rows
+    (lambda x: GaussianMixture(1).fit(x[:1], key=jax.random.key(0)), None),
+    (lambda x: GaussianMixture(1).fit(x[:0], key=jax.random.key(0)), "x is empty"),
+    (lambda x: GaussianMixture(1).fit(x[:, :0], key=jax.random.key(0)), "x is empty"),
+    (lambda x: GaussianMixture(2, dtype="banana"), "dtype must be float32 or float64"),
+    (lambda x: GaussianMixture(2, means_init=x[:2]).fit(x), "fit needs a JAX PRNG key"),  # not every *_init given
+    (lambda x: GaussianMixture(2, weights_init=[0.0, 1.0]).fit(x, key=jax.random.key(0)), None),
+    (lambda x: GaussianMixture(2, weights_init=[0.5, 0.6]).fit(x, key=jax.random.key(0)), "weights_init must be"),
+    (lambda x: GaussianMixture(2, weights_init=[1.5, -0.5]).fit(x, key=jax.random.key(0)), "weights_init must be"),
+    (lambda x: GaussianMixture(2, weights_init=[1.0]).fit(x, key=jax.random.key(0)), "weights_init must be"),
+    (lambda x: GaussianMixture(2, covariance_type="diag", precisions_init=np.full((2, 2), 0.5)).fit(x, key=jax.random.key(0)), None),
+    (lambda x: GaussianMixture(2, covariance_type="diag", precisions_init=np.zeros((2, 2))).fit(x, key=jax.random.key(0)),
+     "precisions_init must be positive"),
+    (lambda x: GaussianMixture(2, covariance_type="spherical", precisions_init=[np.inf, 1.0]).fit(x, key=jax.random.key(0)),
+     "precisions_init for covariance_type='spherical' must be finite"),
+    (lambda x: GaussianMixture(2, covariance_type="spherical", precisions_init=[1.0, 1.0, 1.0]).fit(x, key=jax.random.key(0)),
+     "precisions_init for covariance_type='spherical' must be finite"),
+    (lambda x: BayesianGaussianMixture(2, mean_precision_prior=0.5).fit(x, key=jax.random.key(0)), None),
+    (lambda x: BayesianGaussianMixture(2, mean_precision_prior=0.0), "mean_precision_prior must be a number > 0"),
+    (lambda x: BayesianGaussianMixture(2, weight_concentration_prior=-1.0), "weight_concentration_prior must be a number > 0"),
+    (lambda x: BayesianGaussianMixture(2, weight_concentration_prior="a"), "weight_concentration_prior must be a number > 0"),
+    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=1.5).fit(x, key=jax.random.key(0)), None),  # > D - 1 = 1
+    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=2.0).fit(x, key=jax.random.key(0)), None),
+    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=1.0).fit(x, key=jax.random.key(0)), "degrees_of_freedom_prior"),
+    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior="a").fit(x, key=jax.random.key(0)), "degrees_of_freedom_prior"),
+    (lambda x: BayesianGaussianMixture(2, mean_prior=[0.0]).fit(x, key=jax.random.key(0)), "mean_prior must be finite"),
+    (lambda x: BayesianGaussianMixture(2, mean_prior=[0.0, np.nan]).fit(x, key=jax.random.key(0)), "mean_prior must be finite"),
+    (lambda x: BayesianGaussianMixture(1, covariance_type="diag").fit(x[:2], key=jax.random.key(0)), None),  # 2 rows: a variance
+    (lambda x: BayesianGaussianMixture(1).fit(x[:1], key=jax.random.key(0)), "default covariance_prior needs at least 2"),
+    (lambda x: BayesianGaussianMixture(1, covariance_prior=np.eye(2)).fit(x[:1], key=jax.random.key(0)), None),
+    (lambda x: BayesianGaussianMixture(2, covariance_prior=np.eye(3)).fit(x, key=jax.random.key(0)), "covariance_prior for"),
+    (lambda x: BayesianGaussianMixture(2, covariance_prior=[[1.0, np.nan], [0.0, 1.0]]).fit(x, key=jax.random.key(0)),
+     "covariance_prior for"),
+    (lambda x: BayesianGaussianMixture(2, covariance_prior=[[1.0, 1.5], [1.5, 1.0]]).fit(x, key=jax.random.key(0)),
+     "positive definite"),  # eigenvalues 2.5 and -0.5
+    (lambda x: BayesianGaussianMixture(2, covariance_prior=[[1.0, 0.0], [0.0, 0.0]]).fit(x, key=jax.random.key(0)),
+     "positive definite"),  # singular
+    (lambda x: BayesianGaussianMixture(2, covariance_prior=[[0.5, 0.0], [0.0, 0.5]]).fit(x, key=jax.random.key(0)), None),
+    (lambda x: BayesianGaussianMixture(2, covariance_type="diag", covariance_prior=[1.0, 0.0]).fit(x, key=jax.random.key(0)),
+     "positive definite"),
+    (lambda x: BayesianGaussianMixture(2, covariance_type="diag", covariance_prior=[1.0, 0.5]).fit(x, key=jax.random.key(0)), None),
+    (lambda x: BayesianGaussianMixture(2, covariance_type="spherical", covariance_prior=0.5).fit(x, key=jax.random.key(0)), None),
+    (lambda x: BayesianGaussianMixture(2, covariance_type="spherical", covariance_prior=-0.5).fit(x, key=jax.random.key(0)),
+     "positive definite"),
+])
+def test_argument_boundaries(make, error, blobs):
+    x = blobs[0][:60]
+    if error is None:
+        make(x)
+    else:
+        with pytest.raises(BayesgenError, match=error):
+            make(x)
+
+
+def test_effective_components_threshold_is_strict(three_blobs):
+    model = BayesianGaussianMixture(4, max_iter=20).fit(three_blobs[0], key=jax.random.key(0))
+    w = np.sort(model.weights_)
+    assert model.effective_components(float(w[1])) == 2  # weights equal to the threshold do not count

@@ -283,6 +283,7 @@ def _expected_log_weights(concentration, prior_type):
         digamma_sum = digamma(a + b)
         rest = jnp.cumsum(digamma(b) - digamma_sum)
         return digamma(a) - digamma_sum + jnp.concatenate([jnp.zeros_like(rest[:1]), rest[:-1]])
+    # gremlin: pardon[equivalent] digamma(sum) is the same for every component: a shift that cancels in the responsibilities
     return digamma(concentration) - digamma(jnp.sum(concentration))
 
 
@@ -520,6 +521,7 @@ class _Mixture:
             n_iter = int(result.n_iter)
             history = np.asarray(result.history, np.float64)[:n_iter]
             bound = float(final) if self._prior_type else history[-1]
+            # gremlin: pardon[equivalent] the bound is computed from the parameters: finite parameters give a finite bound and NaN ones a NaN
             finite = np.isfinite(bound) and all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(result.params))
             if finite and (best is None or bound > best[0]):
                 best = (bound, result, history, float(final))
@@ -586,6 +588,7 @@ class _Mixture:
         """log p(x) of each row under the fitted mixture (nats): (N,) float64."""
         self._check_fitted()
         self._check_precision("predict")
+        # gremlin: pardon[equivalent] also computing the responsibilities costs time, not the values returned
         return self._rows(x, self._density_params(), with_resp=False)[0].astype(np.float64)
 
     def score(self, x) -> float:
@@ -609,6 +612,7 @@ class _Mixture:
         x = np.empty_like(z)
         for k in np.unique(components):
             rows = components == k
+            # gremlin: pardon[equivalent] z ~ N(0, I) is symmetric: mean - L z has the same law as mean + L z
             x[rows] = self.means_[k] + z[rows] @ factors[k].T
         return x.astype(self.dtype), components.astype(np.int64)
 
