@@ -470,8 +470,26 @@ def test_linear_lvm_starts_where_its_docstring_says():
 
 
 def test_conversion_is_exact_for_tiny_noise():
-    # noise sd ~1e-4 (below the default floor of min_sigma): the converted model must keep it
-    x, *_ = synthetic(300, D, L, seed=8, noise=(1e-8, 4e-8), dtype=np.float32)
-    fa = FactorAnalysis(L, min_noise=1e-9).fit(x, key=jax.random.key(0))
+    # noise sd ~1e-4 (below the likelihood's default floor min_sigma = 1e-3): the converted model must keep it.
+    # float64: in float32, EM with this little noise reaches NaN and fit says so (next test)
+    x, *_ = synthetic(300, D, L, seed=8, noise=(1e-8, 4e-8))
+    with jax.enable_x64(True):
+        fa = FactorAnalysis(L, min_noise=1e-9).fit(x, key=jax.random.key(0))
+        exact = fa.score_samples(x)
+    assert np.sqrt(fa.noise_variance_).min() < 5e-4
     lvm = as_latent_variable_model(fa)
-    np.testing.assert_allclose(linear_lvm_log_likelihood(lvm, x), fa.score_samples(x), rtol=1e-3)
+    assert float(lvm.likelihood.min_sigma) < np.sqrt(fa.noise_variance_).min()
+    np.testing.assert_allclose(lvm.likelihood.sigma(), np.sqrt(fa.noise_variance_), rtol=1e-3)
+    converted = linear_lvm_log_likelihood(lvm, x)
+    assert np.all(np.isfinite(converted)) and np.all(np.isfinite(exact))
+    np.testing.assert_allclose(converted, exact, rtol=1e-3)
+
+
+def test_a_fit_that_reaches_nan_says_so_and_keeps_the_previous_fit():
+    x, *_ = synthetic(300, D, L, seed=8, noise=(1e-8, 4e-8), dtype=np.float32)
+    fa = FactorAnalysis(L, min_noise=1e-6).fit(x, key=jax.random.key(0))  # the default floor: fine in float32
+    before = fa.params_
+    fa.min_noise = 1e-9
+    with pytest.raises(BayesgenError, match="fitting failed: EM reached non-finite values in float32.*raise min_noise"):
+        fa.fit(x, key=jax.random.key(0))
+    assert fa.params_ is before

@@ -309,6 +309,11 @@ class _LinearGaussian:
         data = moments(x, self.min_noise)
         require(float(data.noise_floor) > 0, "every feature of x is constant; a latent variable model needs varying data")
         params, final, history, n_iter, converged = self._fit_params(key, data)
+        # checked before anything is stored: a refit that fails leaves the previous fit in place
+        require(np.isfinite(float(final)) and all(np.isfinite(np.asarray(p)).all() for p in params),
+                f"fitting failed: EM reached non-finite values in {np.dtype(data.cov.dtype).name} (noise variances below "
+                f"what it resolves; min_noise={self.min_noise:g}); raise min_noise (default 1e-6) or fit in float64 "
+                "(jax.config.update('jax_enable_x64', True))")
         self.params_ = FactorParams(*(np.asarray(p) for p in params))
         self.mean_ = np.asarray(data.mean)
         self.n_samples_, self.n_features_in_ = n, dim
