@@ -1,7 +1,6 @@
 """The likelihoods beyond test_lvm.py's scipy densities: gradients, means, the multinomial,
 support checks at their boundaries, and what is a parameter (a pytree leaf) and what is not."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,25 +9,16 @@ import scipy.special
 import scipy.stats
 
 from bayesgen import BayesgenError
+from bayesgen.em.factor_analysis import Affine  # x -> weight @ x + bias: a decoder/encoder the test chooses
 from bayesgen.lvm import likelihoods as lik
 
 D, L = 5, 2
 
 
-class _Fixed(eqx.Module):
-    """A decoder whose output is ``weight @ z + bias``: logits chosen by the test."""
-
-    weight: jax.Array
-    bias: jax.Array
-
-    def __call__(self, z):
-        return self.weight @ z + self.bias
-
-
 def _decoder(n_out, seed=0, bias=None):
     rng = np.random.default_rng(seed)
     b = rng.normal(size=n_out) if bias is None else bias
-    return _Fixed(jnp.asarray(rng.normal(size=(n_out, L)), jnp.float32), jnp.asarray(b, jnp.float32))
+    return Affine(jnp.asarray(rng.normal(size=(n_out, L)), jnp.float32), jnp.asarray(b, jnp.float32))
 
 
 def _all(seed=0):
@@ -60,7 +50,7 @@ def test_only_parameters_are_leaves_and_plain_jax_transforms_work(name):
 def test_bernoulli_gradient_is_the_sigmoid_residual_at_every_sign():
     # d/dg log p = x - sigmoid(g), including g = 0 exactly and large |g|
     logits = np.array([-30.0, -2.0, 0.0, 2.0, 30.0])
-    model = lik.Bernoulli(decoder=_Fixed(jnp.zeros((D, L)), jnp.asarray(logits, jnp.float32)), data_dim=D)
+    model = lik.Bernoulli(decoder=Affine(jnp.zeros((D, L)), jnp.asarray(logits, jnp.float32)), data_dim=D)
     z = jnp.zeros(L)
     for x in ([0, 1, 1, 0, 1], [1, 0, 0, 1, 0]):
         x = np.asarray(x, np.float32)
@@ -115,7 +105,7 @@ def test_multinomial_is_scipy_multinomial_for_any_document_length():
 
 def test_a_word_of_probability_zero_that_does_not_occur_costs_nothing():
     logits = np.array([0.0, -np.inf, 1.0, 0.5, -np.inf], np.float32)  # two words the decoder rules out
-    model = lik.Multinomial(decoder=_Fixed(jnp.zeros((D, L)), jnp.asarray(logits)), data_dim=D)
+    model = lik.Multinomial(decoder=Affine(jnp.zeros((D, L)), jnp.asarray(logits)), data_dim=D)
     counts = np.array([2, 0, 1, 3, 0], np.float64)
     probs = scipy.special.softmax(logits.astype(np.float64))
     expected = scipy.stats.multinomial(6, probs).logpmf(counts)
