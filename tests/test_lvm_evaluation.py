@@ -167,7 +167,8 @@ def test_progress_bar_only_when_asked_and_on_a_terminal(getkey, capsys, monkeypa
     evaluation.evaluate(model, x, getkey(), n_importance=4)
     assert "log p(x)" not in capsys.readouterr().err  # the default: no bar, even on a terminal
     evaluation.log_marginal_likelihood(model, x, getkey(), n_samples=4, progress=True)
-    assert "log p(x), K=4" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "log p(x), K=4" in err and err.endswith("\r") and "\n" not in err  # the bar erases itself when done
     monkeypatch.setattr(evaluation.sys.stderr, "isatty", lambda: False, raising=False)
     evaluation.log_marginal_likelihood(model, x, getkey(), n_samples=4, progress=True)
     assert "log p(x)" not in capsys.readouterr().err  # not a terminal (a log file): no bar
