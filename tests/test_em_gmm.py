@@ -473,6 +473,7 @@ def test_block_rows_bound_the_working_set():
 @pytest.mark.parametrize("make, error", [  # error: None (accepted) or what the one-line message must say
     (lambda x: GaussianMixture(2).fit(x[:2], key=jax.random.key(0)), None),   # as many components as rows
     (lambda x: GaussianMixture(1).fit(x[:1], key=jax.random.key(0)), None),
+    (lambda x: GaussianMixture(1).fit(x[:, :1], key=jax.random.key(0)), None),  # one feature
     (lambda x: GaussianMixture(1).fit(x[:0], key=jax.random.key(0)), "x is empty"),
     (lambda x: GaussianMixture(1).fit(x[:, :0], key=jax.random.key(0)), "x is empty"),
     (lambda x: GaussianMixture(2, dtype="banana"), "dtype must be float32 or float64"),
@@ -494,7 +495,8 @@ def test_block_rows_bound_the_working_set():
     (lambda x: BayesianGaussianMixture(2, weight_concentration_prior="a"), "weight_concentration_prior must be a number > 0"),
     (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=1.5).fit(x, key=jax.random.key(0)), None),  # > D - 1 = 1
     (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=2.0).fit(x, key=jax.random.key(0)), None),
-    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=1.0).fit(x, key=jax.random.key(0)), "degrees_of_freedom_prior"),
+    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=1.0).fit(x, key=jax.random.key(0)),
+     r"degrees_of_freedom_prior must be > n_features - 1 = 1, got 1\.0"),
     (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior="a").fit(x, key=jax.random.key(0)), "degrees_of_freedom_prior"),
     (lambda x: BayesianGaussianMixture(2, mean_prior=[0.0]).fit(x, key=jax.random.key(0)), "mean_prior must be finite"),
     (lambda x: BayesianGaussianMixture(2, mean_prior=[0.0, np.nan]).fit(x, key=jax.random.key(0)), "mean_prior must be finite"),
