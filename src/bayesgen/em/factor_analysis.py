@@ -310,6 +310,7 @@ class _LinearGaussian:
         require(float(data.noise_floor) > 0, "every feature of x is constant; a latent variable model needs varying data")
         params, final, history, n_iter, converged = self._fit_params(key, data)
         # checked before anything is stored: a refit that fails leaves the previous fit in place
+        # gremlin: pardon[equivalent] the log-likelihood is computed from the parameters: both are finite or neither is
         require(np.isfinite(float(final)) and all(np.isfinite(np.asarray(p)).all() for p in params),
                 f"fitting failed: EM reached non-finite values in {np.dtype(data.cov.dtype).name} (noise variances below "
                 f"what it resolves; min_noise={self.min_noise:g}); raise min_noise (default 1e-6) or fit in float64 "
