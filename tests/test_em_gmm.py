@@ -25,8 +25,11 @@ from bayesgen.em._kmeans import as_row_blocks, kmeans_plusplus, lloyd, nearest_c
 from bayesgen.em.gmm import (
     BayesianGaussianMixture,
     GaussianMixture,
+    _counts_floor,
     _fit_compiled,
+    _initial_stats,
     block_rows,
+    init,
 )
 from bayesgen.em.plots import plot_clusters, plot_history
 
@@ -442,8 +445,6 @@ def test_full_covariances_and_parameter_count_as_scikit_learn(covariance_type, b
 def test_random_start_responsibilities_are_distributions():
     # scikit-learn's "random" init: uniform draws normalised per row. The statistics must then
     # count every row once (counts sum to N, sums to the column sums) with a positive entropy
-    from bayesgen.em.gmm import _initial_stats
-
     x = np.random.default_rng(5).normal(size=(300, 2))
     data = as_row_blocks(x, np.zeros(2), np.float32, 256)  # two blocks, 212 padded rows
     stats, _ = _initial_stats(jax.random.key(0), data, 3, "diag", "random")
@@ -453,8 +454,6 @@ def test_random_start_responsibilities_are_distributions():
 
 
 def test_init_is_an_m_step_from_the_initial_responsibilities():
-    from bayesgen.em.gmm import _counts_floor, init
-
     x = np.random.default_rng(6).normal(size=(100, 2))
     params = init(jax.random.key(0), as_row_blocks(x, np.zeros(2), np.float32, 1024), 2, covariance_type="diag",
                   reg_covar=1e-6)

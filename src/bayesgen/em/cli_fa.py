@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from bayesgen._errors import BayesgenError, require
+from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
+from bayesgen.em.plots import plot_history, plot_loadings
 
 KINDS = ("fa", "ppca")
 FILES = ("params.npz", "latents.csv", "summary.json", "plots/loglik.png", "plots/loadings.png")
@@ -81,8 +83,6 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     import jax
 
     from bayesgen.data import load_data
-    from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
-    from bayesgen.em.plots import plot_history, plot_loadings
     from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run
 
     _check_kind(kind)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesgen._errors import BayesgenError
+from bayesgen.em.plots import plot_clusters, plot_history
 from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 
@@ -75,8 +76,6 @@ def _summary(model, data, args, bayesian: bool, seconds: float) -> dict:
 
 
 def _write_run(tmp: Path, model, data, summary: dict, bayesian: bool) -> None:
-    from bayesgen.em.plots import plot_clusters, plot_history
-
     arrays = {"weights": model.weights_, "means": model.means_, "covariances": model.covariances_,
               "precisions_cholesky": model.precisions_cholesky_}
     if bayesian:

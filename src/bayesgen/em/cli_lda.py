@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesgen._errors import require
+from bayesgen.em.plots import plot_history, plot_topics
 from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 EXAMPLE = "bayesgen fit lda --data ap.dat --vocab vocab.txt --topics 20 --out runs/ap20"
@@ -170,7 +171,6 @@ def _fit_prodlda(args, train, test_pair, summary):
 def run(args, kind: str = "lda") -> int:
     """Fit, evaluate and write the run directory; print the top words. Returns the exit code 0."""
     from bayesgen.data._corpus import completion_split, load_corpus, split_indices
-    from bayesgen.em.plots import plot_history, plot_topics
     from bayesgen.train.checkpoint import atomic_write_bytes, save_checkpoint
 
     require(kind in KINDS, f"unknown topic model '{kind}'; choose one of {', '.join(KINDS)}")
