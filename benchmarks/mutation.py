@@ -73,6 +73,9 @@ EQUIVALENT = [
     ("bayes/kernels", "keep = (offset >= 0) & (offset % thinning == 0)", "boundary shift +/-1", 1,
      "'>= -1' also keeps the last warm-up state (thinning 1) in slot 0, which offset 0 overwrites at once; "
      "'>= 1' is killed by test_run_chain_keeps_every_thinned_post_warmup_state_and_reports_on_schedule"),
+    ("em/factor_analysis", "if stop < size:  # pad the last block with copies of a real row: finite, and cut off below",
+     "< to <=", 1, "with stop == size the padding is empty; '>' is killed by "
+     "test_refitting_and_scoring_new_sizes_does_not_recompile"),
     ("em/gmm", "log_lambda = d * math.log(2.0) + jnp.sum(digamma(0.5 * (nu - jnp.arange(d, dtype=nu.dtype)[:, None])), axis=0)",
      "* to /", 1, "d log 2 is the same for every component: a shift that cancels in the responsibilities (the bound "
      "does not use it); the other '*' on the line is killed"),

@@ -50,3 +50,15 @@ def tiny_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("runs") / "tiny"
     result = train(tiny_config(), path, progress=False)
     return path, result
+
+
+def accepts_or_refuses(make, error):
+    """Call ``make()``: with ``error`` None it must succeed, else raise one BayesgenError whose
+    message matches ``error`` (so a check that fails for another reason does not pass)."""
+    from bayesgen import BayesgenError
+
+    if error is None:
+        make()
+        return
+    with pytest.raises(BayesgenError, match=error):
+        make()

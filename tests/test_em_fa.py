@@ -16,6 +16,7 @@ import scipy.stats
 import sklearn.decomposition
 from threadpoolctl import threadpool_limits
 
+from conftest import accepts_or_refuses
 from bayesgen import BayesgenError
 from bayesgen.em import cli_fa
 from bayesgen.em import factor_analysis as fa_mod
@@ -437,26 +438,23 @@ def test_parameter_expansion_is_the_default_and_is_faster(small):
         assert default.n_iter_ < plain.n_iter_
 
 
-@pytest.mark.parametrize("make, ok", [
-    (lambda: FactorAnalysis(1, max_iter=1), True), (lambda: FactorAnalysis(1, max_iter=0), False),
-    (lambda: FactorAnalysis(1, tol=0), True), (lambda: FactorAnalysis(1, tol=math.inf), False),
-    (lambda: FactorAnalysis(1, min_noise=0.5), True), (lambda: FactorAnalysis(1, min_noise=0), False),
-    (lambda: FactorAnalysis(1, min_noise=1), False), (lambda: FactorAnalysis(1, min_noise=2), False),
-    (lambda: FactorAnalysis(1).fit(GOOD[:2, :3], key=jax.random.key(0)), True),  # two rows are enough
-    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:1]), True),
-    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:0]), False),
-    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 1), True),
-    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 0), False),
-    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.4), True),
-    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.5), False),
-    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0), False),
+@pytest.mark.parametrize("make, error", [  # error: None (accepted) or what the one-line message must say
+    (lambda: FactorAnalysis(1, max_iter=1), None), (lambda: FactorAnalysis(1, max_iter=0), "max_iter must be an integer >= 1"),
+    (lambda: FactorAnalysis(1, tol=0), None), (lambda: FactorAnalysis(1, tol=math.inf), "tol must be a finite number >= 0"),
+    (lambda: FactorAnalysis(1, min_noise=0.5), None), (lambda: FactorAnalysis(1, min_noise=0), r"min_noise must be in \(0, 1\)"),
+    (lambda: FactorAnalysis(1, min_noise=1), r"min_noise must be in \(0, 1\)"),
+    (lambda: FactorAnalysis(1, min_noise=2), r"min_noise must be in \(0, 1\)"),
+    (lambda: FactorAnalysis(1).fit(GOOD[:2, :3], key=jax.random.key(0)), None),  # two rows are enough
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:1]), None),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:0]), "x has no rows"),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 1), None),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 0), "n must be an integer >= 1"),
+    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.4), None),
+    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.5), "need 0 < min_sigma < sigma"),
+    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0), "need 0 < min_sigma < sigma"),
 ])
-def test_each_argument_boundary(make, ok):
-    if ok:
-        make()
-    else:
-        with pytest.raises(BayesgenError):
-            make()
+def test_each_argument_boundary(make, error):
+    accepts_or_refuses(make, error)
 
 
 def test_linear_lvm_starts_where_its_docstring_says():

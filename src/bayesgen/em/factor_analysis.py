@@ -270,8 +270,8 @@ def _in_blocks(fn, x: np.ndarray, *args) -> np.ndarray:
     for start in range(0, n, size):
         rows = x[start:start + size]
         stop = rows.shape[0]
-        # pad (the last block) with copies of a real row: finite, and cut off below
-        rows = np.concatenate([rows, np.repeat(rows[-1:], size - stop, axis=0)])
+        if stop < size:  # pad the last block with copies of a real row: finite, and cut off below
+            rows = np.concatenate([rows, np.repeat(rows[-1:], size - stop, axis=0)])
         out.append(np.asarray(fn(*args, rows))[:stop])
     return np.concatenate(out)
 
