@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib.patches import Ellipse
 
 from bayesgen import plots
 from bayesgen._errors import require
@@ -52,8 +53,6 @@ def _projection(x: np.ndarray):
 
 
 def _draw_panel(ax, xy, colour_index, colours, means2, covs2, weights, title):
-    from matplotlib.patches import Ellipse
-
     size = 12 if len(xy) <= 2000 else 4
     for k in np.unique(colour_index):
         sel = colour_index == k
