@@ -83,6 +83,27 @@ EQUIVALENT = [
      "differs only when two restarts end at bit-identical bounds, and either is then a best one"),
     ("em/gmm", "require(weights.shape == (k,) and np.all(weights >= 0) and abs(weights.sum() - 1) < 1e-6,", "< to <=", 1,
      "the strictness of a float tolerance: no meaningful weights sum to exactly 1 +- 1e-6"),
+    ("em/lda", "small = x < 10.0", "< to <=", 1,
+     "at x = 10 both branches are accurate (the recurrence then the series, or the series alone: both to 1e-12 "
+     "in float64, test_special_functions_are_exact_in_float64)"),
+    ("em/lda", 'return jnp.einsum("rk,rkl->rl", e_theta_rows, e_beta) + _EPS', "+ to -", 1,
+     "1e-30 is below float32 resolution of a normaliser that max-scaling keeps near 1; where the normaliser is "
+     "0 (a padding slot of a word no topic produces) the count is 0 and 0 / -1e-30 is a zero weight too"),
+    ("em/lda", "return (i < max_iter) & ~jnp.all(done) & (active_rows > row_budget)", "> to >=", 1,
+     "when the active rows exactly fill the next buffer the stage hands over one iteration earlier; the next stage "
+     "continues from the same state: how the work is split, not what is computed"),
+    ("em/lda", "return i + 1, jnp.where(done[:, None], gamma, new), done | (change < tol)", "< to <=", 1,
+     "a document whose mean change equals the tolerance exactly (a float coincidence) stops one iteration later"),
+    ("em/lda", "keep = jnp.argsort(~(has_words & ~carry[2][rows[1]]), stable=True)[:budget]", "True to False", 1,
+     "every active row is kept either way (there are at most `budget`); stability orders only rows that are done"),
+    ("em/lda", "has_words = jnp.any(counts > 0, axis=1)", "> to >=", 1,
+     "padding rows (count 0) then count as active while their block's document 0 is: a stage may run longer, and "
+     "every really active row is still kept"),
+    ("em/lda", "has_words = jnp.any(counts > 0, axis=1)", "boundary shift +/-1", 1,
+     "'> -1' is '>= 0' on counts (argued on the line above); '> 1' is killed by "
+     "test_e_step_matches_scikit_learns_per_document_loop"),
+    ("em/lda", "return state._replace(topic_word=data.eta + sstats, epoch=state.epoch + 1)", "+ to -", 1,
+     "batch VB never reads the epoch (only online VB's minibatch order does); 'eta - sstats' is killed"),
 ]
 
 
@@ -173,6 +194,11 @@ def main() -> None:
     modules = args.modules or list(MODULES)
     if not args.report:
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".jax_cache"))
+        # Coverage picks each mutant's tests by the lines they execute, and a jitted function's
+        # Python runs only when it is traced: with JAX's in-memory caches, only the first test to
+        # trace a function "covers" its lines, and the tests that check its values are never run
+        # on its mutants. tests/conftest.py clears the caches before every test when this is set.
+        os.environ["BAYESGEN_MUTATION"] = "1"
         for module in modules:
             run_module(module, args.workers, args.mutant_timeout)
     report(modules)

@@ -16,6 +16,22 @@ import pytest  # noqa: E402
 # jax_numpy_rank_promotion="raise" is not used: numpyro's samplers rely on rank promotion.
 
 
+MUTATION = bool(os.environ.get("BAYESGEN_MUTATION"))  # set by benchmarks/mutation.py
+
+
+@pytest.fixture(autouse=True)
+def _trace_afresh_under_mutation_testing():
+    """Under benchmarks/mutation.py, every test traces the jitted code it runs.
+
+    Mutation testing runs each mutant's tests chosen by line coverage, and the Python of a
+    jitted function runs only while it is traced: with JAX's caches kept, only the first test
+    to trace a function would count as covering it. Module-scoped fixtures that cache fitted
+    models share the same problem and key their caches by test under ``MUTATION``.
+    """
+    if MUTATION:
+        jax.clear_caches()
+
+
 @pytest.fixture
 def getkey():
     """A fresh, never-reused PRNG key per call (equinox's test habit)."""

@@ -30,6 +30,7 @@ from bayesgen.data import (
 from bayesgen.data import _corpus
 from bayesgen.em import cli_lda, lda
 from bayesgen.em.lda import LatentDirichletAllocation, document_completion_perplexity, sample_corpus
+from conftest import MUTATION, accepts_or_refuses
 
 N_TOPICS, VOCAB, N_DOCS, DOC_LENGTH = 4, 40, 200, 80
 MAX_ITER = 30  # static in the compiled fit: every VB fit here uses it, so each method compiles once
@@ -43,9 +44,15 @@ def synthetic():
 
 
 @pytest.fixture(scope="module")
-def fitted(synthetic):
-    """One fitted model per inference method (lazily, shared by the tests)."""
-    cache = {}
+def _fitted_models():
+    return {}
+
+
+@pytest.fixture
+def fitted(synthetic, _fitted_models):
+    """One fitted model per inference method (lazily, shared by the tests; under mutation testing
+    fitted again in every test that asks, so that coverage credits each of them with the fit)."""
+    cache = {} if MUTATION else _fitted_models
 
     def get(method: str) -> LatentDirichletAllocation:
         if method not in cache:
@@ -143,22 +150,55 @@ def test_online_vb_runs_and_agrees_with_batch(synthetic, fitted):
     assert online.perplexity(synthetic.corpus) == pytest.approx(batch.perplexity(synthetic.corpus), rel=0.02)
 
 
-def test_matches_scikit_learn_with_the_same_initialisation(synthetic):
+def _sklearn_lda_from_ones(**kwargs):
+    """scikit-learn's LDA (float64) at its initial lambda (RandomState(0)'s first Gamma(100, 1/100)
+    draws), its fitting E-step started from gamma = 1 as ours (its ``random_init=False``, which
+    its transform uses) instead of random gammas."""
     from sklearn.decomposition import LatentDirichletAllocation as SklearnLDA
 
-    x = synthetic.corpus.to_scipy()
-    reference = SklearnLDA(N_TOPICS, doc_topic_prior=0.25, topic_word_prior=0.25, max_iter=MAX_ITER,
-                           learning_method="batch", random_state=0).fit(x)
-    # scikit-learn's first draw from RandomState(0) is its initial lambda; pass the same one.
-    init = np.random.RandomState(0).gamma(100.0, 0.01, (N_TOPICS, VOCAB))
-    ours = LatentDirichletAllocation(N_TOPICS, max_iter=MAX_ITER, tol=0.0).fit(synthetic.corpus, key=jax.random.key(0),
-                                                                               init=init)
-    # Differences come only from float32 (vs float64) and from the documents' initial gamma
-    # (1 here, Gamma(100, 1/100) draws in scikit-learn), which a converged E-step forgets:
-    # measured 1e-5 relative; the tolerance leaves a 100x margin.
-    assert ours.perplexity(synthetic.corpus) == pytest.approx(reference.perplexity(x), rel=1e-3)
-    sk_topics = reference.components_ / reference.components_.sum(1, keepdims=True)
-    assert np.max(0.5 * np.abs(sk_topics - ours.topic_word).sum(1)) < 5e-3
+    reference = SklearnLDA(N_TOPICS, random_state=0, **kwargs)
+    reference._init_latent_vars(VOCAB, dtype=np.float64)
+    e_step = reference._e_step
+    reference._e_step = lambda x, cal_sstats, random_init, parallel=None: e_step(x, cal_sstats, False, parallel)
+    return reference
+
+
+def test_batch_vb_matches_scikit_learn_pass_by_pass(synthetic):
+    # scikit-learn's own steps from the same lambda: before every pass its score (the ELBO with
+    # gamma inferred from 1), then one batch EM step. Priors other than the defaults and unequal,
+    # so that a swap of alpha and eta shows; a tight E-step.
+    x = synthetic.corpus.to_scipy().astype(np.float64)
+    tight = dict(mean_change_tol=1e-5, max_doc_update_iter=300)
+    reference = _sklearn_lda_from_ones(doc_topic_prior=0.3, topic_word_prior=0.2, **tight)
+    init = reference.components_.copy()
+    history = []
+    for _ in range(MAX_ITER):
+        history.append(reference.score(x) / synthetic.corpus.n_tokens)
+        reference._em_step(x, total_samples=N_DOCS, batch_update=True)
+    ours = LatentDirichletAllocation(N_TOPICS, doc_topic_prior=0.3, topic_word_prior=0.2, max_iter=MAX_ITER,
+                                     tol=0.0, **tight).fit(synthetic.corpus, key=jax.random.key(0), init=init)
+    # The same algorithm in float32 (vs float64): measured 6e-7 (history) and 3e-5 (lambda)
+    # relative. (With scikit-learn's random initial gammas, pass 1 differs by 1e-4: another
+    # local optimum of the E-step.)
+    history_ours = np.asarray(ours.history, np.float64)
+    assert ours.n_iter_ == MAX_ITER and np.all(np.isfinite(history_ours))
+    np.testing.assert_allclose(history_ours, history, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours.components_), reference.components_, rtol=3e-4)
+    assert ours.perplexity(synthetic.corpus) == pytest.approx(reference.perplexity(x), rel=1e-4)
+
+
+def test_transform_and_bound_match_scikit_learn_for_the_same_topics(fitted, synthetic):
+    model = fitted("batch")
+    x = synthetic.corpus.to_scipy().astype(np.float64)
+    reference = _sklearn_lda_from_ones(doc_topic_prior=model.alpha, topic_word_prior=model.eta)
+    reference.components_ = np.asarray(model.components_, np.float64)
+    reference.exp_dirichlet_component_ = np.exp(scipy.special.digamma(reference.components_)
+                                                - scipy.special.digamma(reference.components_.sum(1, keepdims=True)))
+    theta = model.transform(synthetic.corpus)
+    # the same fixed point from gamma = 1 in float32 (vs float64): measured 1e-5 and 3e-7
+    assert np.all(np.isfinite(theta))
+    np.testing.assert_allclose(theta, reference.transform(x), atol=1e-4)
+    assert model.bound(synthetic.corpus) == pytest.approx(reference.score(x), rel=3e-6)
 
 
 def test_transform_and_perplexity(synthetic, fitted):
@@ -406,3 +446,311 @@ def test_cli_rejects_text_options_for_ldac(tmp_path, synthetic):
     write_ldac(synthetic.corpus, tmp_path / "c.dat")
     with pytest.raises(BayesgenError, match="cannot apply"):
         _cli(["--data", str(tmp_path / "c.dat"), "--out", str(tmp_path / "r"), "--stop-words", "english"])
+
+
+# --- internals against independent references -----------------------------------------------
+
+
+def test_special_functions_are_exact_in_float64():
+    # In float32 the series' last terms are below rounding; in float64 they are what keeps the
+    # error at 1e-11, so every coefficient of both series is pinned here.
+    x = np.logspace(-4, 7, 20_001)
+    with jax.enable_x64(True):
+        got_digamma = np.asarray(lda._digamma(x))
+        got_gammaln = np.asarray(lda._gammaln(x))
+    assert got_digamma.dtype == np.float64
+    ref_digamma, ref_gammaln = scipy.special.digamma(x), scipy.special.gammaln(x)
+    assert np.max(np.abs(got_digamma - ref_digamma) / np.maximum(1, np.abs(ref_digamma))) < 1e-11   # measured 2e-12
+    assert np.max(np.abs(got_gammaln - ref_gammaln) / np.maximum(1, np.abs(ref_gammaln))) < 2e-10   # measured 5e-11
+
+
+def test_round_up_sizes():
+    # powers of two up to 8, then four steps per power of two: never below n, at most 25% above
+    assert [lda._round_up(n) for n in (1, 2, 3, 5, 8, 9, 10, 11, 17, 33, 100)] == [1, 2, 4, 8, 8, 10, 10, 12, 20, 40, 112]
+    sizes = np.array([lda._round_up(n) for n in range(9, 5000)])
+    assert np.all(sizes >= np.arange(9, 5000)) and np.all(sizes <= 1.25 * np.arange(9, 5000))
+    assert {lda._round_up(n) for n in range(65, 129)} == {80, 96, 112, 128}
+
+
+def test_balanced_blocks_deal_longest_first_in_snake_order():
+    order, block = lda._balanced_blocks(np.array([1, 5, 3, 4, 2, 1]), 2)
+    # by size: docs 1 (5), 3 (4), 2 (3), 4 (2), 0 (1), 5 (1) -> blocks 0, 1, 1, 0, 0, 1
+    assert order.tolist() == [1, 4, 0, 3, 2, 5] and block.tolist() == [0, 0, 0, 1, 1, 1]
+    rows = np.random.default_rng(0).integers(1, 30, 1000)
+    order, block = lda._balanced_blocks(rows, 16)
+    assert sorted(order.tolist()) == list(range(1000)) and np.all(np.diff(block) >= 0)
+    per_block = np.bincount(block, weights=rows[order])
+    assert np.bincount(block).tolist() in ([63] * 8 + [62] * 8, [62] * 8 + [63] * 8) or set(np.bincount(block)) <= {62, 63}
+    assert per_block.max() - per_block.min() <= rows.max()
+
+
+def test_compaction_budgets():
+    assert lda._compaction_budgets(256) == (128, 64, 32) and lda._compaction_budgets(1024) == (512, 256, 128)
+    assert lda._compaction_budgets(100) == (50, 25) and lda._compaction_budgets(63) == (32,)
+    assert lda._compaction_budgets(32) == (16,) and lda._compaction_budgets(31) == ()
+
+
+@pytest.fixture(scope="module")
+def ragged():
+    """150 documents of 3 to 600 tokens over 300 words: up to 10 rows of 32 slots per document."""
+    lengths = np.random.default_rng(3).integers(3, 600, 150)
+    return sample_corpus(jax.random.key(3), n_topics=6, vocab_size=300, doc_lengths=lengths, alpha=0.3, eta=0.05)
+
+
+def _unpack(blocks: lda.Blocks) -> dict:
+    """{(document, word): count} read back from packed blocks."""
+    counts = np.asarray(blocks.counts)
+    c, r, slot = np.nonzero(counts)
+    docs = np.asarray(blocks.doc_index)[c, np.asarray(blocks.row_doc)[c, r]]
+    words = np.asarray(blocks.word_ids)[c, r, slot]
+    out = {}
+    for key, value in zip(zip(docs.tolist(), words.tolist()), counts[c, r, slot].tolist()):
+        assert key not in out, f"{key} packed twice"
+        out[key] = value
+    return out
+
+
+def test_pack_blocks_keeps_every_entry_of_every_document(ragged):
+    corpus = ragged.corpus
+    dense = corpus.to_dense()
+    expected = {(d, w): float(dense[d, w]) for d, w in zip(*np.nonzero(dense))}
+    blocks = lda.pack_blocks(corpus, 32)
+    assert _unpack(blocks) == expected
+    doc_index = np.asarray(blocks.doc_index)
+    assert sorted(doc_index.ravel().tolist()) == list(range(doc_index.size))      # a permutation; >= D is padding
+    assert np.asarray(blocks.n_real).tolist() == np.sum(doc_index < corpus.n_docs, axis=1).tolist()
+    # every row belongs to a document of its block, and a document's rows are consecutive
+    row_doc, counts = np.asarray(blocks.row_doc), np.asarray(blocks.counts)
+    for c in range(row_doc.shape[0]):
+        used = np.nonzero(counts[c].sum(1))[0]
+        assert np.all(np.diff(row_doc[c, used]) >= 0)
+
+    # minibatches of 70 documents in blocks of 32: G = 3 blocks each, blocks m*G .. m*G+2 are minibatch m
+    permutation = np.random.default_rng(1).permutation(corpus.n_docs)
+    minibatches = [permutation[i:i + 70] for i in range(0, corpus.n_docs, 70)]
+    grouped = lda.pack_blocks(corpus, 32, minibatches)
+    assert _unpack(grouped) == expected
+    doc_index = np.asarray(grouped.doc_index).reshape(len(minibatches), -1)
+    for m, members in enumerate(minibatches):
+        assert sorted(doc_index[m][doc_index[m] < corpus.n_docs].tolist()) == sorted(members.tolist())
+    assert np.asarray(grouped.n_real).reshape(len(minibatches), -1).sum(1).tolist() == [len(m) for m in minibatches]
+
+
+@pytest.mark.parametrize("max_iter, tol", [(3, 0.05), (100, 1e-6)], ids=["early-stopping", "compaction"])
+def test_e_step_matches_scikit_learns_per_document_loop(ragged, max_iter, tol):
+    # scikit-learn's _update_doc_distribution, from gamma = 1, is the reference for gamma and the
+    # sufficient statistics. Three iterations and a loose tolerance: whether and when each document
+    # stops matters; a hundred and a tight one: documents stay active through every compaction stage.
+    from sklearn.decomposition._lda import _update_doc_distribution
+
+    corpus, alpha = ragged.corpus, 0.3
+    lam = np.asarray(ragged.topic_word) * 2000.0 + 0.05
+    elog_beta = scipy.special.digamma(lam) - scipy.special.digamma(lam.sum(1, keepdims=True))
+    gamma_ref, sstats_ref = _update_doc_distribution(corpus.to_scipy().astype(np.float64), np.exp(elog_beta), alpha,
+                                                     max_iter, tol, True, None)
+    topics, _ = lda._variational_topics(jax.numpy.asarray(lam, jax.numpy.float32))
+    blocks = lda.pack_blocks(corpus, 32)
+    assert lda._compaction_budgets(blocks.counts.shape[1])          # the corpus exercises compaction
+    gamma0 = jax.numpy.ones(blocks.doc_index.shape + (6,), jax.numpy.float32)
+    e_step = jax.jit(lda._corpus_e_step, static_argnames="with_stats")
+    gamma, _, sstats, _ = e_step(topics, blocks, gamma0, jax.numpy.float32(alpha), jax.numpy.int32(max_iter),
+                                 jax.numpy.float32(tol), with_stats=True)
+    ours = np.empty((gamma.shape[0] * gamma.shape[1], 6))
+    ours[np.asarray(blocks.doc_index).ravel()] = np.asarray(gamma).reshape(-1, 6)
+    ours = ours[: corpus.n_docs]
+    assert np.all(np.isfinite(ours))
+    # float32 against float64: measured 9e-6 (gamma) and 4e-5 (statistics) relative; 10x margins
+    np.testing.assert_allclose(ours, gamma_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(sstats), sstats_ref * np.exp(elog_beta), rtol=5e-4, atol=5e-4)
+
+
+def _dirichlet_topic_term(components: np.ndarray, prior: float) -> float:
+    """E_q[log p(beta | eta) - log q(beta | lambda)] for (K, V) lambda, in float64 (scipy)."""
+    elog = scipy.special.digamma(components) - scipy.special.digamma(components.sum(1, keepdims=True))
+    return float(np.sum((prior - components) * elog + scipy.special.gammaln(components) - scipy.special.gammaln(prior))
+                 + components.shape[0] * scipy.special.gammaln(prior * components.shape[1])
+                 - np.sum(scipy.special.gammaln(components.sum(1))))
+
+
+def test_online_vb_matches_scikit_learn_minibatch_by_minibatch(synthetic):
+    # scikit-learn's partial_fit makes the same update (Hoffman et al. 2010): rho_t = (tau0 + t)^-kappa,
+    # lambda <- (1 - rho) lambda + rho (eta + D/|B| sstats). Fed our minibatches in our order (the
+    # partition and every pass's order come from the key's NumPy generator; with init given nothing
+    # else is drawn), it must land on our topics, and its bounds must add up to our running bound.
+    x = synthetic.corpus.to_scipy().astype(np.float64)
+    key, batch, alpha, eta, offset, decay = jax.random.key(4), 32, 0.3, 0.2, 4.0, 0.6
+    reference = _sklearn_lda_from_ones(doc_topic_prior=alpha, topic_word_prior=eta, learning_method="online",
+                                       learning_offset=offset, learning_decay=decay, total_samples=N_DOCS)
+    init = reference.components_.copy()
+    ours = LatentDirichletAllocation(N_TOPICS, learning_method="online", batch_size=batch, max_iter=MAX_ITER,
+                                     doc_topic_prior=alpha, topic_word_prior=eta, learning_offset=offset,
+                                     learning_decay=decay, tol=0.0).fit(synthetic.corpus, key=key, init=init)
+    rng = lda._numpy_rng(key)
+    permutation = rng.permutation(N_DOCS)
+    minibatches = [permutation[i:i + batch] for i in range(0, N_DOCS, batch)]
+    history = []
+    for _ in range(MAX_ITER):
+        documents = 0.0   # every minibatch's document terms under the lambda it sees (gamma from 1)
+        for c in rng.permutation(len(minibatches)):
+            xb = x[minibatches[c]]
+            bound = reference._approx_bound(xb, reference._unnormalized_transform(xb), sub_sampling=False)
+            documents += bound - _dirichlet_topic_term(reference.components_, eta)
+            reference.partial_fit(xb)
+        history.append((documents + _dirichlet_topic_term(reference.components_, eta)) / synthetic.corpus.n_tokens)
+    assert ours.n_iter_ == MAX_ITER
+    assert np.all(np.isfinite(np.asarray(ours.components_))) and np.all(np.isfinite(np.asarray(ours.history)))
+    # float32 against float64: measured 4e-7 (history) and 2e-5 (lambda) relative
+    np.testing.assert_allclose(np.asarray(ours.history), history, rtol=5e-6)
+    np.testing.assert_allclose(np.asarray(ours.components_), reference.components_, rtol=3e-4)
+
+
+def test_gibbs_history_is_the_collapsed_likelihood_of_the_last_sample(fitted, synthetic):
+    # components_ = n_kw + eta of the last sample, so its log p(w | z) (Griffiths & Steyvers eq. 2,
+    # beta integrated out) follows in closed form; history[-1] is that per token.
+    model = fitted("gibbs")
+    eta, gammaln = model.eta, scipy.special.gammaln
+    counts = np.asarray(model.components_, np.float64) - eta                    # n_kw
+    np.testing.assert_allclose(counts, np.rint(counts), atol=1e-4)
+    counts = np.rint(counts)
+    assert np.all(counts >= 0) and counts.sum() == synthetic.corpus.n_tokens and model.converged_ is False
+    expected = np.sum(gammaln(VOCAB * eta) - gammaln(counts.sum(1) + VOCAB * eta)
+                      + gammaln(counts + eta).sum(1) - VOCAB * gammaln(eta))
+    history = np.asarray(model.history, np.float64)
+    assert history.shape == (100,) and np.all(np.isfinite(history))
+    assert history[-1] == pytest.approx(expected / synthetic.corpus.n_tokens, rel=1e-5)
+    assert history[-10:].mean() > history[0] + 0.1       # from a random assignment the chain climbs
+
+
+def test_gibbs_sweeps_leave_the_exact_posterior_of_the_assignments_invariant():
+    # Four tokens, two documents, two topics: p(z | w) for all 16 assignments in closed form
+    # (Dirichlet-multinomial in both documents and topics). 4000 chains of 25 sweeps each from
+    # random assignments; the frequencies of the 16 states must match within 5 binomial s.e.
+    docs, words = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 2])
+    n_words, n_topics, alpha, eta = 3, 2, 0.4, 0.3
+    gammaln = scipy.special.gammaln
+    states = np.array(np.meshgrid(*[[0, 1]] * 4, indexing="ij")).reshape(4, -1).T       # (16, 4)
+    log_p = []
+    for z in states:
+        ndk = np.zeros((2, n_topics)); nwk = np.zeros((n_words, n_topics))
+        np.add.at(ndk, (docs, z), 1); np.add.at(nwk, (words, z), 1)
+        log_p.append(np.sum(gammaln(ndk + alpha)) - np.sum(gammaln(ndk.sum(1) + n_topics * alpha))
+                     + np.sum(gammaln(nwk + eta)) - np.sum(gammaln(nwk.sum(0) + n_words * eta)))
+    exact = np.exp(np.array(log_p) - np.max(log_p))
+    exact /= exact.sum()
+
+    def chain(key):
+        key_init, key_sweeps = jax.random.split(key)
+        state = lda._gibbs_init(key_init, jax.numpy.asarray(docs), jax.numpy.asarray(words), 2, n_words, n_topics)
+
+        def sweep(state, k):
+            return lda.gibbs_step(k, state, jax.numpy.asarray(docs), jax.numpy.asarray(words), alpha, eta)[0], None
+
+        return jax.lax.scan(sweep, state, jax.random.split(key_sweeps, 25))[0].assignments
+
+    z = np.asarray(jax.jit(jax.vmap(chain))(jax.random.split(jax.random.key(0), 4000)))
+    observed = np.bincount(z @ np.array([8, 4, 2, 1]), minlength=16) / 4000
+    se = np.sqrt(exact * (1 - exact) / 4000)
+    assert np.all(np.abs(observed - exact) < 5 * se + 1e-3), np.round(np.c_[observed, exact], 3)
+
+
+def test_completion_perplexity_normalises_topics_and_allows_unused_zero_words(synthetic):
+    observed, held_out = completion_split(synthetic.corpus.subset(np.arange(HELD_OUT_DOCS)), seed=1)
+    beta = synthetic.topic_word
+    base = document_completion_perplexity(beta, observed, held_out, doc_topic_prior=0.1)
+    assert np.isfinite(base) and 1 < base < VOCAB
+    assert document_completion_perplexity(3.0 * beta, observed, held_out, doc_topic_prior=0.1) == pytest.approx(base, rel=1e-5)
+    # A word that no topic can produce is allowed where no token uses it. Word 0 is also the id of
+    # every padding slot (count 0), which must not meet log(0): prepend such a word and the
+    # perplexity is unchanged.
+    widen = lambda c: Corpus.from_dense(np.c_[np.zeros(c.n_docs, int), c.to_dense()])  # noqa: E731
+    zero_first = np.c_[np.zeros(N_TOPICS), beta]
+    widened = document_completion_perplexity(zero_first, widen(observed), widen(held_out), doc_topic_prior=0.1)
+    assert np.isfinite(widened) and widened == pytest.approx(base, rel=1e-5)
+
+
+# --- boundaries and declared structure --------------------------------------------------------
+
+
+def _one_token_corpus():
+    return Corpus.from_dense(np.eye(1, VOCAB, 3, dtype=int))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(n_topics=1, vocab_size=1, doc_lengths=[0]), None),
+        (dict(n_topics=2, vocab_size=0, doc_lengths=[3]), "vocab_size must be a positive integer"),
+        (dict(n_topics=2, vocab_size=5, doc_lengths=np.array([], int)), "doc_lengths must be"),
+        (dict(n_topics=2, vocab_size=5, doc_lengths=[3], alpha=0.5, eta=0.5), None),
+        (dict(n_topics=2, vocab_size=5, doc_lengths=[3], alpha=0.0), "alpha must be positive and finite"),
+    ],
+)
+def test_sample_corpus_boundaries(kwargs, error):
+    accepts_or_refuses(lambda: sample_corpus(jax.random.key(0), **kwargs), error)
+
+
+def test_sample_corpus_default_priors_are_one_over_k():
+    shape = dict(n_topics=3, vocab_size=6, doc_lengths=[20] * 4)
+    default = sample_corpus(jax.random.key(2), **shape)
+    explicit = sample_corpus(jax.random.key(2), **shape, alpha=1 / 3, eta=1 / 3)
+    assert np.array_equal(default.doc_topic, explicit.doc_topic) and np.array_equal(default.topic_word, explicit.topic_word)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(n_topics=1), None),
+        (dict(n_topics=2, doc_topic_prior=0.5, topic_word_prior=0.5), None),
+        (dict(n_topics=2, topic_word_prior=0.0), "topic_word_prior must be a positive number"),
+        (dict(n_topics=2, learning_offset=0.5), None),
+        (dict(n_topics=2, learning_offset=0.0), "learning_offset must be > 0"),
+        (dict(n_topics=2, learning_decay=1.0), None),
+        (dict(n_topics=2, learning_decay=0.5), r"learning_decay must lie in \(0.5, 1\]"),
+        (dict(n_topics=2, tol=0.0, mean_change_tol=0.0), None),
+        (dict(n_topics=2, tol=0.5, mean_change_tol=0.5), None),
+        (dict(n_topics=2, tol=-0.5), "tol and mean_change_tol must be >= 0"),
+        (dict(n_topics=2, mean_change_tol=-0.5), "tol and mean_change_tol must be >= 0"),
+    ],
+)
+def test_hyperparameter_boundaries(kwargs, error):
+    accepts_or_refuses(lambda: LatentDirichletAllocation(**kwargs), error)
+
+
+def test_usage_boundaries(synthetic, fitted):
+    model = fitted("batch")
+    accepts_or_refuses(lambda: LatentDirichletAllocation(2, learning_method="gibbs", max_iter=1).fit(
+        _one_token_corpus(), key=jax.random.key(0)), None)
+    accepts_or_refuses(lambda: LatentDirichletAllocation(N_TOPICS).fit(
+        synthetic.corpus, key=jax.random.key(0), init=np.zeros((N_TOPICS, VOCAB))), "init must be positive and finite")
+    assert len(model.top_words(1)[0]) == 1
+    accepts_or_refuses(lambda: model.top_words(0), "n must be a positive integer")
+    assert np.isfinite(model.perplexity(_one_token_corpus()))
+    empty = Corpus.from_dense(np.zeros((1, VOCAB), int))
+    accepts_or_refuses(lambda: model.perplexity(empty), "perplexity needs at least one token")
+    observed, held_out = completion_split(synthetic.corpus.subset(np.arange(HELD_OUT_DOCS)), seed=1)
+    beta = synthetic.topic_word
+    for bad in (beta[0], -beta):
+        accepts_or_refuses(lambda: document_completion_perplexity(bad, observed, held_out, doc_topic_prior=0.1),
+                           "topic_word must be a finite non-negative")
+    one = Corpus.from_dense(np.eye(1, VOCAB, 3, dtype=int))
+    assert np.isfinite(document_completion_perplexity(beta, one, one, doc_topic_prior=0.1))
+    accepts_or_refuses(lambda: document_completion_perplexity(beta, one, empty, doc_topic_prior=0.1),
+                       "held_out has no words")
+
+
+def test_hyperparameters_are_static_and_keyword_only(fitted):
+    # Only the fitted arrays are pytree leaves: under jax.jit / eqx.filter_jit the hyperparameters,
+    # counts and vocabulary stay Python values (max_iter shapes the compiled loop).
+    model = fitted("batch")
+    leaves = jax.tree.leaves(model)
+    assert len(leaves) == 2 and leaves[0] is model.components_ and leaves[1] is model.history
+    assert jax.tree.leaves(LatentDirichletAllocation(3)) == []
+    with pytest.raises(TypeError):
+        LatentDirichletAllocation(3, 0.5)   # everything after n_topics is keyword-only
+
+
+def test_count_matrices_are_accepted_as_corpora(synthetic, fitted):
+    model = fitted("batch")
+    theta = model.transform(synthetic.corpus)
+    np.testing.assert_array_equal(model.transform(synthetic.corpus.to_dense()), theta)
+    np.testing.assert_array_equal(model.transform(synthetic.corpus.to_scipy()), theta)

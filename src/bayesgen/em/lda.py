@@ -159,6 +159,7 @@ def sample_corpus(key, *, n_topics: int, vocab_size: int, doc_lengths, alpha=Non
     beta = rng.dirichlet(eta_vec, n_topics)
     theta = rng.dirichlet(alpha_vec, lengths.size)
     word_probs = theta @ beta
+    # gremlin: pardon[equivalent] the rows already sum to 1 (theta @ beta): the division only removes rounding
     counts = rng.multinomial(lengths, word_probs / word_probs.sum(axis=1, keepdims=True))
     corpus = Corpus.from_dense(counts, vocabulary=[f"w{i}" for i in range(vocab_size)])
     return SyntheticCorpus(corpus, beta, theta)
@@ -231,8 +232,6 @@ def pack_blocks(corpus: Corpus, docs_per_block: int, minibatches=None) -> Blocks
         order = np.concatenate([np.asarray(m)[o] for m, (o, _) in zip(minibatches, parts)])
         block = np.concatenate([i * g + blk for i, (_, blk) in enumerate(parts)])
         c = len(minibatches) * g
-    first = np.searchsorted(block, np.arange(c))        # position of every block's first document
-    local = np.arange(order.size) - first[block]
     entries = np.diff(corpus.doc_ptr)[order]
     rows = rows_of[order]
     first = np.searchsorted(block, np.arange(c))        # position of every block's first document
@@ -318,8 +317,10 @@ def _dirichlet_bound(prior, params, elog, mask=None) -> jax.Array:
 
 
 def _scaled_exp(log_values: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``exp(log_values - m)`` and ``m``, with ``m`` the maximum along the last axis."""
+    """``exp(log_values - m)`` and ``m``, with ``m`` the maximum along the last axis (0 where that is
+    -inf: a word no topic can produce, e.g. word 0 of padding slots, then gives 0, not NaN)."""
     m = jnp.max(log_values, axis=-1, keepdims=True)
+    m = jnp.where(m > -jnp.inf, m, 0.0)
     return jnp.exp(log_values - m), m[..., 0]
 
 
@@ -346,6 +347,21 @@ class BlockResult(NamedTuple):
     token_bound: jax.Array   # () sum_dw n_dw log sum_k exp(E log theta_dk + E log beta_kw)
     word_stats: jax.Array    # (R, ROW_LEN, K) n_dw phi_dwk / e_beta_wk per slot (a dummy if not asked for)
     n_inner: jax.Array       # () fixed-point iterations the block needed
+
+
+def _compaction_budgets(n_rows: int) -> tuple[int, ...]:
+    """Row budgets of the E-step's stages before the last, which runs on the last budget's rows.
+
+    Each stage keeps ``COMPACTION_RATIO`` of the rows of the one before (rounded up), for at most
+    ``COMPACTION_STAGES`` stages in all, while ``n_rows`` times the ratio's powers stays at least
+    ``COMPACTION_MIN_ROWS``: ``_compaction_budgets(256) == (128, 64, 32)``, ``(63) == (32,)``,
+    ``(24) == ()``.
+    """
+    budgets, size, rows = [], float(n_rows), n_rows
+    while len(budgets) + 1 < COMPACTION_STAGES and size * COMPACTION_RATIO >= COMPACTION_MIN_ROWS:
+        size, rows = size * COMPACTION_RATIO, math.ceil(rows * COMPACTION_RATIO)
+        budgets.append(rows)
+    return tuple(budgets)
 
 
 def _block_e_step(topics: TopicWordTerms, block, gamma0, alpha, max_iter, tol, *, with_stats: bool) -> BlockResult:
@@ -392,16 +408,12 @@ def _block_e_step(topics: TopicWordTerms, block, gamma0, alpha, max_iter, tol, *
 
     carry = (jnp.int32(0), gamma0, jnp.zeros(n_docs, bool))
     rows = (counts, row_doc, e_beta)
-    n_stages, size = 1, counts.shape[0]
-    while n_stages < COMPACTION_STAGES and size * COMPACTION_RATIO >= COMPACTION_MIN_ROWS:
-        n_stages, size = n_stages + 1, size * COMPACTION_RATIO
-    for s in range(n_stages):
-        last = s == n_stages - 1
-        budget = -1 if last else math.ceil(rows[0].shape[0] * COMPACTION_RATIO)
+    for budget in _compaction_budgets(counts.shape[0]):
         carry, has_words = stage(carry, *rows, budget)
-        if not last:  # the rows of active documents first, then keep `budget` rows
-            keep = jnp.argsort(~(has_words & ~carry[2][rows[1]]), stable=True)[:budget]
-            rows = tuple(a[keep] for a in rows)
+        # the rows of active documents first, then keep `budget` rows
+        keep = jnp.argsort(~(has_words & ~carry[2][rows[1]]), stable=True)[:budget]
+        rows = tuple(a[keep] for a in rows)
+    carry, _ = stage(carry, *rows, -1)   # the last stage runs until every document is done
     n_inner, gamma, _ = carry
 
     e_theta, log_scale_theta = _scaled_exp(dirichlet_expectation(gamma))
@@ -533,6 +545,7 @@ def _fit_vb_program(topic_word, data: VBData, tol, *, online: bool, max_iter: in
 def _infer_gamma(topics: TopicWordTerms, blocks: Blocks, alpha, max_iter, tol):
     """gamma (C * B, K) of every document from gamma = 1 with the topics fixed, and the token bound."""
     gamma0 = jnp.ones(blocks.doc_index.shape + topics.scaled.shape[-1:], topics.scaled.dtype)
+    # gremlin: pardon[equivalent] with_stats=True would compute statistics that are dropped: the same values, more work
     gamma, token_bound, _, _ = _corpus_e_step(topics, blocks, gamma0, alpha, max_iter, tol, with_stats=False)
     gamma = jnp.zeros((gamma.shape[0] * gamma.shape[1], gamma.shape[2]), gamma.dtype).at[blocks.doc_index].set(gamma)
     return gamma, token_bound
