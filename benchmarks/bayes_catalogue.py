@@ -120,7 +120,8 @@ def main() -> int:
             results[name] = CHECKS[name]()
         results[name].update(total_wall=timer.wall, foreign_cores=timer.foreign_cores)
         print(f"{name}: {'pass' if results[name]['passed'] else 'FAIL'}  {results[name]}", flush=True)
-    rows = [[name, "pass" if r["passed"] else "FAIL", r["total_wall"], r["foreign_cores"]] for name, r in results.items()]
+    rows = [[name, "pass" if r["passed"] else "FAIL", r["total_wall"], r["foreign_cores"]]
+            for name, r in results.items()]
     text = _common.markdown_table(["check", "result", "wall s", "foreign cores"], rows)
     print(text)
     _common.write_results(args.out, results, text)

@@ -148,7 +148,8 @@ def worker(case_name: str, sampler: str, seed: int) -> dict:
             samples = jax.device_get(mcmc.get_samples(group_by_chain=True))
             draws = {n: np.asarray(samples[n], dtype=np.float64) for n in names}
             fields = mcmc.get_extra_fields(group_by_chain=True)
-            extra = dict(divergences=int(np.sum(fields["diverging"])), mean_leapfrog=float(np.mean(fields["num_steps"])))
+            extra = dict(divergences=int(np.sum(fields["diverging"])),
+                         mean_leapfrog=float(np.mean(fields["num_steps"])))
         elif sampler == "pymc":
             import pymc as pm
 
@@ -186,7 +187,8 @@ def worker(case_name: str, sampler: str, seed: int) -> dict:
 
     if sampler.endswith("-advi"):
         summary = summarize(draws)
-        errors = [(summary[pdb.Case.our_name(n)]["mean"] - ref["mean"]) / ref["sd"] for n, ref in case.reference.items()]
+        errors = [(summary[pdb.Case.our_name(n)]["mean"] - ref["mean"]) / ref["sd"]
+                  for n, ref in case.reference.items()]
         ratios = [summary[pdb.Case.our_name(n)]["sd"] / ref["sd"] for n, ref in case.reference.items()]
         return dict(case=case_name, sampler=sampler, seed=seed, wall=timer.wall, foreign_cores=timer.foreign_cores,
                     max_mean_error_sd=float(np.max(np.abs(errors))), sd_ratio_min=float(np.min(ratios)),
@@ -258,7 +260,8 @@ def _mcmc_tables(results: list[dict], samplers: list[str], cases: list[str]) -> 
         if "error" in r:
             detail.append([r["case"].split("-")[0], r["sampler"], "error", " ".join(r["error"]), "", "", "", ""])
             continue
-        detail.append([r["case"].split("-")[0], r["sampler"], r["wall"], r["min_ess_bulk"], f"{r['chains']}x{r['draws']}",
+        detail.append([r["case"].split("-")[0], r["sampler"], r["wall"], r["min_ess_bulk"],
+                       f"{r['chains']}x{r['draws']}",
                        r.get("divergences", ""), r["foreign_cores"], "yes" if r["passed"] else "NO"])
     lines.append(_common.markdown_table(headers, detail))
     lines.append("")
@@ -281,7 +284,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--cases", default="", help="comma-separated prefixes of case names (default: all six)")
-    parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to this many seconds for a quiet machine")
+    parser.add_argument("--wait-quiet", type=float, default=0.0,
+                        help="wait up to this many seconds for a quiet machine")
     parser.add_argument("--out", default=str(_common.RESULTS / "bayes_posteriordb"))
     args = parser.parse_args()
     if args.worker:

@@ -90,10 +90,12 @@ def torch_networks(network: str, depth: int):
         decoder = [nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ConvTranspose2d(c, 1, 4, 2, 1)]
     else:
         encoder = [nn.Conv2d(1, c, 3, 2, 1), *(same(c) for _ in range(depth)),
-                   Residual(nn.Conv2d(c, 2 * c, 3, 2, 1), nn.Conv2d(2 * c, 2 * c, 3, 1, 1), nn.Conv2d(c, 2 * c, 1, 2, 0)),
+                   Residual(nn.Conv2d(c, 2 * c, 3, 2, 1), nn.Conv2d(2 * c, 2 * c, 3, 1, 1),
+                            nn.Conv2d(c, 2 * c, 1, 2, 0)),
                    *(same(2 * c) for _ in range(depth - 1))]
         decoder = [*(same(2 * c) for _ in range(depth - 1)),
-                   Residual(nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.Conv2d(c, c, 3, 1, 1), nn.ConvTranspose2d(2 * c, c, 2, 2, 0)),
+                   Residual(nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.Conv2d(c, c, 3, 1, 1),
+                            nn.ConvTranspose2d(2 * c, c, 2, 2, 0)),
                    *(same(c) for _ in range(depth)), nn.ConvTranspose2d(c, 1, 4, 2, 1)]
 
     class VAE(nn.Module):
@@ -217,7 +219,8 @@ def measure_layers(batch_size: int) -> list[dict]:
         if kind == "conv":
             layer = Conv2d(cin, cout, k, stride=s, padding=p, key=key)
             def lax_fn(w, x, s=s, p=p):
-                return lax.conv_general_dilated(x, w, (s, s), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+                return lax.conv_general_dilated(x, w, (s, s), ((p, p), (p, p)),
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
             torch_layer = torch.nn.Conv2d(cin, cout, k, s, p)
         else:
             layer = ConvTranspose2d(cin, cout, k, stride=s, padding=p, key=key)
@@ -250,8 +253,10 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", default="conv,resnet", help="comma list of conv,resnet")
     parser.add_argument("--depth", type=int, default=1, help="resnet: residual blocks per resolution")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per framework and network (after a warm-up epoch)")
-    parser.add_argument("--images", type=int, default=12800, help="training images per epoch (the first N of train.mat)")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="timed epochs per framework and network (after a warm-up epoch)")
+    parser.add_argument("--images", type=int, default=12800,
+                        help="training images per epoch (the first N of train.mat)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=_common.cpu_count(), help="PyTorch intra-op threads")
     parser.add_argument("--layers", action="store_true", help="also time each layer alone (lax / bayesgen / torch)")
@@ -295,7 +300,8 @@ def main(argv=None) -> dict:
                      "goal met" if ratio >= GOAL_RATIO else "met" if ratio >= TARGET_RATIO else "MISSED",
                      warmup["bayesgen"]])
     print()
-    print(_common.markdown_table(["network", "bayesgen img/s", "PyTorch img/s", "ratio", f">= {TARGET_RATIO}x (goal {GOAL_RATIO}x)",
+    print(_common.markdown_table(["network", "bayesgen img/s", "PyTorch img/s", "ratio",
+                                  f">= {TARGET_RATIO}x (goal {GOAL_RATIO}x)",
                                   "bayesgen first epoch incl. compile (s)"], rows))
     if args.layers:
         result["layers"] = measure_layers(args.batch_size)
@@ -303,7 +309,8 @@ def main(argv=None) -> dict:
         print(_common.markdown_table(
             ["layer (batch 128)", "lax fwd ms", "lax fwd+grad ms", "bayesgen fwd ms", "bayesgen fwd+grad ms",
              "torch fwd ms", "torch fwd+grad ms"],
-            [[r["layer"], r["lax_forward_ms"], r["lax_gradient_ms"], r["bayesgen_forward_ms"], r["bayesgen_gradient_ms"],
+            [[r["layer"], r["lax_forward_ms"], r["lax_gradient_ms"], r["bayesgen_forward_ms"],
+              r["bayesgen_gradient_ms"],
               r["torch_forward_ms"], r["torch_gradient_ms"]] for r in result["layers"]]))
     _common.write_json(args.out, result)
     return result

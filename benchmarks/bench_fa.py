@@ -93,7 +93,8 @@ def main(argv=None) -> None:
 
     machine = _common.machine_info()
     print(f"{machine['date']}: {machine['cpu_model']}, {machine['cores_usable']} cores usable, load "
-          f"{machine['loadavg_at_start']}, python {machine['python']}, jax {machine['jax']} ({machine['jax_backend']}), "
+          f"{machine['loadavg_at_start']}, python {machine['python']}, "
+          f"jax {machine['jax']} ({machine['jax_backend']}), "
           f"scikit-learn {sklearn.__version__}, numpy {np.__version__}", flush=True)
     x = make_data(args.n, args.d, args.latent, args.seed)
     key, k = jax.random.key(args.seed), args.latent
@@ -130,7 +131,8 @@ def main(argv=None) -> None:
         table.append([model, name, f"{r['loglik']:.6f}", f"{r['loglik'] - ref['loglik']:+.2e}", iters,
                       f"{r['fit_s']:.3f}", f"{r['compile_s']:.2f}" if r["compile_s"] else "-",
                       f"{r['fit_s'] / ref['fit_s']:.3g}", f"{r['score_s']:.3f}", f"{r['foreign_cores']:.2f}"])
-    print(f"\nreference rows: sklearn defaults. N={args.n}, D={args.d}, L={args.latent}, float64 data, repeats={args.repeats}, "
+    print(f"\nreference rows: sklearn defaults. N={args.n}, D={args.d}, L={args.latent}, "
+          f"float64 data, repeats={args.repeats}, "
           f"total {time.perf_counter() - started:.0f} s\n")
     print(_common.markdown_table(headers, table))
     print("\nscore compile (bayesgen, once per block size): "

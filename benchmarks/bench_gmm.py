@@ -205,7 +205,8 @@ def large_child() -> None:
         f.write("5")
     loglik, score = timed(lambda: model.score(x))
     print(json.dumps({"data_bytes": x.nbytes, "after_import": after_import, "after_data": after_data,
-                      "after_fit": after_fit, "after_score": peak_memory(), "fit": fit, "score": score, "loglik": loglik,
+                      "after_fit": after_fit, "after_score": peak_memory(),
+                      "fit": fit, "score": score, "loglik": loglik,
                       "peak_note": "vmhwm_bytes of after_fit / after_score: peak RSS during the fit / the score "
                                    "(reset via /proc/self/clear_refs before each)",
                       "n_iter": model.n_iter_, **LARGE}))
@@ -216,7 +217,8 @@ def large() -> dict:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     gib = lambda b: b / 2**30  # noqa: E731
     print(f"1M x 32: fit {result['fit']['wall_s']:.1f}s, peak RSS {gib(result['after_fit']['vmhwm_bytes']):.2f} GiB "
-          f"(data {gib(result['data_bytes']):.2f} GiB, before fit {gib(result['after_data']['vmrss_bytes']):.2f} GiB)", flush=True)
+          f"(data {gib(result['data_bytes']):.2f} GiB, before fit {gib(result['after_data']['vmrss_bytes']):.2f} GiB)",
+          flush=True)
     return result
 
 
@@ -225,11 +227,14 @@ def write_markdown(payload: dict, path: Path) -> None:
     rows = []
     for r in payload["compare"]:
         rows.append([r["covariance_type"], f"{r['bayesgen_loglik']:.6f}", f"{r['sklearn_loglik']:.6f}",
-                     f"{r['loglik_diff']:.1e}", f"{r['bayesgen_warm']['wall_s']:.2f}", f"{r['bayesgen_cold']['wall_s']:.2f}",
+                     f"{r['loglik_diff']:.1e}", f"{r['bayesgen_warm']['wall_s']:.2f}",
+                     f"{r['bayesgen_cold']['wall_s']:.2f}",
                      f"{r['compile_s']:.2f}", f"{r['sklearn']['wall_s']:.1f}", f"{r['speedup_warm']:.1f}x",
-                     f"{r['speedup_cold']:.1f}x", f"{r['bayesgen_warm']['foreign_cores']:.1f} / {r['sklearn']['foreign_cores']:.1f}"])
+                     f"{r['speedup_cold']:.1f}x",
+                     f"{r['bayesgen_warm']['foreign_cores']:.1f} / {r['sklearn']['foreign_cores']:.1f}"])
     table = _common.markdown_table(
-        ["covariance", "bayesgen loglik (f32)", "sklearn loglik (f64)", "diff", "bayesgen s", "bayesgen s incl. compile",
+        ["covariance", "bayesgen loglik (f32)", "sklearn loglik (f64)", "diff",
+         "bayesgen s", "bayesgen s incl. compile",
          "compile s", "sklearn s", "speed-up", "speed-up incl. compile", "foreign cores (ours / sklearn)"], rows)
     sweep = _common.markdown_table(
         ["covariance", "rows per block", "E-step ms"],
@@ -240,7 +245,8 @@ def write_markdown(payload: dict, path: Path) -> None:
         "## Gaussian mixtures (bench_gmm.py)", "",
         f"Machine: {m['cpu_model']}, {m['cores_usable']} cores usable (shared with other jobs; load average at "
         f"start {', '.join(f'{v:.1f}' for v in m['loadavg_at_start'])}), {m['ram_gib']} GiB RAM; Python {m['python']}, "
-        f"jax {m['jax']} ({m['jax_backend']}), scikit-learn {payload['sklearn']}, numpy {payload['numpy']}; {m['date']}.", "",
+        f"jax {m['jax']} ({m['jax_backend']}), scikit-learn {payload['sklearn']}, "
+        f"numpy {payload['numpy']}; {m['date']}.", "",
         f"Command: `{payload['command']}`", "",
         f"### Same start, {payload['compare'][0]['iterations']} EM iterations, N={N:,}, D={D}, K={K}", "",
         table, "",
@@ -251,18 +257,21 @@ def write_markdown(payload: dict, path: Path) -> None:
         "### Row-block size (one E-step, same data)", "", sweep, "",
         f"### Restarts: n_init={rs['n_init']}, N={rs['n']:,}, K={K}, full, {rs['iterations']} iterations", "",
         _common.markdown_table(["strategy", "warm s", "cold s (incl. compile)"],
-                               [[name, f"{rs[name]['warm_s']:.2f}", f"{rs[name]['cold_s']:.2f}"] for name in ("loop", "vmap")]),
+                               [[name, f"{rs[name]['warm_s']:.2f}", f"{rs[name]['cold_s']:.2f}"]
+                                for name in ("loop", "vmap")]),
         "",
     ]
     if payload.get("large"):
         lg = payload["large"]
         gib = lambda b: f"{b / 2**30:.2f} GiB"  # noqa: E731
-        lines += [f"### {lg['n']:,} x {lg['d']} float32, K={lg['k']} full, k-means init + {lg['iterations']} iterations "
+        lines += [f"### {lg['n']:,} x {lg['d']} float32, K={lg['k']} full, "
+                  f"k-means init + {lg['iterations']} iterations "
                   "(fresh process)", "",
                   _common.markdown_table(
                       ["data", "RSS after import", "RSS with data", "peak RSS during fit", "peak RSS during score",
                        "fit s", "score s", "loglik"],
-                      [[gib(lg["data_bytes"]), gib(lg["after_import"]["vmrss_bytes"]), gib(lg["after_data"]["vmrss_bytes"]),
+                      [[gib(lg["data_bytes"]), gib(lg["after_import"]["vmrss_bytes"]),
+                        gib(lg["after_data"]["vmrss_bytes"]),
                         gib(lg["after_fit"]["vmhwm_bytes"]), gib(lg["after_score"]["vmhwm_bytes"]),
                         f"{lg['fit']['wall_s']:.1f}", f"{lg['score']['wall_s']:.1f}", f"{lg['loglik']:.4f}"]]), ""]
     lines += ["### Notes", "", payload.get("notes", "").strip(), ""]

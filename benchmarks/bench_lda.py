@@ -225,7 +225,8 @@ def summarise(runs: list[dict], peers: list[str]) -> list[dict]:
             row = {"k": k, "method": method, "peer": peer, "passes": mine[0]["passes"], "runs": len(warm),
                    "wall_s": wall, "cpu_s": cpu, "compile_s": (cold[0]["wall_s"] - wall) if cold else None,
                    "held_out_perplexity": float(np.mean([r["held_out_perplexity"] for r in warm])),
-                   "held_out_sd": float(np.std([r["held_out_perplexity"] for r in warm], ddof=1)) if len(warm) > 1 else None,
+                   "held_out_sd": (float(np.std([r["held_out_perplexity"] for r in warm], ddof=1)) if len(warm) > 1
+                                   else None),
                    "train_bound_perplexity": float(np.mean([r["train_bound_perplexity"] for r in warm])),
                    "foreign_cores": float(np.mean([r["foreign_cores"] or 0.0 for r in mine]))}
             if reference:
@@ -247,7 +248,8 @@ def targets(summary: list[dict]) -> list[str]:
         parts = []
         for name, p in peers.items():
             diff = r["held_out_perplexity"] - p["held_out_perplexity"]
-            verdict = "lower" if diff <= 0 else ("higher, within one seed-to-seed sd" if sd and diff <= sd else "higher")
+            verdict = "lower" if diff <= 0 else ("higher, within one seed-to-seed sd"
+                                                 if sd and diff <= sd else "higher")
             parts.append(f"{name} {p['held_out_perplexity']:,.1f} ({diff / p['held_out_perplexity']:+.1%}, {verdict})")
         speed = r.get("speedup_vs_sklearn")
         met = "met" if speed is not None and speed >= 3 else "MISSED"
@@ -264,14 +266,16 @@ def write_markdown(path: Path, payload: dict) -> None:
         "",
         f"Measured {m['date']} on {m['cpu_model']} ({m['cores_usable']} cores usable, {m['ram_gib']} GiB RAM; "
         f"ISA {', '.join(m['isa'])}), load average at start {', '.join(f'{x:.1f}' for x in m['loadavg_at_start'])}. "
-        f"Python {m['python']}, jax {v['jax']} ({m['jax_backend']}), scikit-learn {v['sklearn']}, gensim {v['gensim']}, "
+        f"Python {m['python']}, jax {v['jax']} ({m['jax_backend']}), "
+        f"scikit-learn {v['sklearn']}, gensim {v['gensim']}, "
         f"numpy {v['numpy']}.",
         "",
         f"Command: `python benchmarks/{payload['command']}`",
         "",
         f"Data: AP, {payload['corpus']['train_docs']} training / {payload['corpus']['test_docs']} test documents "
         f"(seeded 90/10 split), {payload['corpus']['vocab']} words, {payload['corpus']['train_tokens']:,} training "
-        f"tokens; held-out: {payload['corpus']['observed_tokens']:,} observed / {payload['corpus']['held_out_tokens']:,} "
+        f"tokens; held-out: {payload['corpus']['observed_tokens']:,} observed / "
+        f"{payload['corpus']['held_out_tokens']:,} "
         "scored tokens.",
         "",
         "Protocol: alpha = eta = 1/K for all; the same passes; E-step <= 100 iterations per document, mean-change "
@@ -284,7 +288,8 @@ def write_markdown(path: Path, payload: dict) -> None:
                "speed-up vs sklearn: wall (CPU)", "held-out perplexity", "train-bound perplexity", "other load (cores)"]
     table = []
     for r in payload["summary"]:
-        held = f"{r['held_out_perplexity']:,.1f}" + (f" ± {r['held_out_sd']:.1f} ({r['runs']} seeds)" if r["held_out_sd"] else "")
+        held = f"{r['held_out_perplexity']:,.1f}" + (f" ± {r['held_out_sd']:.1f} ({r['runs']} seeds)"
+                                                     if r["held_out_sd"] else "")
         speed = r.get("speedup_vs_sklearn")
         speed_text = "-" if speed is None or r["peer"] == "scikit-learn" else \
             f"{speed:.1f}x ({r['cpu_speedup_vs_sklearn']:.1f}x)"

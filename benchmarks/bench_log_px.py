@@ -87,7 +87,8 @@ def child() -> None:
     result = {"n_images": int(x.shape[0]), "chunk_size": args.chunk_size, "batch_size": args.batch_size,
               "seconds": t.wall, "images_per_s": x.shape[0] / t.wall, "foreign_cores": t.foreign_cores,
               "own_cores": t.own_cores, "process_seconds": time.perf_counter() - t_process,
-              "mean_log_px": float(np.mean(log_px)), "stderr_log_px": float(np.std(log_px, ddof=1) / math.sqrt(len(log_px))),
+              "mean_log_px": float(np.mean(log_px)),
+              "stderr_log_px": float(np.std(log_px, ddof=1) / math.sqrt(len(log_px))),
               "finite": bool(np.isfinite(log_px).all()), **peak_memory()}
     Path(args.child_out).write_text(json.dumps(result))
 
@@ -126,7 +127,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-test", type=int, default=10000, help="test images in the full run")
     parser.add_argument("--subset", type=int, default=64, help="test images per sweep setting")
-    parser.add_argument("--train-epochs", type=int, default=5, help="bayesgen training epochs before evaluation (0: untrained)")
+    parser.add_argument("--train-epochs", type=int, default=5,
+                        help="bayesgen training epochs before evaluation (0: untrained)")
     parser.add_argument("--chunk-size", type=int, help="skip the sweep and use this chunk_size (with --batch-size)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
@@ -140,7 +142,8 @@ def main(argv=None) -> dict:
         return child()
     # Start the fresh process for the full run now, while this one is small: its ru_maxrss then
     # measures itself, not this parent's footprint at the fork.
-    worker = subprocess.Popen([sys.executable, __file__, "--child"], stdin=subprocess.PIPE, text=True, env=os.environ.copy())
+    worker = subprocess.Popen([sys.executable, __file__, "--child"],
+                              stdin=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         return _main(args, worker)
     finally:
@@ -156,7 +159,8 @@ def _main(args, worker) -> dict:
     if args.wait_quiet > 0:
         _common.wait_for_quiet(args.wait_quiet)
     machine = _common.machine_info()
-    print(f"{machine['cpu_model']}, {machine['cores_usable']} cores, jax {machine['jax']}, XLA_FLAGS={machine['XLA_FLAGS']!r}", flush=True)
+    print(f"{machine['cpu_model']}, {machine['cores_usable']} cores, jax {machine['jax']}, "
+          f"XLA_FLAGS={machine['XLA_FLAGS']!r}", flush=True)
 
     import jax
 
@@ -168,19 +172,24 @@ def _main(args, worker) -> dict:
     training = {"epochs": args.train_epochs}
     if args.train_epochs > 0:
         t0 = time.perf_counter()
-        result = fit(model, x_train, key=jax.random.key(args.seed + 1), epochs=args.train_epochs, batch_size=128, progress=False)
+        result = fit(model, x_train, key=jax.random.key(args.seed + 1), epochs=args.train_epochs,
+                     batch_size=128, progress=False)
         model = result.model
         training.update(seconds=time.perf_counter() - t0, final_train_loss=result.history[-1]["train_loss"])
-        print(f"trained {args.train_epochs} epochs in {training['seconds']:.1f}s, train -ELBO {training['final_train_loss']:.2f}", flush=True)
+        print(f"trained {args.train_epochs} epochs in {training['seconds']:.1f}s, "
+              f"train -ELBO {training['final_train_loss']:.2f}", flush=True)
 
     if args.chunk_size:
-        rows, best = [], {"chunk_size": args.chunk_size, "batch_size": args.batch_size or max(1, SAMPLES_PER_STEP // args.chunk_size)}
+        rows, best = [], {"chunk_size": args.chunk_size,
+                          "batch_size": args.batch_size or max(1, SAMPLES_PER_STEP // args.chunk_size)}
     else:
         rows = sweep(model, x_test[: args.subset], args.seed)
         best = min(rows, key=lambda r: r["seconds"])
         print(_common.markdown_table(
-            ["chunk_size", "batch_size", "samples/step", f"s for {args.subset} images", "img/s", "10k estimate (s)", "other load (cores)"],
-            [[r["chunk_size"], r["batch_size"], r["samples_per_step"], r["seconds"], r["images_per_s"], r["est_full_10k_s"],
+            ["chunk_size", "batch_size", "samples/step", f"s for {args.subset} images",
+             "img/s", "10k estimate (s)", "other load (cores)"],
+            [[r["chunk_size"], r["batch_size"], r["samples_per_step"], r["seconds"], r["images_per_s"],
+              r["est_full_10k_s"],
               r["foreign_cores"] or 0.0] for r in rows]))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,7 +197,8 @@ def _main(args, worker) -> dict:
         save_checkpoint(ckpt, model)
         order = {"checkpoint": str(ckpt), "child_out": str(out), "data_dir": str(args.data_dir), "n_test": args.n_test,
                  "seed": args.seed, "chunk_size": best["chunk_size"], "batch_size": best["batch_size"]}
-        print(f"full run in a fresh process: {args.n_test} images, chunk_size {best['chunk_size']}, batch_size {best['batch_size']} ...", flush=True)
+        print(f"full run in a fresh process: {args.n_test} images, "
+              f"chunk_size {best['chunk_size']}, batch_size {best['batch_size']} ...", flush=True)
         worker.stdin.write(json.dumps(order) + "\n")
         worker.stdin.close()
         if worker.wait() != 0:
@@ -197,7 +207,8 @@ def _main(args, worker) -> dict:
 
     peak = max(full.get("vmhwm_bytes", 0), full["ru_maxrss_bytes"])
     scale = 10000 / full["n_images"]
-    targets = {"seconds_10k": {"measured": full["seconds"] * scale, "target": TARGET_SECONDS, "met": full["seconds"] * scale <= TARGET_SECONDS,
+    targets = {"seconds_10k": {"measured": full["seconds"] * scale, "target": TARGET_SECONDS,
+                               "met": full["seconds"] * scale <= TARGET_SECONDS,
                                "extrapolated": full["n_images"] != 10000},
                "peak_rss_bytes": {"measured": peak, "target": TARGET_PEAK_BYTES, "met": peak < TARGET_PEAK_BYTES},
                "decoder_gflops": full["n_images"] * K * DECODER_FLOPS_PER_SAMPLE / full["seconds"] / 1e9}
@@ -213,7 +224,8 @@ def _main(args, worker) -> dict:
          f"<= {TARGET_SECONDS:.0f} s: {'met' if targets['seconds_10k']['met'] else 'MISSED'}"],
         ["images/s", f"{full['images_per_s']:.1f}", ""],
         ["decoder FLOP rate", f"{targets['decoder_gflops']:.0f} GFLOP/s", ""],
-        ["peak RSS of the fresh process (VmHWM)", f"{peak / 2**20:,.0f} MiB", f"< 2048 MiB: {'met' if targets['peak_rss_bytes']['met'] else 'MISSED'}"],
+        ["peak RSS of the fresh process (VmHWM)", f"{peak / 2**20:,.0f} MiB",
+         f"< 2048 MiB: {'met' if targets['peak_rss_bytes']['met'] else 'MISSED'}"],
         ["peak RSS of the fresh process (ru_maxrss)", f"{full['ru_maxrss_bytes'] / 2**20:,.0f} MiB", ""],
         ["mean log p(x)", f"{full['mean_log_px']:.2f} ± {full['stderr_log_px']:.2f} nats", ""],
         ["other processes during the run", f"{full['foreign_cores'] or 0:.2f} cores", ""],

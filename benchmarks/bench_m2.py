@@ -82,7 +82,8 @@ def main() -> None:
 
     headers = ["method", "labels", f"test accuracy (mean ± sd over {args.seeds} label draws)"]
     rows = [["M2 (bayesgen, q(y|x))", f"{args.labels_per_class}/class + unlabelled rest", summary("m2_accuracy")],
-            ["LogisticRegression (scikit-learn)", f"the same {args.labels_per_class}/class", summary("logreg_accuracy")],
+            ["LogisticRegression (scikit-learn)", f"the same {args.labels_per_class}/class",
+             summary("logreg_accuracy")],
             ["LogisticRegression, for scale", "all training labels", summary("logreg_all_labels_accuracy")]]
     print(_common.markdown_table(headers, rows))
     print(f"\nM2: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, latent {args.latent_dim}, "

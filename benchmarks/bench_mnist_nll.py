@@ -64,7 +64,8 @@ def build(name: str, x_train, key, warmup_steps: int = 0, output_bias: str = "da
         return build_vae(key=key, **common), IWAE(n_samples=int(name[4:]))
     if name == "vamp500":
         pseudo = x_train[np.asarray(jax.random.choice(jax.random.fold_in(key, 1), len(x_train), (500,), replace=False))]
-        return build_vae(key=key, prior="vamp", pseudo_inputs=pseudo, **common), ELBO(kl="mc", warmup_steps=warmup_steps)
+        return (build_vae(key=key, prior="vamp", pseudo_inputs=pseudo, **common),
+                ELBO(kl="mc", warmup_steps=warmup_steps))
     raise SystemExit(f"unknown model '{name}'; choose one of {', '.join(PUBLISHED)}")
 
 
@@ -79,7 +80,8 @@ def main(argv=None) -> None:
     parser.add_argument("--schedule", choices=("constant", "cosine", "exponential"), default="constant",
                         help="learning-rate schedule, decaying to 0.1 x --lr over --max-epochs")
     parser.add_argument("--K", type=int, default=5000)
-    parser.add_argument("--warmup-epochs", type=int, default=0, help="KL warm-up (ELBO models): weight 0 -> 1 over these epochs")
+    parser.add_argument("--warmup-epochs", type=int, default=0,
+                        help="KL warm-up (ELBO models): weight 0 -> 1 over these epochs")
     parser.add_argument("--output-bias", choices=("data-mean", "zero"), default="data-mean",
                         help="the decoder's initial output bias: logit of the training mean, or zero")
     parser.add_argument("--seed", type=int, default=0)
@@ -112,7 +114,9 @@ def main(argv=None) -> None:
                   f"{' (best)' if is_best else ''} [{(time.monotonic() - started_wall) / 60:.1f} min]", flush=True)
 
     result = fit(model, x_train, key=key_fit, objective=objective, valid_x=x_valid,
-                 optimizer=make_optimizer(args.lr, schedule=args.schedule, total_steps=args.max_epochs * steps_per_epoch), epochs=args.max_epochs, batch_size=args.batch_size,
+                 optimizer=make_optimizer(args.lr, schedule=args.schedule,
+                                          total_steps=args.max_epochs * steps_per_epoch),
+                 epochs=args.max_epochs, batch_size=args.batch_size,
                  patience=args.patience, on_epoch=on_epoch, progress=False,
                  should_stop=lambda: time.monotonic() > deadline)
     train_seconds, train_cpu = time.monotonic() - started_wall, time.process_time() - started_cpu

@@ -54,7 +54,8 @@ VARIANTS = {
     # image networks (issue 14): the same latent and decoder likelihood, the MLPs replaced
     "conv-vae": ({"network": "conv", "channels": 32}, {}),
     "resnet-vae": ({"network": "resnet", "channels": 32, "depth": 1}, {}),
-    "resnet-ladder-vae": ({"name": "ladder-vae", "network": "resnet", "channels": 32, "depth": 1, "top_latent_dim": 20}, {}),
+    "resnet-ladder-vae": ({"name": "ladder-vae", "network": "resnet", "channels": 32, "depth": 1,
+                           "top_latent_dim": 20}, {}),
 }
 ARCHITECTURE = {"latent_dim": 50, "hidden": [200, 200], "activation": "tanh", "likelihood": "bernoulli",
                 "network": "mlp"}
@@ -87,7 +88,8 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
 
     def on_epoch(record, state, static, is_best):
         if record["epoch"] % 10 == 0 or record["epoch"] <= 1:
-            print(f"  {variant} epoch {record['epoch']}: train {record['train_loss']:.2f} valid {record['valid_loss']:.2f} "
+            print(f"  {variant} epoch {record['epoch']}: train {record['train_loss']:.2f} "
+                  f"valid {record['valid_loss']:.2f} "
                   f"[{(time.monotonic() - started_wall) / 60:.1f} min]", flush=True)
 
     result = fit(model, x_train, key=runs.seed_key(config, runs.KEY_FIT),
@@ -139,15 +141,18 @@ def table(rows: list[dict], epochs: int) -> str:
     vae = next((r for r in rows if r["variant"] == "vae"), rows[-1] if rows else None)
     rows = [r for r in rows if setting(r) == setting(vae)]
     base = np.asarray(vae["log_px"]) if vae is not None and vae["variant"] == "vae" else None
-    lines = ["| variant | test NLL ± s.e. | NLL minus the VAE's ± paired s.e. | test -ELBO | KL | active units | train / scoring minutes |",
+    lines = ["| variant | test NLL ± s.e. | NLL minus the VAE's ± paired s.e."
+             " | test -ELBO | KL | active units | train / scoring minutes |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["test_nll"]):
         diff = ""
         if base is not None and r["variant"] != "vae":
             d = base - np.asarray(r["log_px"])
             diff = f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f}"
-        lines.append(f"| {r['variant']} | {r['test_nll']:.2f} ± {r['test_nll_se']:.2f} | {diff} | {r['test_neg_elbo']:.2f} | "
-                     f"{r['kl']:.1f} | {r['active_units']} / {r['latent_dim']} | {r['train_minutes']:.1f} / {r['eval_minutes']:.1f} |")
+        lines.append(f"| {r['variant']} | {r['test_nll']:.2f} ± {r['test_nll_se']:.2f}"
+                     f" | {diff} | {r['test_neg_elbo']:.2f} | "
+                     f"{r['kl']:.1f} | {r['active_units']} / {r['latent_dim']}"
+                     f" | {r['train_minutes']:.1f} / {r['eval_minutes']:.1f} |")
     return "\n".join(lines)
 
 
@@ -157,7 +162,8 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--K", type=int, default=5000)
     parser.add_argument("--eval-rows", type=int, default=2000)
-    parser.add_argument("--train-rows", type=int, default=None, help="use the first N training and validation images (a smoke test; nothing is saved)")
+    parser.add_argument("--train-rows", type=int, default=None,
+                        help="use the first N training and validation images (a smoke test; nothing is saved)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
     parser.add_argument("--table", action="store_true", help="print the saved rows for --epochs as a markdown table")
@@ -175,9 +181,11 @@ def main(argv=None) -> None:
     x_test = _common.load_split(args.data_dir, "test")
     for variant in variants:
         row = run_variant(variant, args, x_train, x_valid, x_test)
-        print(f"{variant}: test NLL {row['test_nll']:.2f} ± {row['test_nll_se']:.2f} (K={args.K}, {row['eval_rows']} test "
+        print(f"{variant}: test NLL {row['test_nll']:.2f} ± {row['test_nll_se']:.2f} "
+              f"(K={args.K}, {row['eval_rows']} test "
               f"images), -ELBO {row['test_neg_elbo']:.2f}, {row['active_units']}/{row['latent_dim']} active units, "
-              f"{args.epochs} epochs in {row['train_minutes']:.1f} min + {row['eval_minutes']:.1f} min scoring", flush=True)
+              f"{args.epochs} epochs in {row['train_minutes']:.1f} min + {row['eval_minutes']:.1f} min scoring",
+              flush=True)
         if args.train_rows is None:
             save(row)
 

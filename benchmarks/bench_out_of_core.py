@@ -95,7 +95,8 @@ def child(mode: str, path: str, epochs: int, block_rows: int | None = None) -> d
         images = (len(data) // BATCH) * BATCH
         timed.append({"seconds": t.wall, "images": images, "images_per_s": images / t.wall, "loss": float(info.loss),
                       "foreign_cores": t.foreign_cores})
-    return {"mode": mode, "block_rows": block_rows, "epochs": timed, "peak_rss_mib": peak_rss_mib(), "peak_rss_after_warmup_mib": rss_after_warmup}
+    return {"mode": mode, "block_rows": block_rows, "epochs": timed,
+            "peak_rss_mib": peak_rss_mib(), "peak_rss_after_warmup_mib": rss_after_warmup}
 
 
 def make_file(path: Path, rows: int, source: np.ndarray) -> None:
@@ -117,7 +118,8 @@ def run_child(args: list[str]) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=188 * CHUNK_ROWS, help="rows of the large file (default 962,560 = 3.0 GB)")
+    parser.add_argument("--rows", type=int, default=188 * CHUNK_ROWS,
+                        help="rows of the large file (default 962,560 = 3.0 GB)")
     parser.add_argument("--small-fraction", type=int, default=4, help="also stream a file this many times smaller")
     parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/bayesgen_out_of_core"))
@@ -169,7 +171,8 @@ def main(argv=None) -> dict:
         for when, e in zip(("cold", "warm"), result["epochs"]):
             table.append([f"streamed {n:,} rows, {when}", f"{size:.2f} GiB", label,
                           f"{size * 1024 / result['peak_rss_mib']:.1f}x", f"{e['images_per_s']:,.0f}",
-                          f"{e['images_per_s'] / memory_rate:.2f}", f"{result['peak_rss_mib']:,.0f}", f"{e['loss']:.2f}"])
+                          f"{e['images_per_s'] / memory_rate:.2f}",
+                          f"{result['peak_rss_mib']:,.0f}", f"{e['loss']:.2f}"])
     print()
     print(_common.markdown_table(["run", "data", "order", "data / peak RSS", "images/s", "vs memory", "peak RSS (MiB)",
                                   "epoch loss"], table))
@@ -180,7 +183,8 @@ def main(argv=None) -> dict:
                "results": results, "table": table,
                "targets": {"streamed_over_memory_warm": warm_ratio, "target": TARGET_THROUGHPUT,
                            "met": warm_ratio >= TARGET_THROUGHPUT,
-                           "large_file_over_budget": files["large"][0].stat().st_size / 2**20 / results["memory"]["peak_rss_mib"]}}
+                           "large_file_over_budget":
+                               files["large"][0].stat().st_size / 2**20 / results["memory"]["peak_rss_mib"]}}
     _common.write_json(args.out, payload)
     if not args.keep:
         for path, _ in files.values():

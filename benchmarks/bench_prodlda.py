@@ -22,7 +22,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, Timer, machine_info, markdown_table, write_json  # noqa: E402
 from bench_lda import DEFAULT_AP, load_ap  # noqa: E402

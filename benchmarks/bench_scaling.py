@@ -97,7 +97,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per device count (after one compile epoch)")
     parser.add_argument("--devices", default="1,2,4,8")
-    parser.add_argument("--real", action="store_true", help="use the machine's real devices instead of virtual CPU ones")
+    parser.add_argument("--real", action="store_true",
+                        help="use the machine's real devices instead of virtual CPU ones")
     parser.add_argument("--no-multiprocess", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="S")

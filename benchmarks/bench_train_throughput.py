@@ -184,7 +184,8 @@ def main(argv=None) -> dict:
     matmul = None
     if not args.no_matmul:
         matmul = measure_matmuls()
-        print(f"matmul GFLOP/s: layers {matmul['layer_shapes_gflops']}, squares {matmul['large_square_gflops']}", flush=True)
+        print(f"matmul GFLOP/s: layers {matmul['layer_shapes_gflops']}, "
+              f"squares {matmul['large_square_gflops']}", flush=True)
 
     runners, n_params = {}, {}
     for name in frameworks:
@@ -205,15 +206,18 @@ def main(argv=None) -> dict:
         for name, run in runners.items():
             with _common.Timer() as t:
                 loss = run()
-            timed[name].append({"seconds": t.wall, "loss": loss, "foreign_cores": t.foreign_cores, "own_cores": t.own_cores})
+            timed[name].append({"seconds": t.wall, "loss": loss,
+                                "foreign_cores": t.foreign_cores, "own_cores": t.own_cores})
             print(f"epoch {i + 1} {name}: {t.wall:.3f}s = {images / t.wall:,.0f} img/s, loss {loss:.2f}, "
                   f"other processes {t.foreign_cores or 0:.2f} cores", flush=True)
 
     summary = {name: summarise(timed[name], images) for name in runners}
     flops_per_image = {name: 6 * n for name, n in n_params.items()}
     result = {"benchmark": "train_throughput", "machine": machine,
-              "config": {"architecture": "784-400-(20,20) / 20-400-784, ReLU, Bernoulli logits", "batch_size": args.batch_size,
-                         "optimizer": "Adam lr 1e-3", "objective": "ELBO, analytic KL, 1 sample", "images_per_epoch": images,
+              "config": {"architecture": "784-400-(20,20) / 20-400-784, ReLU, Bernoulli logits",
+                         "batch_size": args.batch_size,
+                         "optimizer": "Adam lr 1e-3", "objective": "ELBO, analytic KL, 1 sample",
+                         "images_per_epoch": images,
                          "timed_epochs": args.epochs, "torch_threads": args.threads, "n_parameters": n_params,
                          "flops_per_image": flops_per_image},
               "matmul": matmul, "warmup": warmup, "epochs": timed, "summary": summary}
@@ -228,9 +232,11 @@ def main(argv=None) -> dict:
     if "bayesgen" in summary and "torch" in summary:
         ratio = summary["bayesgen"]["images_per_s_median"] / summary["torch"]["images_per_s_median"]
         ratio_best = summary["bayesgen"]["images_per_s_best"] / summary["torch"]["images_per_s_best"]
-        targets["ratio_bayesgen_over_torch"] = {"median": ratio, "best": ratio_best, "target": TARGET_RATIO, "met": ratio >= TARGET_RATIO}
+        targets["ratio_bayesgen_over_torch"] = {"median": ratio, "best": ratio_best,
+                                                "target": TARGET_RATIO, "met": ratio >= TARGET_RATIO}
     if "bayesgen" in summary and matmul:
-        rate = {k: flops_per_image["bayesgen"] * summary["bayesgen"][f"images_per_s_{k}"] / 1e9 for k in ("median", "best")}
+        rate = {k: flops_per_image["bayesgen"] * summary["bayesgen"][f"images_per_s_{k}"] / 1e9
+                for k in ("median", "best")}
         targets["bayesgen_gflops"] = rate
         frac = rate["median"] / matmul["peak_gflops"]
         targets["fraction_of_peak_matmul"] = {"median": frac, "best": rate["best"] / matmul["peak_gflops"],
@@ -243,8 +249,10 @@ def main(argv=None) -> dict:
     print()
     rows = []
     if matmul:
-        rows += [[f"matmul {k} (jnp.dot f32)", f"{v:.0f} GFLOP/s", ""] for k, v in matmul["layer_shapes_gflops"].items()]
-        rows += [[f"matmul {k} (jnp.dot f32)", f"{v:.0f} GFLOP/s", ""] for k, v in matmul["large_square_gflops"].items()]
+        rows += [[f"matmul {k} (jnp.dot f32)", f"{v:.0f} GFLOP/s", ""]
+                 for k, v in matmul["layer_shapes_gflops"].items()]
+        rows += [[f"matmul {k} (jnp.dot f32)", f"{v:.0f} GFLOP/s", ""]
+                 for k, v in matmul["large_square_gflops"].items()]
     if "ratio_bayesgen_over_torch" in targets:
         r = targets["ratio_bayesgen_over_torch"]
         rows.append(["bayesgen / PyTorch images/s", f"{r['median']:.2f}x (best epochs {r['best']:.2f}x)",

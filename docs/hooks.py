@@ -52,6 +52,7 @@ def on_files(files, config):
     folder = Path(config["docs_dir"]) / "tutorials"
     for script in sorted(folder.glob("[0-9]*.py")):
         page = script_to_markdown(script.read_text())
-        run = f"\n---\n\nThis page is generated from `docs/tutorials/{script.name}`; run it with `python docs/tutorials/{script.name}`.\n"
+        run = (f"\n---\n\nThis page is generated from `docs/tutorials/{script.name}`; "
+               f"run it with `python docs/tutorials/{script.name}`.\n")
         files.append(File.generated(config, f"tutorials/{script.stem}.md", content=page + run))
     return files

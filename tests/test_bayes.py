@@ -73,7 +73,8 @@ def test_diagnostics_match_arviz():
     x[2, :, 2] += 0.7                                  # one chain shifted: R-hat must see it
     for j in range(3):
         ours = {name: float(getattr(diagnostics, name)(x)[j]) for name in ("ess_bulk", "ess_tail", "rhat", "mcse_mean")}
-        theirs = dict(ess_bulk=float(az.ess(x[..., j], method="bulk")), ess_tail=float(az.ess(x[..., j], method="tail")),
+        theirs = dict(ess_bulk=float(az.ess(x[..., j], method="bulk")),
+                      ess_tail=float(az.ess(x[..., j], method="tail")),
                       rhat=float(az.rhat(x[..., j])), mcse_mean=float(np.ravel(az.mcse(x[..., j]))[0]))
         # the same estimators; ArviZ's ESS (and so MCSE) differs only in edge handling (< 1%)
         for name in ours:
@@ -300,7 +301,8 @@ def test_arviz_export_and_loo(schools):
         warnings.simplefilter("ignore", FutureWarning)
         az = pytest.importorskip("arviz")
     idata = schools.to_arviz(key=jax.random.key(7))
-    assert set(idata.groups()) >= {"posterior", "sample_stats", "log_likelihood", "observed_data", "posterior_predictive"}
+    assert set(idata.groups()) >= {"posterior", "sample_stats", "log_likelihood",
+                                   "observed_data", "posterior_predictive"}
     assert idata.posterior["theta"].shape == (4, 1000, 8)
     np.testing.assert_allclose(idata.sample_stats["lp"].values, -schools.stats["potential_energy"])
     with warnings.catch_warnings():

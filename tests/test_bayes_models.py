@@ -131,7 +131,8 @@ def test_mixed_effects_recovers_fixed_and_random_effects(mixed):
     location, width = _conditional_normal_z(b, mean, precision)
     assert np.all(np.abs(location) < 4) and abs(width) < 4, (location, width)
     # the non-centred intercept makes u = tau * u_raw a deterministic site
-    np.testing.assert_allclose(post.draws["u"], post.draws["tau"][..., None] * post.draws["u_raw"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(post.draws["u"], post.draws["tau"][..., None] * post.draws["u_raw"],
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_mixed_effects_predicts_existing_and_new_groups(mixed):
@@ -353,10 +354,12 @@ def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
     (["bayes", "fit", "eight-schools", "--data", "{tmp}/missing.csv"], "data file .* not found"),
     (["bayes", "fit", "lme", "--data", "{csv}"], "model 'lme' needs a column 'group'"),
     (["bayes", "fit", "--model", "{tmp}/broken.py:model", "--data", "{csv}"], "running .* failed: ZeroDivisionError"),
-    (["bayes", "fit", "--model", "{tmp}/broken.py", "--data", "{csv}"], "--model must look like path/to/file.py:function"),
+    (["bayes", "fit", "--model", "{tmp}/broken.py", "--data", "{csv}"],
+     "--model must look like path/to/file.py:function"),
     (["bayes", "fit", "--model", "{tmp}/other.py:model", "--data", "{csv}"],
      r"the model .*other.py:model failed on the data \(TypeError: .*unexpected keyword argument 'sigma'"),
-    (["bayes", "fit", "eight-schools", "--data", "{csv}", "--method", "gibbs"], "--method gibbs is offered for the 'mixture'"),
+    (["bayes", "fit", "eight-schools", "--data", "{csv}", "--method", "gibbs"],
+     "--method gibbs is offered for the 'mixture'"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
     import re

@@ -32,7 +32,8 @@ def test_table_text_is_aligned_and_formats_each_column():
 
 def test_hdi_headers_name_the_interval():
     assert dg.Summary(["a"], np.zeros((1, 8)), 0.8)._headers()[4:6] == ["hdi_10%", "hdi_90%"]
-    assert dg.Summary(["a"], np.zeros((1, 8)), 0.95).to_csv_text().splitlines()[0].split(",")[4:6] == ["hdi_2.5%", "hdi_97.5%"]
+    assert (dg.Summary(["a"], np.zeros((1, 8)), 0.95).to_csv_text().splitlines()[0].split(",")[4:6]
+            == ["hdi_2.5%", "hdi_97.5%"])
 
 
 @pytest.mark.parametrize("n, tail", [(8, "theta[7]"), (9, "theta[7], ...")])

@@ -41,7 +41,8 @@ def test_every_command_on_a_run(tiny_run, capsys, tmp_path):
     assert code == 0 and codes.shape[1] == 4 and np.all(codes[:, 2:] > 0)  # means, then positive stds
     assert run_cli(capsys, "encode", run, "--split", "valid", "--out", tmp_path / "codes.npy")[0] == 0
     assert np.load(tmp_path / "codes.npy").shape[1] == 4
-    assert run_cli(capsys, "interpolate", run, "--from", 2, "--to", 5, "--steps", 6, "--out", tmp_path / "i.png")[0] == 0
+    assert run_cli(capsys, "interpolate", run, "--from", 2, "--to", 5, "--steps", 6,
+                   "--out", tmp_path / "i.png")[0] == 0
     code, out, _ = run_cli(capsys, "plot", run)
     assert code == 0 and "manifold.png" in out
     code, out, _ = run_cli(capsys, "anomaly", run, "-K", 8, "--out", tmp_path / "scores.csv", "--quiet")
@@ -135,7 +136,8 @@ def test_help_has_an_example_for_every_command(capsys):
 
 
 def test_subprocess_exit_code_and_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bayesgen", "train", "--out", str(tmp_path / "r"), "--latent-dim", "0"],
+    proc = subprocess.run([sys.executable, "-m", "bayesgen", "train", "--out", str(tmp_path / "r"),
+                           "--latent-dim", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0

@@ -13,9 +13,10 @@ import scipy.io
 
 import bayesgen.data
 from bayesgen._errors import BayesgenError
-from bayesgen.data import _datasets, _preprocess
 from bayesgen.data import (
     Dataset,
+    _datasets,
+    _preprocess,
     binarize_static,
     categorical_levels,
     load_data,
@@ -391,7 +392,8 @@ def test_prepare_per_likelihood():
         ([[1.0]], dict(likelihood="gaussian", binarize="dynamic"), "does not apply to the gaussian likelihood"),
         ([[-1.0, 3.0]], dict(likelihood="bernoulli"), "negative values .*--no-scale"),
         ([[-1.0, 3.0]], dict(likelihood="gaussian"), "negative values .*--no-scale"),
-        ([[0.0, 3.0]], dict(likelihood="bernoulli", scale=False, binarize="dynamic"), r"needs data set 'array' in \[0, 1\]"),
+        ([[0.0, 3.0]], dict(likelihood="bernoulli", scale=False, binarize="dynamic"),
+         r"needs data set 'array' in \[0, 1\]"),
         ([[0.0, 3.0]], dict(likelihood="bernoulli", scale=False, binarize="static"), r"binarizing needs"),
     ],
 )

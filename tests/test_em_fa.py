@@ -14,17 +14,23 @@ import numpy as np
 import pytest
 import scipy.stats
 import sklearn.decomposition
+from conftest import accepts_or_refuses
 from threadpoolctl import threadpool_limits
 
-from conftest import accepts_or_refuses
 from bayesgen import BayesgenError
 from bayesgen.em import cli_fa
 from bayesgen.em import factor_analysis as fa_mod
 from bayesgen.em import plots as em_plots
-from bayesgen.em.factor_analysis import PPCA, FactorAnalysis, as_latent_variable_model, linear_lvm, linear_lvm_log_likelihood
+from bayesgen.em.factor_analysis import (
+    PPCA,
+    FactorAnalysis,
+    as_latent_variable_model,
+    linear_lvm,
+    linear_lvm_log_likelihood,
+)
 from bayesgen.lvm.evaluation import log_marginal_likelihood
-from bayesgen.lvm.priors import MixtureOfGaussians
 from bayesgen.lvm.objectives import ELBO
+from bayesgen.lvm.priors import MixtureOfGaussians
 from bayesgen.train.loop import fit, make_optimizer
 
 
@@ -117,7 +123,8 @@ def test_fa_matches_sklearn_factor_analysis(fitted64, name):
         assert abs(fa.score(x) - sk.score(x)) < 1e-6
         assert fa.score(x) == pytest.approx(fa.log_likelihood_, abs=1e-10)  # two routes to the same number
         # the likelihood is flat along some W/psi trade-offs, so compare the identifiable C = W W^T + Psi
-        np.testing.assert_allclose(fa.get_covariance(), sk.get_covariance(), atol=1e-3 * np.abs(sk.get_covariance()).max())
+        np.testing.assert_allclose(fa.get_covariance(), sk.get_covariance(),
+                                   atol=1e-3 * np.abs(sk.get_covariance()).max())
 
 
 @pytest.mark.parametrize("name", ["fa", "ppca"])
@@ -302,7 +309,8 @@ def test_cli_fa_and_ppca_write_a_run(tmp_path, capsys):
         assert params["components"].shape == (L, D) and params["noise_variance"].shape == (D,)
         assert len(params["history"]) == summary["n_iter"]
     assert np.loadtxt(out / "latents.csv", delimiter=",", skiprows=1).shape == (300, L)
-    assert summary["log_likelihood"] == pytest.approx(FactorAnalysis(L).fit(x, key=jax.random.key(0)).score(x), abs=2e-3)
+    assert summary["log_likelihood"] == pytest.approx(FactorAnalysis(L).fit(x, key=jax.random.key(0)).score(x),
+                                                      abs=2e-3)
     assert summary["converged"] and np.isfinite(summary["bic"])
     assert "log p(x) per example" in capsys.readouterr().out
 
@@ -387,7 +395,8 @@ def test_canonical_rotation_keeps_the_covariance_and_fixes_the_frame():
     assert np.all(wc[np.abs(wc).argmax(0), np.arange(3)] > 0)  # each column's largest entry positive
     np.testing.assert_array_equal(out.noise, psi)
     for flip in ([-1, 1, 1], [1, -1, -1]):  # the frame does not depend on the input's signs
-        again = fa_mod.canonical(fa_mod.FactorParams(jax.numpy.asarray(w * flip, jax.numpy.float32), jax.numpy.asarray(psi, jax.numpy.float32)))
+        again = fa_mod.canonical(fa_mod.FactorParams(jax.numpy.asarray(w * flip, jax.numpy.float32),
+                                                     jax.numpy.asarray(psi, jax.numpy.float32)))
         np.testing.assert_allclose(again.loadings, wc, rtol=1e-4, atol=1e-5)
 
 
@@ -439,19 +448,25 @@ def test_parameter_expansion_is_the_default_and_is_faster(small):
 
 
 @pytest.mark.parametrize("make, error", [  # error: None (accepted) or what the one-line message must say
-    (lambda: FactorAnalysis(1, max_iter=1), None), (lambda: FactorAnalysis(1, max_iter=0), "max_iter must be an integer >= 1"),
-    (lambda: FactorAnalysis(1, tol=0), None), (lambda: FactorAnalysis(1, tol=math.inf), "tol must be a finite number >= 0"),
-    (lambda: FactorAnalysis(1, min_noise=0.5), None), (lambda: FactorAnalysis(1, min_noise=0), r"min_noise must be in \(0, 1\)"),
+    (lambda: FactorAnalysis(1, max_iter=1), None),
+    (lambda: FactorAnalysis(1, max_iter=0), "max_iter must be an integer >= 1"),
+    (lambda: FactorAnalysis(1, tol=0), None),
+    (lambda: FactorAnalysis(1, tol=math.inf), "tol must be a finite number >= 0"),
+    (lambda: FactorAnalysis(1, min_noise=0.5), None),
+    (lambda: FactorAnalysis(1, min_noise=0), r"min_noise must be in \(0, 1\)"),
     (lambda: FactorAnalysis(1, min_noise=1), r"min_noise must be in \(0, 1\)"),
     (lambda: FactorAnalysis(1, min_noise=2), r"min_noise must be in \(0, 1\)"),
     (lambda: FactorAnalysis(1).fit(GOOD[:2, :3], key=jax.random.key(0)), None),  # two rows are enough
     (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:1]), None),
     (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:0]), "x has no rows"),
     (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 1), None),
-    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 0), "n must be an integer >= 1"),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 0),
+     "n must be an integer >= 1"),
     (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.4), None),
-    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.5), "need 0 < min_sigma < sigma"),
-    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0), "need 0 < min_sigma < sigma"),
+    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.5),
+     "need 0 < min_sigma < sigma"),
+    (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0),
+     "need 0 < min_sigma < sigma"),
 ])
 def test_each_argument_boundary(make, error):
     accepts_or_refuses(make, error)

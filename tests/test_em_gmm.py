@@ -15,10 +15,10 @@ from functools import partial
 import jax
 import numpy as np
 import pytest
+from conftest import accepts_or_refuses
 from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from conftest import accepts_or_refuses
 from bayesgen._errors import BayesgenError
 from bayesgen.em import cli_gmm
 from bayesgen.em import gmm as gmm_module
@@ -239,8 +239,10 @@ def _kmeans_labels(key, data, x, k):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize(("covariance_type", "clusters", "prior_type"), [
-    *((ct, clusters, "dirichlet_process") for ct in ("full", "diag", "spherical") for clusters in ("separated", "overlapping")),
-    ("spherical", "overlapping", "dirichlet_distribution"),  # the other weight prior: one more compilation, the cheapest
+    *((ct, clusters, "dirichlet_process") for ct in ("full", "diag", "spherical")
+      for clusters in ("separated", "overlapping")),
+    ("spherical", "overlapping", "dirichlet_distribution"),  # the other weight prior: one more compilation,
+                                                             # the cheapest
 ])
 def test_bayesian_matches_sklearn_from_same_start(covariance_type, clusters, prior_type, three_blobs,
                                                   overlapping_blobs, monkeypatch):
@@ -253,7 +255,8 @@ def test_bayesian_matches_sklearn_from_same_start(covariance_type, clusters, pri
         resp = our_initial_responsibilities(x, k, covariance_type, key)
     reference = SkBayesianGaussianMixture(n_components=k, **settings)
     # scikit-learn has no way to pass a start in; its own initialiser ends in _initialize(X, resp)
-    monkeypatch.setattr(reference, "_initialize_parameters", lambda X, random_state, xp=None: reference._initialize(X, resp))
+    monkeypatch.setattr(reference, "_initialize_parameters",
+                        lambda X, random_state, xp=None: reference._initialize(X, resp))
     reference.fit(x)
     # The same float64 arithmetic in another order: measured differences are <= 3e-14 for the
     # parameters and <= 1e-10 relative for the bound after 25 iterations; 1e-8 leaves room for
@@ -420,7 +423,8 @@ def test_bayesian_matches_sklearn_with_every_prior_given(three_blobs, monkeypatc
         model = BayesianGaussianMixture(4, dtype=np.float64, **settings).fit(x, key=key)
         resp = our_initial_responsibilities(x, 4, "full", key)
     reference = SkBayesianGaussianMixture(n_components=4, **settings)
-    monkeypatch.setattr(reference, "_initialize_parameters", lambda X, random_state, xp=None: reference._initialize(X, resp))
+    monkeypatch.setattr(reference, "_initialize_parameters",
+                        lambda X, random_state, xp=None: reference._initialize(X, resp))
     reference.fit(x)
     np.testing.assert_allclose(model.weights_, reference.weights_, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(model.covariances_, reference.covariances_, rtol=1e-8, atol=1e-8)
@@ -432,12 +436,14 @@ def test_full_covariances_and_parameter_count_as_scikit_learn(covariance_type, b
     x = blobs[0][:200].astype(np.float64)
     reference = SkGaussianMixture(3, covariance_type=covariance_type, max_iter=5, random_state=0).fit(x)
     with jax.enable_x64(True):
-        model = GaussianMixture(3, covariance_type=covariance_type, dtype=np.float64, max_iter=5).fit(x, key=jax.random.key(0))
+        model = GaussianMixture(3, covariance_type=covariance_type,
+                                dtype=np.float64, max_iter=5).fit(x, key=jax.random.key(0))
     full = model.full_covariances()
     assert full.shape == (3, 2, 2)
     for k in range(3):  # each (D, D) matrix says what covariances_ says in its own shape
         c = {"full": lambda: model.covariances_[k], "tied": lambda: model.covariances_,
-             "diag": lambda: np.diag(model.covariances_[k]), "spherical": lambda: model.covariances_[k] * np.eye(2)}[covariance_type]()
+             "diag": lambda: np.diag(model.covariances_[k]),
+             "spherical": lambda: model.covariances_[k] * np.eye(2)}[covariance_type]()
         np.testing.assert_allclose(full[k], c, rtol=1e-12)
     n_params = model.n_parameters()
     assert isinstance(n_params, int) and n_params == reference._n_parameters()
@@ -482,40 +488,60 @@ def test_block_rows_bound_the_working_set():
     (lambda x: GaussianMixture(2, weights_init=[0.5, 0.6]).fit(x, key=jax.random.key(0)), "weights_init must be"),
     (lambda x: GaussianMixture(2, weights_init=[1.5, -0.5]).fit(x, key=jax.random.key(0)), "weights_init must be"),
     (lambda x: GaussianMixture(2, weights_init=[1.0]).fit(x, key=jax.random.key(0)), "weights_init must be"),
-    (lambda x: GaussianMixture(2, covariance_type="diag", precisions_init=np.full((2, 2), 0.5)).fit(x, key=jax.random.key(0)), None),
-    (lambda x: GaussianMixture(2, covariance_type="diag", precisions_init=np.zeros((2, 2))).fit(x, key=jax.random.key(0)),
+    (lambda x: GaussianMixture(2, covariance_type="diag",
+                               precisions_init=np.full((2, 2), 0.5)).fit(x, key=jax.random.key(0)),
+     None),
+    (lambda x: GaussianMixture(2, covariance_type="diag",
+                               precisions_init=np.zeros((2, 2))).fit(x, key=jax.random.key(0)),
      "precisions_init must be positive"),
-    (lambda x: GaussianMixture(2, covariance_type="spherical", precisions_init=[np.inf, 1.0]).fit(x, key=jax.random.key(0)),
+    (lambda x: GaussianMixture(2, covariance_type="spherical",
+                               precisions_init=[np.inf, 1.0]).fit(x, key=jax.random.key(0)),
      "precisions_init for covariance_type='spherical' must be finite"),
-    (lambda x: GaussianMixture(2, covariance_type="spherical", precisions_init=[1.0, 1.0, 1.0]).fit(x, key=jax.random.key(0)),
+    (lambda x: GaussianMixture(2, covariance_type="spherical",
+                               precisions_init=[1.0, 1.0, 1.0]).fit(x, key=jax.random.key(0)),
      "precisions_init for covariance_type='spherical' must be finite"),
     (lambda x: BayesianGaussianMixture(2, mean_precision_prior=0.5).fit(x, key=jax.random.key(0)), None),
     (lambda x: BayesianGaussianMixture(2, mean_precision_prior=0.0), "mean_precision_prior must be a number > 0"),
-    (lambda x: BayesianGaussianMixture(2, weight_concentration_prior=-1.0), "weight_concentration_prior must be a number > 0"),
-    (lambda x: BayesianGaussianMixture(2, weight_concentration_prior="a"), "weight_concentration_prior must be a number > 0"),
-    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=1.5).fit(x, key=jax.random.key(0)), None),  # > D - 1 = 1
+    (lambda x: BayesianGaussianMixture(2, weight_concentration_prior=-1.0),
+     "weight_concentration_prior must be a number > 0"),
+    (lambda x: BayesianGaussianMixture(2, weight_concentration_prior="a"),
+     "weight_concentration_prior must be a number > 0"),
+    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=1.5).fit(x, key=jax.random.key(0)),
+     None),  # > D - 1 = 1
     (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=2.0).fit(x, key=jax.random.key(0)), None),
     (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior=1.0).fit(x, key=jax.random.key(0)),
      r"degrees_of_freedom_prior must be > n_features - 1 = 1, got 1\.0"),
-    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior="a").fit(x, key=jax.random.key(0)), "degrees_of_freedom_prior"),
+    (lambda x: BayesianGaussianMixture(2, degrees_of_freedom_prior="a").fit(x, key=jax.random.key(0)),
+     "degrees_of_freedom_prior"),
     (lambda x: BayesianGaussianMixture(2, mean_prior=[0.0]).fit(x, key=jax.random.key(0)), "mean_prior must be finite"),
-    (lambda x: BayesianGaussianMixture(2, mean_prior=[0.0, np.nan]).fit(x, key=jax.random.key(0)), "mean_prior must be finite"),
-    (lambda x: BayesianGaussianMixture(1, covariance_type="diag").fit(x[:2], key=jax.random.key(0)), None),  # 2 rows: a variance
-    (lambda x: BayesianGaussianMixture(1).fit(x[:1], key=jax.random.key(0)), "default covariance_prior needs at least 2"),
+    (lambda x: BayesianGaussianMixture(2, mean_prior=[0.0, np.nan]).fit(x, key=jax.random.key(0)),
+     "mean_prior must be finite"),
+    (lambda x: BayesianGaussianMixture(1, covariance_type="diag").fit(x[:2], key=jax.random.key(0)),
+     None),  # 2 rows: a variance
+    (lambda x: BayesianGaussianMixture(1).fit(x[:1], key=jax.random.key(0)),
+     "default covariance_prior needs at least 2"),
     (lambda x: BayesianGaussianMixture(1, covariance_prior=np.eye(2)).fit(x[:1], key=jax.random.key(0)), None),
-    (lambda x: BayesianGaussianMixture(2, covariance_prior=np.eye(3)).fit(x, key=jax.random.key(0)), "covariance_prior for"),
+    (lambda x: BayesianGaussianMixture(2, covariance_prior=np.eye(3)).fit(x, key=jax.random.key(0)),
+     "covariance_prior for"),
     (lambda x: BayesianGaussianMixture(2, covariance_prior=[[1.0, np.nan], [0.0, 1.0]]).fit(x, key=jax.random.key(0)),
      "covariance_prior for"),
     (lambda x: BayesianGaussianMixture(2, covariance_prior=[[1.0, 1.5], [1.5, 1.0]]).fit(x, key=jax.random.key(0)),
      "positive definite"),  # eigenvalues 2.5 and -0.5
     (lambda x: BayesianGaussianMixture(2, covariance_prior=[[1.0, 0.0], [0.0, 0.0]]).fit(x, key=jax.random.key(0)),
      "positive definite"),  # singular
-    (lambda x: BayesianGaussianMixture(2, covariance_prior=[[0.5, 0.0], [0.0, 0.5]]).fit(x, key=jax.random.key(0)), None),
-    (lambda x: BayesianGaussianMixture(2, covariance_type="diag", covariance_prior=[1.0, 0.0]).fit(x, key=jax.random.key(0)),
+    (lambda x: BayesianGaussianMixture(2, covariance_prior=[[0.5, 0.0], [0.0, 0.5]]).fit(x, key=jax.random.key(0)),
+     None),
+    (lambda x: BayesianGaussianMixture(2, covariance_type="diag",
+                                       covariance_prior=[1.0, 0.0]).fit(x, key=jax.random.key(0)),
      "positive definite"),
-    (lambda x: BayesianGaussianMixture(2, covariance_type="diag", covariance_prior=[1.0, 0.5]).fit(x, key=jax.random.key(0)), None),
-    (lambda x: BayesianGaussianMixture(2, covariance_type="spherical", covariance_prior=0.5).fit(x, key=jax.random.key(0)), None),
-    (lambda x: BayesianGaussianMixture(2, covariance_type="spherical", covariance_prior=-0.5).fit(x, key=jax.random.key(0)),
+    (lambda x: BayesianGaussianMixture(2, covariance_type="diag",
+                                       covariance_prior=[1.0, 0.5]).fit(x, key=jax.random.key(0)),
+     None),
+    (lambda x: BayesianGaussianMixture(2, covariance_type="spherical",
+                                       covariance_prior=0.5).fit(x, key=jax.random.key(0)),
+     None),
+    (lambda x: BayesianGaussianMixture(2, covariance_type="spherical",
+                                       covariance_prior=-0.5).fit(x, key=jax.random.key(0)),
      "positive definite"),
 ])
 def test_argument_boundaries(make, error, blobs):

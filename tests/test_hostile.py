@@ -90,7 +90,8 @@ ANY_DTYPE = st.one_of(hnp.boolean_dtypes(), hnp.integer_dtypes(), hnp.unsigned_i
                       hnp.byte_string_dtypes(max_len=3), hnp.unicode_string_dtypes(max_len=3))
 ANY_SHAPE = hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4)
 ANY_ARRAY = hnp.arrays(ANY_DTYPE, ANY_SHAPE)
-HUGE_FLOATS = st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-45, 1e38, 3.5e38, -3.5e38, 1e308, np.nan, np.inf, -np.inf, 16.0, 0.5])
+HUGE_FLOATS = st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-45, 1e38, 3.5e38, -3.5e38, 1e308,
+                               np.nan, np.inf, -np.inf, 16.0, 0.5])
 
 
 @fuzz(40)
@@ -187,10 +188,12 @@ def test_csv_and_amat_files(workdir, payload, suffix, image_shape):
 def idx_files(draw):
     dtype_code = draw(st.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x00, 0xFF]))
     ndim = draw(st.sampled_from([1, 3, 3, 4, 0]))
-    dims = draw(st.lists(st.one_of(st.integers(0, 5), st.sampled_from([2**31, 2**32 - 1])), min_size=ndim, max_size=ndim))
+    dims = draw(st.lists(st.one_of(st.integers(0, 5), st.sampled_from([2**31, 2**32 - 1])),
+                         min_size=ndim, max_size=ndim))
     header = bytes([0, draw(st.sampled_from([0, 1])), dtype_code, ndim]) + struct.pack(f">{ndim}I", *dims)
     size = int(np.prod(dims, dtype=object)) * {0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}.get(dtype_code, 1)
-    body = draw(st.binary(min_size=0, max_size=8)) if size > 4096 else bytes(draw(st.integers(0, 255)) for _ in range(size))
+    body = (draw(st.binary(min_size=0, max_size=8)) if size > 4096
+            else bytes(draw(st.integers(0, 255)) for _ in range(size)))
     payload = header + body + draw(st.sampled_from([b"", b"\x00", b"\x00" * 3]))
     return payload[: draw(st.integers(0, len(payload)))] if draw(st.booleans()) else payload
 
@@ -253,7 +256,8 @@ def ldac_lines(draw):
 @fuzz(60)
 @given(st.one_of(st.lists(st.lists(LDAC_TOKENS, max_size=5).map(" ".join), max_size=5).map("\n".join),
                  st.lists(ldac_lines(), min_size=1, max_size=4).map("\n".join), st.text(max_size=40)),
-       st.one_of(st.none(), st.lists(st.sampled_from(["apple", "pear", "", " ", "é", "a b"]), max_size=5).map("\n".join)))
+       st.one_of(st.none(),
+                 st.lists(st.sampled_from(["apple", "pear", "", " ", "é", "a b"]), max_size=5).map("\n".join)))
 def test_ldac_files(workdir, text, vocabulary):
     path = write(workdir, "c.dat", text.encode("utf-8", "surrogatepass"))
     vocab = None if vocabulary is None else write(workdir, "vocab.txt", vocabulary.encode())
@@ -280,7 +284,8 @@ def png_folders(draw):
         payload = {"png": buffer.getvalue(), "junk": draw(st.binary(max_size=20)),
                    "cut": buffer.getvalue()[: draw(st.integers(0, 60))]}[kind]
         folder = draw(st.sampled_from(["", "", "a/", "b/", ".hidden/"]))
-        files[f"{folder}{draw(st.sampled_from(['', '.']))}img{i}.{draw(st.sampled_from(['png', 'PNG', 'txt']))}"] = payload
+        files[f"{folder}{draw(st.sampled_from(['', '.']))}img{i}."
+              f"{draw(st.sampled_from(['png', 'PNG', 'txt']))}"] = payload
     return files
 
 
@@ -435,7 +440,8 @@ def cli_commands():
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         options = [(a.option_strings[0], a.nargs != 0, a.choices) for a in parser._actions
                    if a.option_strings and not isinstance(a, (argparse._HelpAction, argparse._VersionAction))]
-        positionals = [a for a in parser._actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)]
+        positionals = [a for a in parser._actions
+                       if not a.option_strings and not isinstance(a, argparse._SubParsersAction)]
         if prefix:
             found[" ".join(prefix)] = (prefix, options, len(positionals))
         for sub in subs:
@@ -502,7 +508,8 @@ def test_cli_argument_lists(cli_paths, workdir, capsys, monkeypatch, data):
     from bayesgen.cli import main
 
     table = {"split": "test", "n_examples": 1, "elbo": 0.0, "reconstruction": 0.0, "kl": 0.0, "n_importance": 1,
-             "log_px": 0.0, "log_px_stderr": 0.0, "log_px_mc_stderr": 0.0, "nll": 0.0, "bits_per_dim": 0.0, "active_units": 0, "latent_dim": 1}
+             "log_px": 0.0, "log_px_stderr": 0.0, "log_px_mc_stderr": 0.0, "nll": 0.0,
+             "bits_per_dim": 0.0, "active_units": 0, "latent_dim": 1}
     monkeypatch.setattr(runs, "_fit_and_evaluate", lambda *a, **k: table)
     monkeypatch.chdir(workdir)
     name, argv = data.draw(argvs(cli_paths))

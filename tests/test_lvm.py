@@ -45,18 +45,21 @@ def test_likelihoods_match_scipy(getkey):
 
     xr = np.linspace(-1, 2, D).astype(np.float32)
     gauss = lik.Gaussian(decoder=dec1, data_dim=D, sigma=0.3)
-    np.testing.assert_allclose(gauss.log_prob(jnp.asarray(xr), z), scipy.stats.norm.logpdf(xr, raw, 0.3).sum(), rtol=1e-5)
+    np.testing.assert_allclose(gauss.log_prob(jnp.asarray(xr), z),
+                               scipy.stats.norm.logpdf(xr, raw, 0.3).sum(), rtol=1e-5)
 
     raw_sigma = jnp.linspace(-2, 1, D)
     learned = lik.LearnedGaussian(decoder=dec1, raw_sigma=raw_sigma, data_dim=D)
     sigma = 1e-3 + np.logaddexp(0, np.asarray(raw_sigma, np.float64))
-    np.testing.assert_allclose(learned.log_prob(jnp.asarray(xr), z), scipy.stats.norm.logpdf(xr, raw, sigma).sum(), rtol=1e-5)
+    np.testing.assert_allclose(learned.log_prob(jnp.asarray(xr), z),
+                               scipy.stats.norm.logpdf(xr, raw, sigma).sum(), rtol=1e-5)
 
     levels = np.array([0, 3, 16, 5, 9, 1], np.float32)
     cat = lik.Categorical(decoder=dec17, data_dim=D, levels=17)
     logits = _raw(dec17, z, 17).T.astype(np.float64)  # (D, 17)
     log_probs = logits - scipy.special.logsumexp(logits, axis=1, keepdims=True)
-    np.testing.assert_allclose(cat.log_prob(jnp.asarray(levels), z), log_probs[np.arange(D), levels.astype(int)].sum(), rtol=1e-5)
+    np.testing.assert_allclose(cat.log_prob(jnp.asarray(levels), z),
+                               log_probs[np.arange(D), levels.astype(int)].sum(), rtol=1e-5)
     np.testing.assert_allclose(cat.mean(z), (np.exp(log_probs) * np.arange(17)).sum(axis=1), rtol=1e-4)
 
 

@@ -11,8 +11,13 @@ import scipy.stats
 from numpyro.distributions import kl_divergence
 
 from bayesgen import BayesgenError
-from bayesgen.lvm.discrete import (GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical, concrete_log_prob,
-                                   gumbel_softmax)
+from bayesgen.lvm.discrete import (
+    GumbelSoftmaxPosterior,
+    TemperatureSchedule,
+    UniformCategorical,
+    concrete_log_prob,
+    gumbel_softmax,
+)
 from bayesgen.lvm.networks import MLP
 from bayesgen.lvm.presets import build_vae
 

@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.special
+from test_lvm import _ppca
 
 from bayesgen import BayesgenError
 from bayesgen.lvm import evaluation
 from bayesgen.lvm.presets import build_vae
-from test_lvm import _ppca
 
 SIGMA = 0.5  # _ppca's default noise sd
 
@@ -194,11 +194,13 @@ def test_a_conditional_model_reconstructs_and_interpolates_with_its_conditions(g
     model = build_vae(data_dim=4, latent_dim=2, likelihood="gaussian", hidden=(8,), condition_dim=2, key=getkey())
     rows = np.asarray(np.random.default_rng(0).normal(size=(2, 6)), np.float32)
     means, _ = evaluation.encode(model, rows)
-    np.testing.assert_allclose(evaluation.reconstruct(model, rows), evaluation.decode(model, means, rows[:, 4:]), atol=1e-6)
+    np.testing.assert_allclose(evaluation.reconstruct(model, rows),
+                               evaluation.decode(model, means, rows[:, 4:]), atol=1e-6)
     t = np.linspace(0, 1, 3)[:, None]
     expected = evaluation.decode(model, (1 - t) * means[0] + t * means[1], (1 - t) * rows[0, 4:] + t * rows[1, 4:])
     np.testing.assert_allclose(evaluation.interpolate(model, rows[0], rows[1], steps=3), expected, atol=1e-6)
-    assert not np.allclose(evaluation.reconstruct(model, rows), evaluation.decode(model, means, rows[::-1, 4:]))  # it matters
+    assert not np.allclose(evaluation.reconstruct(model, rows),
+                           evaluation.decode(model, means, rows[::-1, 4:]))  # it matters
 
 
 def test_active_units_threshold_is_strict(getkey):

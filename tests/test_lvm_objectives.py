@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from conftest import accepts_or_refuses
 from numpyro.distributions import kl_divergence
 
-from conftest import accepts_or_refuses
 from bayesgen import BayesgenError
 from bayesgen.lvm.objectives import (
     ELBO,
@@ -37,7 +37,8 @@ def model_and_batch():
 def test_renyi_bound_is_monotone_in_alpha_and_meets_elbo_and_iwae(model_and_batch):
     model, x = model_and_batch
     k, keys = 16, jax.random.split(jax.random.key(1), x.shape[0])
-    log_w = eqx.filter_jit(jax.vmap(log_importance_weights, in_axes=(None, 0, 0, None)))(model, x, keys, k)  # (batch, K)
+    log_w = eqx.filter_jit(jax.vmap(log_importance_weights,
+                                    in_axes=(None, 0, 0, None)))(model, x, keys, k)  # (batch, K)
     alphas = [-2.0, -0.5, 0.0, 0.25, 0.5, 0.9, 0.999, 1.0, 1.5, 4.0]
     values = np.stack([np.asarray(jax.vmap(renyi_bound, in_axes=(0, None))(log_w, a)) for a in alphas])
     steps = np.diff(values, axis=0)  # (alphas - 1, batch): never positive (power-mean inequality)
@@ -79,14 +80,16 @@ def test_free_bits_stop_the_kl_gradient_of_collapsed_dims_only(model_and_batch):
     # dimension 0 far from the prior (active), dimension 1 near it (collapsed)
     model = eqx.tree_at(lambda m: m.posterior.encoder.layers[-1].bias, model, bias.at[0].add(3.0))
     xi, key = x[0], jax.random.key(4)
-    per_dim = np.asarray(kl_divergence(model.posterior.distribution(xi).base_dist, model.prior.distribution().base_dist))
+    per_dim = np.asarray(kl_divergence(model.posterior.distribution(xi).base_dist,
+                                       model.prior.distribution().base_dist))
     floor = 1.0
     assert per_dim[0] > floor and np.all(per_dim[1:] < floor), per_dim
 
     def bias_grad(objective):
         def value(b):
             return objective(eqx.tree_at(lambda m: m.posterior.encoder.layers[-1].bias, model, b), xi, key)[0]
-        return np.asarray(jax.grad(value)(model.posterior.encoder.layers[-1].bias)).reshape(2, L)  # (mean, log-var) x dim
+        # (mean, log-var) x dim
+        return np.asarray(jax.grad(value)(model.posterior.encoder.layers[-1].bias)).reshape(2, L)
 
     plain, reconstruction_only, free = bias_grad(ELBO()), bias_grad(ELBO(beta=0.0)), bias_grad(ELBO(free_bits=floor))
     np.testing.assert_allclose(free[:, 1:], reconstruction_only[:, 1:], rtol=1e-5, atol=1e-6)  # collapsed: no KL pull
@@ -124,7 +127,7 @@ def test_the_epoch_passes_the_global_step_without_recompiling(model_and_batch):
 
 
 def test_validation_monitors_the_true_bound_and_the_flags_reach_the_objective(model_and_batch, tmp_path, capsys):
-    from bayesgen.cli import build_parser, main, _config_from_args
+    from bayesgen.cli import _config_from_args, build_parser, main
     from bayesgen.runs import make_objective
     from bayesgen.train.loop import fit
 
@@ -141,7 +144,8 @@ def test_validation_monitors_the_true_bound_and_the_flags_reach_the_objective(mo
                                       "--beta", "2", "--kl", "analytic"])
     elbo = make_objective(_config_from_args(args), steps_per_epoch=11)
     assert (elbo.warmup_steps, elbo.free_bits, elbo.beta) == (33, 0.25, 2.0)
-    args = build_parser().parse_args(["train", "--out", "unused", "--objective", "renyi", "--alpha", "0.3", "--samples", "4"])
+    args = build_parser().parse_args(["train", "--out", "unused", "--objective", "renyi",
+                                      "--alpha", "0.3", "--samples", "4"])
     assert make_objective(_config_from_args(args)) == Renyi(alpha=0.3, n_samples=4)
     code = main(["train", "--out", str(tmp_path / "bad"), "--objective", "iwae", "--free-bits", "1", "--quiet"])
     assert code == 2 and "do not apply to --objective iwae" in capsys.readouterr().err
@@ -185,7 +189,8 @@ def test_kl_weight_at_the_ends_of_the_warmup():
 @pytest.mark.parametrize("make, error", [  # error: None (accepted) or what the one-line message must say
     (lambda: ELBO(n_samples=1), None), (lambda: ELBO(n_samples=0), "n_samples must be at least 1"),
     (lambda: ELBO(beta=0.0), None), (lambda: ELBO(beta=0.5), None),
-    (lambda: ELBO(beta=-0.5), "beta must be a finite number >= 0"), (lambda: ELBO(beta=float("inf")), "beta must be a finite"),
+    (lambda: ELBO(beta=-0.5), "beta must be a finite number >= 0"),
+    (lambda: ELBO(beta=float("inf")), "beta must be a finite"),
     (lambda: ELBO(free_bits=0.5), None), (lambda: ELBO(free_bits=-0.5), "free bits must be a finite number"),
     (lambda: ELBO(free_bits=float("inf")), "free bits must be a finite number"),
     (lambda: IWAE(n_samples=1), None), (lambda: IWAE(n_samples=0), "importance-weighted bound needs K >= 1"),

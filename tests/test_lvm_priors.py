@@ -31,7 +31,8 @@ class _SameDensityOtherClass(VariationalFamily):
 
 def _posterior(seed=0, dim=4):
     rng = np.random.default_rng(seed)
-    enc = Affine(jnp.asarray(rng.normal(size=(2 * L, dim)), jnp.float32), jnp.asarray(rng.normal(size=2 * L), jnp.float32))
+    enc = Affine(jnp.asarray(rng.normal(size=(2 * L, dim)), jnp.float32),
+                 jnp.asarray(rng.normal(size=2 * L), jnp.float32))
     return DiagonalGaussian(encoder=enc, latent_dim=L)
 
 
@@ -45,7 +46,8 @@ def _moments_within_mc_error(draws, mean, var):
 def test_standard_normal():
     prior = priors.StandardNormal(latent_dim=L)
     z = np.random.default_rng(0).normal(size=(5, L))
-    np.testing.assert_allclose(jax.vmap(prior.log_prob)(jnp.asarray(z)), scipy.stats.multivariate_normal(np.zeros(L)).logpdf(z),
+    np.testing.assert_allclose(jax.vmap(prior.log_prob)(jnp.asarray(z)),
+                               scipy.stats.multivariate_normal(np.zeros(L)).logpdf(z),
                                rtol=1e-5)
     _moments_within_mc_error(np.asarray(prior.sample(jax.random.key(0), 20000)), 0.0, 1.0)
 
@@ -94,8 +96,10 @@ def test_vamp_prior_is_the_mean_of_q_at_the_pseudo_inputs(wrap):
     means = np.array([np.asarray(c.base_dist.loc) for c in components], np.float64)
     stds = np.array([np.asarray(c.base_dist.scale) for c in components], np.float64)
     z = means[2] + 0.5 * np.random.default_rng(4).normal(size=(7, L))
-    expected = scipy.special.logsumexp([scipy.stats.norm(means[k], stds[k]).logpdf(z).sum(1) for k in range(5)], axis=0) - math.log(5)
-    np.testing.assert_allclose(jax.vmap(lambda zz: prior.log_prob(zz, posterior))(jnp.asarray(z, jnp.float32)), expected,
+    expected = scipy.special.logsumexp([scipy.stats.norm(means[k], stds[k]).logpdf(z).sum(1)
+                                        for k in range(5)], axis=0) - math.log(5)
+    np.testing.assert_allclose(jax.vmap(lambda zz: prior.log_prob(zz, posterior))(jnp.asarray(z, jnp.float32)),
+                               expected,
                                rtol=1e-4)
     # its sampler: an equal-weight mixture of the five q's
     draws = np.asarray(prior.sample(jax.random.key(5), 40000, posterior), np.float64)

@@ -60,7 +60,8 @@ def test_classifier_and_bad_uses(m2):
     expected = np.asarray(jax.vmap(m2.posterior.label_logits)(jnp.asarray(x))).argmax(1)
     np.testing.assert_array_equal(classify(m2, x), expected)
     np.testing.assert_array_equal(classify(m2, np.concatenate([x, np.zeros((5, C), np.float32)], 1)), expected)
-    plain = build_vae(data_dim=D, latent_dim=L, likelihood="gaussian", hidden=(8,), condition_dim=C, key=jax.random.key(3))
+    plain = build_vae(data_dim=D, latent_dim=L, likelihood="gaussian", hidden=(8,),
+                      condition_dim=C, key=jax.random.key(3))
     with pytest.raises(BayesgenError, match="classifier"):
         SemiSupervised()(plain, jnp.zeros(D + C), jax.random.key(0))
     with pytest.raises(BayesgenError, match="number of classes"):
@@ -80,7 +81,8 @@ def test_a_mixed_batch_is_the_mean_of_its_rows_under_jit(m2, capsys, tmp_path):
     from bayesgen.runs import format_table
 
     table = format_table({"split": "test", "n_examples": 1, "elbo": -1.0, "reconstruction": -1.0, "kl": 0.0,
-                          "log_px": -1.0, "log_px_stderr": 0.0, "log_px_mc_stderr": 0.0, "nll": 1.0, "bits_per_dim": 1.0, "n_importance": 1,
+                          "log_px": -1.0, "log_px_stderr": 0.0, "log_px_mc_stderr": 0.0,
+                          "nll": 1.0, "bits_per_dim": 1.0, "n_importance": 1,
                           "active_units": 1, "latent_dim": 2, "accuracy": 0.9})
     assert "accuracy of q(y|x)  0.9000" in table
     assert main(["train", "--labels-per-class", "5", "--out", str(tmp_path / "bad"), "--quiet"]) == 2

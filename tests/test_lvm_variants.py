@@ -80,7 +80,8 @@ def test_data_mean_starts_the_decoder_at_the_data_marginal(getkey):
     decoder_bias = model.likelihood.decoder.layers[-1].bias
     # logit of the mean, clipped at 0.001 / 0.999 for the constant features
     np.testing.assert_allclose(jax.nn.sigmoid(decoder_bias), np.clip(x.mean(0), 1e-3, 1 - 1e-3), rtol=1e-5)
-    gaussian = build_vae(data_dim=D, latent_dim=L, hidden=(8,), likelihood="gaussian", key=getkey(), data_mean=x.mean(0))
+    gaussian = build_vae(data_dim=D, latent_dim=L, hidden=(8,), likelihood="gaussian",
+                         key=getkey(), data_mean=x.mean(0))
     np.testing.assert_allclose(gaussian.likelihood.decoder.layers[-1].bias, x.mean(0))
     with pytest.raises(BayesgenError, match=r"data_mean must have one value per feature, shape \(5,\), got \(4,\)"):
         build_vae(data_dim=D, latent_dim=L, key=getkey(), data_mean=x.mean(0)[:4])

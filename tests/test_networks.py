@@ -10,8 +10,16 @@ import pytest
 from jax import lax
 
 from bayesgen import BayesgenError
-from bayesgen.lvm.networks import (Conv2d, ConvDecoder, ConvEncoder, ConvTranspose2d, ImageDecoder, ImageEncoder,
-                                   ResNetDecoder, ResNetEncoder)
+from bayesgen.lvm.networks import (
+    Conv2d,
+    ConvDecoder,
+    ConvEncoder,
+    ConvTranspose2d,
+    ImageDecoder,
+    ImageEncoder,
+    ResNetDecoder,
+    ResNetEncoder,
+)
 from bayesgen.lvm.networks.conv import extract_patches, overlap_add
 from bayesgen.lvm.networks.matmul import rows_matmul
 
@@ -49,8 +57,9 @@ def _check_against(layer, reference, x, key):
     def theirs(kernel, bias, x):
         return jnp.sum(reference(x, kernel, bias) * cot)
 
+    # jitted: one compile, not one per op
     for a, b in zip(jax.jit(jax.grad(ours, (0, 1, 2)))(layer.kernel, layer.bias, x),
-                    jax.jit(jax.grad(theirs, (0, 1, 2)))(layer.kernel, layer.bias, x)):  # jitted: one compile, not one per op
+                    jax.jit(jax.grad(theirs, (0, 1, 2)))(layer.kernel, layer.bias, x)):
         np.testing.assert_allclose(a, b, **TOL)
 
 

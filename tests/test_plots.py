@@ -182,7 +182,8 @@ def test_loss_curve(tmp_path):
 
 def test_loss_curve_train_only_and_single_epoch(tmp_path):
     assert_png(plots.loss_curve([{"epoch": 0, "train_loss": np.float32(3.5)}], tmp_path / "a.png"))
-    assert_png(plots.loss_curve([{"epoch": 1, "elbo": -3.0}, {"epoch": 2, "elbo": -2.0}], tmp_path / "b.png", keys="elbo"))
+    assert_png(plots.loss_curve([{"epoch": 1, "elbo": -3.0}, {"epoch": 2, "elbo": -2.0}],
+                                tmp_path / "b.png", keys="elbo"))
 
 
 def test_anomaly_histogram(tmp_path, rng):

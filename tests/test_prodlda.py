@@ -69,7 +69,8 @@ def test_multinomial_likelihood_matches_scipy(getkey):
     probs = np.asarray(jax.nn.softmax(jax.nn.softmax(z) @ decoder.topics + decoder.background), np.float64)
     for counts in (np.random.default_rng(0).multinomial(25, probs), np.zeros(v), np.eye(v)[3] * 7):
         expected = stats.multinomial(int(counts.sum()), probs / probs.sum()).logpmf(counts) if counts.sum() else 0.0
-        np.testing.assert_allclose(likelihood.log_prob(jnp.asarray(counts, jnp.float32), z), expected, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(likelihood.log_prob(jnp.asarray(counts, jnp.float32), z), expected,
+                                   rtol=2e-5, atol=2e-5)
     draw = likelihood.sample(getkey(), z)
     assert draw.shape == (v,) and float(draw.sum()) == 20
     likelihood.check_support(np.array([[0.0, 3.0, 1.0]]))
@@ -89,7 +90,8 @@ def test_prodlda_is_a_latent_variable_model_with_an_analytic_elbo(getkey):
 
 
 def _unigram_perplexity(train, corpus) -> float:
-    """Perplexity of ``corpus`` under add-one word frequencies of ``train``: what a model that learned no topics scores."""
+    """Perplexity of ``corpus`` under add-one word frequencies of ``train``: what a model that learned
+    no topics scores."""
     counts = train.to_dense(np.float64).sum(axis=0) + 1.0
     return float(np.exp(-(corpus.to_dense(np.float64) * np.log(counts / counts.sum())).sum() / corpus.n_tokens))
 

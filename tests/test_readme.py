@@ -35,5 +35,6 @@ def test_quickstart_is_the_two_commands():
     commands = re.findall(r"```bash\n(.*?)\n```", quickstart, flags=re.S)
     assert commands == [
         'python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/bayesgen demo',
-        'python3 -m venv .venv && .venv/bin/pip install -q ".[test]" && .venv/bin/python -m pytest -x -q',
+        'python3 -m venv .venv && .venv/bin/pip install -q ".[test]" && .venv/bin/ruff check . '
+        '&& .venv/bin/python -m pytest -x -q',
     ]

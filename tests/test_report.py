@@ -77,7 +77,8 @@ def check_self_contained(path: Path) -> _Collector:
 def fit_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("fits")
     rng = np.random.default_rng(0)
-    np.savetxt(root / "points.csv", np.concatenate([rng.normal(0, 1, (40, 2)), rng.normal(6, 0.5, (40, 2))]), delimiter=",")
+    np.savetxt(root / "points.csv", np.concatenate([rng.normal(0, 1, (40, 2)),
+                                                    rng.normal(6, 0.5, (40, 2))]), delimiter=",")
     texts = root / "texts"
     texts.mkdir()
     words = ["cat dog pet fur paw tail".split(), "stock market price trade bank fund".split()]
@@ -85,7 +86,8 @@ def fit_runs(tmp_path_factory):
         (texts / f"doc{i}.txt").write_text(" ".join(rng.choice(words[i % 2], 30)))
     runs = root / "runs"
     assert main(["fit", "gmm", "--data", str(root / "points.csv"), "-k", "2", "--out", str(runs / "gmm")]) == 0
-    assert main(["fit", "lda", "--data", str(texts), "-k", "2", "--max-iter", "10", "--out", str(runs / "lda"), "--quiet"]) == 0
+    assert main(["fit", "lda", "--data", str(texts), "-k", "2", "--max-iter", "10",
+                 "--out", str(runs / "lda"), "--quiet"]) == 0
     return runs
 
 
@@ -170,7 +172,8 @@ def test_fit_reports_and_the_run_listing(fit_runs, tiny_run, tmp_path, capsys):
     evaluation = json.loads((tiny_run[0] / "evaluation.json").read_text())  # as other tests left it
     assert f"test log p(x) K={evaluation['n_importance']} {evaluation['log_px']:.4g}" in rows["nested/tiny"]
     (fit_runs / "nested" / "tiny" / "evaluation.json").unlink()
-    assert "nested/tiny: not evaluated (no evaluation.json): run bayesgen evaluate" in run_cli(capsys, "runs", fit_runs)[1]
+    assert ("nested/tiny: not evaluated (no evaluation.json): run bayesgen evaluate"
+            in run_cli(capsys, "runs", fit_runs)[1])
     assert "no runs under" in run_cli(capsys, "runs", tmp_path)[2]
 
     code, _, err = run_cli(capsys, "evaluate", fit_runs / "gmm")
@@ -318,7 +321,8 @@ def test_version_and_completion(capsys, tmp_path):
         "bayesgen fit --quiet l": {"lda"},
     }
     lines = [f"source {tmp_path / 'completion.bash'}",
-             'probe() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _bayesgen; echo "${COMPREPLY[*]}"; }']
+             'probe() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
+             'COMPREPLY=(); _bayesgen; echo "${COMPREPLY[*]}"; }']
     lines += [f"probe {words}" for words in probes]
     proc = subprocess.run(["bash", "--norc", "-c", "\n".join(lines)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

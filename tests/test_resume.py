@@ -30,7 +30,8 @@ from bayesgen.train.loop import FitProgress, fit
 from bayesgen.train.signals import graceful_stop
 
 EPOCHS, BATCH = 16, 32
-FLAGS = ["--data", "digits", "--likelihood", "categorical", "--latent-dim", "2", "--hidden", "32", "--epochs", str(EPOCHS),
+FLAGS = ["--data", "digits", "--likelihood", "categorical", "--latent-dim", "2", "--hidden", "32",
+         "--epochs", str(EPOCHS),
          "--batch-size", str(BATCH), "--lr", "3e-3", "--seed", "0", "--n-importance", "16", "--no-plots", "--quiet"]
 SRC = str(Path(bayesgen.__file__).resolve().parents[1])
 
@@ -153,7 +154,8 @@ def test_cli_exit_code_is_128_plus_the_signal(monkeypatch, capsys):
 
 def test_incompatible_truncated_and_foreign_checkpoints_are_one_line_errors(reference, tmp_path, capsys):
     def check(run, command, pattern):
-        code = main([command, str(run), "--quiet"] if command != "resume" else ["train", "--resume", str(run), "--quiet"])
+        code = main([command, str(run), "--quiet"] if command != "resume"
+                    else ["train", "--resume", str(run), "--quiet"])
         err = capsys.readouterr().err
         assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert pattern in err, err

@@ -66,7 +66,7 @@ SHARDED = textwrap.dedent(r"""
     out["nuts-pmapped"] = "compile_seconds" not in by_device.settings  # the pmap path compiles inside pmap
     out["nuts-draws"] = [by_device.draws["mu"].tolist(), one_by_one.draws["mu"].tolist()]
     print(json.dumps(out))
-""")
+""")  # noqa: E501 (two lines of the script are longer; wrapping them would change the string)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,8 @@ def sharded_runs(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("XLA_FLAGS", None)
     path = tmp_path_factory.mktemp("sharded") / "x.npy"
-    proc = subprocess.run([sys.executable, "-c", SHARDED, str(path)], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", SHARDED, str(path)], env=env,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])
 

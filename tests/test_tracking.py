@@ -89,6 +89,7 @@ def test_tensorboard_after_the_fact(tiny_run, tmp_path, capsys):
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert losses == [(r["epoch"], pytest.approx(r["train_loss"], rel=1e-6)) for r in history]
     evaluation = json.loads((run / "evaluation.json").read_text())  # other tests may re-evaluate the shared run
-    assert [v.simple_value for _, v in values if v.tag == "test_log_px"] == [pytest.approx(evaluation["log_px"], rel=1e-6)]
+    assert ([v.simple_value for _, v in values if v.tag == "test_log_px"]
+            == [pytest.approx(evaluation["log_px"], rel=1e-6)])
     images = {v.tag for _, v in values if v.HasField("image")}
     assert "plots/samples" in images and "plots/loss" in images

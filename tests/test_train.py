@@ -27,7 +27,8 @@ def test_training_lowers_validation_loss_far_below_start(getkey):
     train_x, valid_x = x[:1200], x[1200:]
     model = build_vae(data_dim=64, latent_dim=2, likelihood="categorical", levels=17, hidden=(64,), key=getkey())
     start = -mean_objective(ELBO(), model, valid_x, getkey())[0]
-    result = fit(model, train_x, valid_x=valid_x, key=getkey(), epochs=25, batch_size=64, learning_rate=3e-3, progress=False)
+    result = fit(model, train_x, valid_x=valid_x, key=getkey(), epochs=25, batch_size=64,
+                 learning_rate=3e-3, progress=False)
     best = min(r["valid_loss"] for r in result.history)
     # an untrained model sits near D log 17 = 181 nats; a trained one far below
     assert start > 150 and best < 0.65 * start, (start, best)
@@ -49,7 +50,8 @@ def test_early_stopping_and_divergence(getkey):
         assert len(err.result.history) == 3
         assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(eqx.filter(err.result.model, eqx.is_array)))
     # patience 1 with a learning rate so high it cannot improve for long
-    result = fit(model, x, key=getkey(), epochs=200, batch_size=16, valid_x=x, patience=1, learning_rate=0.5, progress=False)
+    result = fit(model, x, key=getkey(), epochs=200, batch_size=16,
+                 valid_x=x, patience=1, learning_rate=0.5, progress=False)
     assert result.stop_reason == "early_stopping" and len(result.history) < 200
 
 
@@ -68,7 +70,8 @@ def test_fit_rejects_nonsense(kwargs, message, getkey):
 def test_run_directory_contents_and_reload(tiny_run):
     path, result = tiny_run
     for name in ("config.json", "metrics.jsonl", "evaluation.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
-                 "plots/loss.png", "plots/samples.png", "plots/reconstructions.png", "plots/latent.png", "plots/manifold.png"):
+                 "plots/loss.png", "plots/samples.png", "plots/reconstructions.png",
+                 "plots/latent.png", "plots/manifold.png"):
         assert (path / name).is_file(), name
     history = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2, 3]
@@ -125,7 +128,8 @@ def test_checkpoint_round_trip_is_exact_and_atomic(tmp_path, getkey):
     like = (_model(getkey()), opt.init(eqx.filter(model, eqx.is_inexact_array)), jax.random.key(0), jnp.int32(0))
     restored, meta = checkpoint.load_checkpoint(tmp_path / "c.ckpt", like)
     assert meta["epoch"] == 2
-    for a, b in zip(jax.tree.leaves(eqx.filter(state, eqx.is_array)), jax.tree.leaves(eqx.filter(restored, eqx.is_array))):
+    for a, b in zip(jax.tree.leaves(eqx.filter(state, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(restored, eqx.is_array))):
         if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
             a, b = jax.random.key_data(a), jax.random.key_data(b)
         np.testing.assert_array_equal(a, b)

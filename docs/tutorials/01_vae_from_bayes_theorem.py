@@ -86,11 +86,13 @@ x0 = jnp.asarray(test[0])
 mu, sigma = posterior.mean_and_std(x0)
 eps = jax.random.normal(key_check, (4000, latent_dim))
 z = mu + sigma * eps
-log_weights = eqx.filter_jit(lambda m, z: jax.vmap(lambda zi: m.log_joint(x0, zi))(z) - m.posterior.distribution(x0).log_prob(z))(model, z)
+log_weights = eqx.filter_jit(lambda m, z: jax.vmap(lambda zi: m.log_joint(x0, zi))(z)
+                             - m.posterior.distribution(x0).log_prob(z))(model, z)
 by_hand, stderr = float(log_weights.mean()), float(log_weights.std() / np.sqrt(len(z)))
 # bayesgen's ELBO objective computes the same quantity, with the KL term in closed form, so only
 # the reconstruction term is sampled (here with as many draws, from its own key):
-value, terms = eqx.filter_jit(bayesgen.ELBO(kl="analytic", n_samples=len(z)))(model, x0, jax.random.fold_in(key_check, 1))
+value, terms = eqx.filter_jit(bayesgen.ELBO(kl="analytic", n_samples=len(z)))(
+    model, x0, jax.random.fold_in(key_check, 1))
 print(f"ELBO of one image: by hand {by_hand:.2f} ± {stderr:.2f}, bayesgen.ELBO {float(terms['elbo']):.2f} "
       f"(reconstruction {float(terms['reconstruction']):.2f}, KL {float(terms['kl']):.2f})")
 assert abs(by_hand - float(terms["elbo"])) < 5 * stderr
@@ -115,6 +117,7 @@ assert table["elbo"] <= table["log_px"] + 3 * table["log_px_stderr"]
 # ## What was learned
 means, _ = bayesgen.encode(result.best_model, test)
 plots.latent_scatter(means, OUT / "latent.png", labels=data.labels[order[1500:]])
-samples = bayesgen.decode(result.best_model, jax.random.normal(jax.random.key(1), (64, latent_dim)))  # E[x | z], z ~ p(z)
+samples = bayesgen.decode(result.best_model,
+                          jax.random.normal(jax.random.key(1), (64, latent_dim)))  # E[x | z], z ~ p(z)
 plots.image_grid(np.asarray(samples), (8, 8), OUT / "samples.png", title="z ~ p(z), then E[x | z]")
 print(f"pictures in {OUT}")

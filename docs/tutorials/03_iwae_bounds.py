@@ -58,7 +58,8 @@ for k in KS:
     if k == 1:  # the exact posterior makes every weight equal: even the ELBO is exact (float32 aside)
         tight = objective_per_example(bayesgen.IWAE(n_samples=k), lvm, x[:300], jax.random.key(k))[0]
         assert np.allclose(tight, exact, atol=1e-2)
-    print(f"{k:>4}  {bound.mean():9.3f}  {gaps[-1]:12.4f}" + (f"             {np.mean(exact - tight):12.2e}" if k == 1 else ""))
+    print(f"{k:>4}  {bound.mean():9.3f}  {gaps[-1]:12.4f}"
+          + (f"             {np.mean(exact - tight):12.2e}" if k == 1 else ""))
 # The gap shrinks with K; every L_K stays below log p(x) (up to Monte Carlo error).
 assert all(a > b for a, b in zip(gaps, gaps[1:])) and gaps[-1] > -0.05, gaps
 

@@ -50,7 +50,8 @@ from bayesgen.bayes.models import (
 
 TINY = os.environ.get("BAYESGEN_TUTORIAL_TINY") == "1"
 OUT = Path(os.environ.get("BAYESGEN_TUTORIAL_OUT", "tutorial_output")) / "06"
-SETTINGS = dict(num_chains=2, num_warmup=150, num_samples=150) if TINY else dict(num_chains=4, num_warmup=1000, num_samples=1000)
+SETTINGS = (dict(num_chains=2, num_warmup=150, num_samples=150) if TINY
+            else dict(num_chains=4, num_warmup=1000, num_samples=1000))
 
 # ## Data with a known answer
 # Eight groups of four noisy observations (`sigma = 1`), one covariate, and little variation

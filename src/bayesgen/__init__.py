@@ -17,6 +17,8 @@ from bayesgen.data import Corpus, Dataset, load_corpus, load_data, load_digits, 
 from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
 from bayesgen.em.gmm import BayesianGaussianMixture, GaussianMixture
 from bayesgen.em.lda import LatentDirichletAllocation
+from bayesgen.lvm.adversarial import Adversarial, ImplicitPosterior
+from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
 from bayesgen.lvm.evaluation import (
     active_units,
     decode,
@@ -26,18 +28,16 @@ from bayesgen.lvm.evaluation import (
     log_marginal_likelihood,
     reconstruct,
 )
+from bayesgen.lvm.flows import FlowPosterior
+from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
 from bayesgen.lvm.likelihoods import Bernoulli, Categorical, Gaussian, LearnedGaussian, Likelihood, Multinomial
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder
 from bayesgen.lvm.objectives import ELBO, IWAE, Objective, Renyi, batch_objective
 from bayesgen.lvm.posteriors import DiagonalGaussian, VariationalFamily
 from bayesgen.lvm.presets import build_vae
-from bayesgen.lvm.flows import FlowPosterior
-from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
-from bayesgen.lvm.adversarial import Adversarial, ImplicitPosterior
-from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
-from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.lvm.priors import LogisticNormal, MixtureOfGaussians, Prior, StandardNormal, VampPrior
+from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.lvm.topics import ProdLDA, build_prodlda
 from bayesgen.report import write_report
 from bayesgen.runs import open_run, resume, train
@@ -64,7 +64,8 @@ def __getattr__(name):
 __all__ = [
     "BayesgenError", "TrainingDiverged", "TrainingInterrupted", "Config",
     "Dataset", "load_data", "load_digits", "prepare", "split_data", "Corpus", "load_corpus",
-    "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior", "LadderPrior", "UniformCategorical",
+    "Prior", "StandardNormal", "MixtureOfGaussians", "VampPrior", "HierarchicalPrior", "LadderPrior",
+    "UniformCategorical",
     "LogisticNormal",
     "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "Multinomial",
     "VariationalFamily", "DiagonalGaussian", "FlowPosterior", "BottomUpPosterior", "FirstLayer", "LadderPosterior",

@@ -96,7 +96,8 @@ def _vae_info(run: Path) -> RunInfo:
         evaluation = None
         if not missing:
             missing.append(f"not evaluated (no evaluation.json): run bayesgen evaluate {run}")
-    metric_name, metric = (f"test log p(x) K={evaluation.get('n_importance')}", evaluation["log_px"]) if evaluation else (None, None)
+    metric_name, metric = ((f"test log p(x) K={evaluation.get('n_importance')}", evaluation["log_px"]) if evaluation
+                           else (None, None))
     modified = max(_mtime(run / name) for name in ("config.json", "metrics.jsonl", "evaluation.json"))
     return RunInfo(run, "vae", model, len(history) or None, metric_name, metric, modified, tuple(missing))
 
@@ -114,7 +115,8 @@ def _fit_info(run: Path, summary: dict) -> RunInfo:
     if kind == "lda":
         model = f"lda K={summary.get('n_topics')} {summary.get('method', '')}".rstrip()
         held = summary.get("held_out_perplexity")
-        metric_name, metric = ("held-out perplexity", held) if held is not None else ("train perplexity", summary.get("perplexity"))
+        metric_name, metric = (("held-out perplexity", held) if held is not None
+                               else ("train perplexity", summary.get("perplexity")))
     elif kind in _FIT_METRICS:
         model = f"{kind} K={summary.get('n_components')}"
         if summary.get("covariance_type"):
@@ -122,8 +124,10 @@ def _fit_info(run: Path, summary: dict) -> RunInfo:
         key, metric_name = _FIT_METRICS[kind]
         metric = summary.get(key)
     elif kind == "bayes":
-        model = f"{summary.get('model', '?')} {summary.get('method', '?')} {summary.get('chains')}x{summary.get('draws_per_chain')}"
-        metric_name, metric = ("max R-hat", summary.get("max_rhat")) if summary.get("max_rhat") is not None else (None, None)
+        model = (f"{summary.get('model', '?')} {summary.get('method', '?')} "
+                 f"{summary.get('chains')}x{summary.get('draws_per_chain')}")
+        metric_name, metric = (("max R-hat", summary.get("max_rhat")) if summary.get("max_rhat") is not None
+                               else (None, None))
     else:
         model, metric_name, metric = summary.get("model", "?"), None, None
     if summary.get("data"):
@@ -176,7 +180,8 @@ def find_runs(root, *, max_depth: int = 3) -> list[RunInfo]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise BayesgenError(f"'{root}' is not a directory; pass the folder that holds your runs, e.g. bayesgen runs runs/")
+        raise BayesgenError(f"'{root}' is not a directory; "
+                            "pass the folder that holds your runs, e.g. bayesgen runs runs/")
     found, stack = [], [(root, 0)]
     while stack:
         folder, depth = stack.pop()
@@ -206,7 +211,8 @@ def format_runs(infos: list[RunInfo], root: Path | None = None) -> str:
                 pass
         metric = f"{info.metric_name} {info.metric:.4g}" if info.metric is not None else "-"
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.modified)) if info.modified else "-"
-        rows.append((str(path), info.kind, info.model, "-" if info.iterations is None else str(info.iterations), metric, date))
+        rows.append((str(path), info.kind, info.model,
+                     "-" if info.iterations is None else str(info.iterations), metric, date))
         notes += [f"{path}: {line}" for line in info.missing]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]

@@ -79,22 +79,30 @@ def _checked_numbers(parser: argparse.ArgumentParser) -> None:
 
 # flag -> (section, key, argparse kwargs)
 TRAIN_FLAGS = {
-    "--data": ("data", "source", dict(metavar="SOURCE", help="'digits' (embedded default) or a .npy/.npz/.csv/.mat/.amat/IDX file or PNG folder")),
-    "--image-shape": ("data", "image_shape", dict(type=_int_list, metavar="H,W", help="image shape of flat tabular data, e.g. 28,28")),
-    "--no-scale": ("data", "scale", dict(action="store_const", const=False, help="keep raw values (no scaling to [0,1])")),
+    "--data": ("data", "source", dict(metavar="SOURCE",
+                                      help="'digits' (embedded default) "
+                                           "or a .npy/.npz/.csv/.mat/.amat/IDX file or PNG folder")),
+    "--image-shape": ("data", "image_shape", dict(type=_int_list, metavar="H,W",
+                                                  help="image shape of flat tabular data, e.g. 28,28")),
+    "--no-scale": ("data", "scale", dict(action="store_const", const=False,
+                                         help="keep raw values (no scaling to [0,1])")),
     "--binarize": ("data", "binarize", dict(choices=("auto", "none", "static", "dynamic"),
-                                           help="binarize [0,1] data for a bernoulli likelihood (auto: dynamic unless already 0/1)")),
+                                           help="binarize [0,1] data for a bernoulli likelihood "
+                                                "(auto: dynamic unless already 0/1)")),
     "--valid-fraction": ("data", "valid_fraction", dict(type=float)),
     "--test-fraction": ("data", "test_fraction", dict(type=float)),
     "--split-seed": ("data", "split_seed", dict(type=int)),
-    "--labels-per-class": ("data", "labels_per_class", dict(type=int, metavar="N", help="m2: keep N training labels per class")),
-    "--model": ("model", "name", dict(help="vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae | ladder-vae | cvae | gumbel-vae | m2 | avb-vae")),
+    "--labels-per-class": ("data", "labels_per_class", dict(type=int, metavar="N",
+                                                            help="m2: keep N training labels per class")),
+    "--model": ("model", "name", dict(help="vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae | "
+                                           "ladder-vae | cvae | gumbel-vae | m2 | avb-vae")),
     "--likelihood": ("model", "likelihood", dict(help="bernoulli | gaussian | gaussian-learned | categorical")),
     "--latent-dim": ("model", "latent_dim", dict(type=int)),
     "--network": ("model", "network", dict(help="mlp | conv | resnet (conv and resnet need image data)")),
     "--hidden": ("model", "hidden", dict(type=_int_list, metavar="N,N", help="hidden widths, e.g. 256,128")),
     "--activation": ("model", "activation", dict()),
-    "--channels": ("model", "channels", dict(type=int, help="conv/resnet width at half resolution (doubled at a quarter)")),
+    "--channels": ("model", "channels", dict(type=int,
+                                             help="conv/resnet width at half resolution (doubled at a quarter)")),
     "--depth": ("model", "depth", dict(type=int, help="resnet: residual blocks per resolution")),
     "--sigma": ("model", "sigma", dict(type=float, help="fixed sigma of the gaussian likelihood")),
     "--levels": ("model", "levels", dict(type=int, help="grey levels of the categorical likelihood")),
@@ -103,22 +111,28 @@ TRAIN_FLAGS = {
     "--temperature": ("model", "temperature", dict(type=float, help="gumbel-vae: initial Gumbel-softmax temperature")),
     "--min-temperature": ("model", "min_temperature", dict(type=float, help="gumbel-vae: the temperature's floor")),
     "--temperature-decay": ("model", "temperature_decay", dict(type=float, metavar="RATE",
-                                                               help="gumbel-vae: tau_t = max(min, tau_0 exp(-RATE step))")),
+                                                               help="gumbel-vae: "
+                                                                    "tau_t = max(min, tau_0 exp(-RATE step))")),
     "--objective": ("train", "objective", dict(help="elbo | iwae | renyi")),
     "--kl": ("train", "kl", dict(help="analytic | mc")),
     "--beta": ("train", "beta", dict(type=float, help="KL weight (beta-VAE)")),
-    "--kl-warmup": ("train", "kl_warmup", dict(type=int, metavar="EPOCHS", help="anneal the KL weight linearly from 0 over EPOCHS (default 0; ladder-vae: a fifth of the epochs, at most 10)")),
+    "--kl-warmup": ("train", "kl_warmup", dict(type=int, metavar="EPOCHS",
+                                               help="anneal the KL weight linearly from 0 over EPOCHS "
+                                                    "(default 0; ladder-vae: a fifth of the epochs, at most 10)")),
     "--free-bits": ("train", "free_bits", dict(type=float, metavar="NATS", help="per-dimension KL floor (free bits)")),
     "--alpha": ("train", "alpha", dict(type=float, metavar="A", help="alpha of the renyi bound (1: ELBO, 0: IWAE)")),
-    "--classify-weight": ("train", "classify_weight", dict(type=float, help="m2: weight of log q(y|x) (default 0.1 x rows)")),
-    "--samples": ("train", "n_samples", dict(type=int, metavar="K", help="samples per example (K of the iwae/renyi bound)")),
+    "--classify-weight": ("train", "classify_weight", dict(type=float,
+                                                           help="m2: weight of log q(y|x) (default 0.1 x rows)")),
+    "--samples": ("train", "n_samples", dict(type=int, metavar="K",
+                                             help="samples per example (K of the iwae/renyi bound)")),
     "--epochs": ("train", "epochs", dict(type=int)),
     "--batch-size": ("train", "batch_size", dict(type=int)),
     "--lr": ("train", "learning_rate", dict(type=float, help="Adam learning rate")),
     "--lr-schedule": ("train", "lr_schedule", dict(help="constant | cosine | exponential")),
     "--patience": ("train", "patience", dict(type=int, help="early-stopping patience in epochs (0 disables)")),
     "--seed": ("train", "seed", dict(type=int)),
-    "--devices": ("train", "devices", dict(type=int, metavar="N", help="data-parallel devices (default: all that divide the batch size)")),
+    "--devices": ("train", "devices", dict(type=int, metavar="N",
+                                           help="data-parallel devices (default: all that divide the batch size)")),
     "--x64": ("train", "x64", dict(action="store_const", const=True, help="train and evaluate in float64")),
     "--n-importance": ("eval", "n_importance", dict(type=int, metavar="K", help="importance samples for log p(x)")),
 }
@@ -132,7 +146,8 @@ EXAMPLES = {
     "reconstruct": "bayesgen reconstruct runs/digits --n 16",
     "encode": "bayesgen encode runs/digits --split test --out codes.csv",
     "interpolate": "bayesgen interpolate runs/digits --from 0 --to 7 --steps 12",
-    "plot": "bayesgen plot runs/digits\n  bayesgen plot --rate-distortion runs/beta0.5 runs/beta1 runs/beta4 --out rd.png",
+    "plot": "bayesgen plot runs/digits\n"
+            "  bayesgen plot --rate-distortion runs/beta0.5 runs/beta1 runs/beta4 --out rd.png",
     "anomaly": "bayesgen anomaly runs/digits --data new_images.npy --out scores.csv",
     "demo": "bayesgen demo",
     "report": "bayesgen report runs/digits                # -> runs/digits/report.html, one self-contained page",
@@ -216,7 +231,8 @@ def cmd_demo(args) -> int:
 
     out = Path(args.out)
     if (out / "config.json").exists() and not args.force:
-        out = next(p for i in range(2, 10_000) if not ((p := out.with_name(f"{out.name}-{i}")) / "config.json").exists())
+        out = next(p for i in range(2, 10_000)
+                   if not ((p := out.with_name(f"{out.name}-{i}")) / "config.json").exists())
     config = Config.from_dict({
         "data": {"source": "digits"},
         "model": {"likelihood": "categorical", "latent_dim": 2, "hidden": [256, 128]},
@@ -335,10 +351,12 @@ def cmd_plot(args) -> int:
     from bayesgen.runs import open_run, plot_rate_distortion, plot_run
 
     if args.rate_distortion:
-        require(args.run is None, "pass the runs after --rate-distortion only, e.g. bayesgen plot --rate-distortion RUN1 RUN2")
+        require(args.run is None,
+                "pass the runs after --rate-distortion only, e.g. bayesgen plot --rate-distortion RUN1 RUN2")
         print(plot_rate_distortion(args.rate_distortion, Path(args.out or "rate_distortion.png")))
         return 0
-    require(args.run is not None, "pass a run directory, e.g. bayesgen plot runs/digits, or --rate-distortion RUN1 RUN2 ...")
+    require(args.run is not None,
+            "pass a run directory, e.g. bayesgen plot runs/digits, or --rate-distortion RUN1 RUN2 ...")
     require(args.out is None, "--out is for --rate-distortion; the plots of a run go into RUN/plots")
     for path in plot_run(open_run(args.run)):
         print(path)
@@ -353,7 +371,8 @@ def cmd_anomaly(args) -> int:
     from bayesgen.lvm.evaluation import log_marginal_likelihood
     from bayesgen.runs import KEY_EVAL, open_run, seed_key, with_condition
 
-    require(args.n_importance is None or args.n_importance >= 1, f"--n-importance must be at least 1, got {args.n_importance}")
+    require(args.n_importance is None or args.n_importance >= 1,
+            f"--n-importance must be at least 1, got {args.n_importance}")
     run = open_run(args.run)
     if args.data:
         d, m = run.config.data, run.config.model
@@ -381,7 +400,8 @@ def cmd_anomaly(args) -> int:
 
 def _add_tracking(p) -> None:
     p.add_argument("--track", choices=("mlflow", "tensorboard"),
-                   help="also log params, metrics per epoch and artefacts to MLflow or TensorBoard (pip install 'bayesgen[track]')")
+                   help="also log params, metrics per epoch and artefacts to MLflow or TensorBoard "
+                        "(pip install 'bayesgen[track]')")
     p.add_argument("--track-uri", metavar="URI",
                    help="MLflow tracking URI or TensorBoard log folder (default: inside the run directory)")
 
@@ -438,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of showing E[x|z]")
-    p.add_argument("--condition", type=int, metavar="CLASS", help="conditional models: sample this class (default: all in turn)")
+    p.add_argument("--condition", type=int, metavar="CLASS",
+                   help="conditional models: sample this class (default: all in turn)")
     p.add_argument("--out", help="a .png grid or a .npy array (default RUN/samples.png)")
 
     p = with_run(command("reconstruct", cmd_reconstruct, "Reconstruct held-out examples through the posterior mean."))
@@ -459,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("plot", cmd_plot, "Redraw all plots of a run into RUN/plots, or compare runs by rate and distortion.")
     p.add_argument("run", nargs="?", help="a run directory written by 'bayesgen train'")
-    p.add_argument("--rate-distortion", nargs="+", metavar="RUN", help="plot test KL against -reconstruction of these runs")
+    p.add_argument("--rate-distortion", nargs="+", metavar="RUN",
+                   help="plot test KL against -reconstruction of these runs")
     p.add_argument("--out", help="with --rate-distortion: the image to write (default rate_distortion.png)")
 
     p = with_run(command("anomaly", cmd_anomaly, "Score examples by -log p(x) (importance sampled); high = anomalous."))
@@ -476,11 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
             module = importlib.import_module(module_name)
         except ImportError:  # a model whose module is not built yet is simply not offered
             continue
-        m = models.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
+        m = models.add_parser(name, help=help_text, description=help_text,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(m, **kwargs)
         m.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="less output")
         _add_tracking(m)
-        m.set_defaults(func=lambda args, module=module, kwargs=kwargs: _tracked_fit(args, lambda: module.run(args, **kwargs)))
+        m.set_defaults(
+            func=lambda args, module=module, kwargs=kwargs: _tracked_fit(args, lambda: module.run(args, **kwargs)))
 
     from bayesgen.cli_tools import add_commands  # report, runs, completion
 

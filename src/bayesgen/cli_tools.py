@@ -23,7 +23,8 @@ def cmd_runs(args) -> int:
     root = Path(args.dir)
     infos = find_runs(root, max_depth=args.depth)
     if not infos:
-        print(f"no runs under '{root}' (looked {args.depth} levels deep); train one with: bayesgen train --out {root / 'NAME'}",
+        print(f"no runs under '{root}' (looked {args.depth} levels deep); "
+              f"train one with: bayesgen train --out {root / 'NAME'}",
               file=sys.stderr)
         return 0
     print(format_runs(infos, root))

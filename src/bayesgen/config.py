@@ -16,8 +16,8 @@ from pathlib import Path
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.lvm.evaluation import MAX_IMPORTANCE
-from bayesgen.lvm.presets import LIKELIHOODS, MODELS, NETWORKS
 from bayesgen.lvm.networks import ACTIVATIONS
+from bayesgen.lvm.presets import LIKELIHOODS, MODELS, NETWORKS
 from bayesgen.train.loop import BINARIZE, SCHEDULES
 
 OBJECTIVES = ("elbo", "iwae", "renyi")
@@ -78,7 +78,8 @@ class TrainConfig:
     lr_schedule: str = "constant"     # constant | cosine | exponential
     patience: int | None = 10         # early stopping; None disables
     seed: int = 0
-    devices: int | None = None        # data-parallel devices; None: as many as divide batch_size (resolved in config.json)
+    devices: int | None = None        # data-parallel devices; None: as many as divide batch_size
+                                      # (resolved in config.json)
     x64: bool = False                 # train and evaluate in float64
 
 
@@ -112,7 +113,9 @@ class Config:
             require(isinstance(values, dict), f"{origin} section [{f.name}] must be a table")
             names = {g.name for g in dataclasses.fields(section_cls)}
             bad = set(values) - names
-            require(not bad, f"{origin} section [{f.name}] has unknown key(s) {sorted(bad)}; allowed: {', '.join(sorted(names))}")
+            require(not bad,
+                    f"{origin} section [{f.name}] has unknown key(s) {sorted(bad)}; "
+                    f"allowed: {', '.join(sorted(names))}")
             parts[f.name] = section_cls(**values)
         return cls(**parts).validated()
 
@@ -130,15 +133,20 @@ class Config:
         """Check every value; raise BayesgenError naming the first bad one and the fix."""
         d, m, t, e = self.data, self.model, self.train, self.eval
         _typed(self)
-        require(d.binarize in ("auto", *BINARIZE), f"unknown binarization '{d.binarize}'; choose one of auto, {', '.join(BINARIZE)}")
+        require(d.binarize in ("auto", *BINARIZE),
+                f"unknown binarization '{d.binarize}'; choose one of auto, {', '.join(BINARIZE)}")
         require(0 <= d.valid_fraction < 1 and 0 < d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1,
-                f"valid_fraction {d.valid_fraction} and test_fraction {d.test_fraction} must lie in [0, 1) and sum below 1")
+                f"valid_fraction {d.valid_fraction} and test_fraction {d.test_fraction} "
+                "must lie in [0, 1) and sum below 1")
         require(m.name in MODELS, f"unknown model '{m.name}'; available: {', '.join(MODELS)}")
-        require(m.likelihood in LIKELIHOODS, f"unknown likelihood '{m.likelihood}'; choose one of {', '.join(LIKELIHOODS)}")
+        require(m.likelihood in LIKELIHOODS,
+                f"unknown likelihood '{m.likelihood}'; choose one of {', '.join(LIKELIHOODS)}")
         require(m.network in NETWORKS, f"unknown network '{m.network}'; choose one of {', '.join(NETWORKS)}")
-        require(m.activation in ACTIVATIONS, f"unknown activation '{m.activation}'; choose one of {', '.join(ACTIVATIONS)}")
+        require(m.activation in ACTIVATIONS,
+                f"unknown activation '{m.activation}'; choose one of {', '.join(ACTIVATIONS)}")
         require(m.latent_dim >= 1, f"latent_dim must be at least 1, got {m.latent_dim}; pass e.g. --latent-dim 2")
-        require(len(m.hidden) >= 1 and all(h >= 1 for h in m.hidden), f"hidden sizes must be positive, got {m.hidden}; pass e.g. --hidden 256,128")
+        require(len(m.hidden) >= 1 and all(h >= 1 for h in m.hidden),
+                f"hidden sizes must be positive, got {m.hidden}; pass e.g. --hidden 256,128")
         require(m.channels >= 1, f"channels must be positive, got {m.channels}")
         require(m.depth >= 1, f"depth must be at least 1 residual block per resolution, got {m.depth}")
         require(m.sigma > 0 and math.isfinite(m.sigma), f"sigma must be a positive number, got {m.sigma}")
@@ -152,13 +160,17 @@ class Config:
                 f"Gumbel-softmax temperatures must be positive and the decay >= 0, got {m.temperature}, "
                 f"{m.min_temperature}, {m.temperature_decay}")
         require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
-        require(t.kl_warmup is None or t.kl_warmup >= 0, f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
-        require(t.free_bits >= 0 and math.isfinite(t.free_bits), f"free bits must be a finite number of nats >= 0, got {t.free_bits}")
+        require(t.kl_warmup is None or t.kl_warmup >= 0,
+                f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
+        require(t.free_bits >= 0 and math.isfinite(t.free_bits),
+                f"free bits must be a finite number of nats >= 0, got {t.free_bits}")
         require(t.objective == "elbo" or (not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
-                f"--beta, --kl-warmup and --free-bits weight the ELBO's KL term; they do not apply to --objective {t.objective}")
+                "--beta, --kl-warmup and --free-bits weight the ELBO's KL term; "
+                f"they do not apply to --objective {t.objective}")
         require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
         require(MODELS[m.name].get("posterior") != "implicit"
-                or (t.objective == "elbo" and t.n_samples == 1 and not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
+                or (t.objective == "elbo" and t.n_samples == 1
+                    and not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
                 "adversarial variational Bayes trains with its own objective; drop --objective, --samples, --beta, "
                 "--kl-warmup and --free-bits")
         require(t.classify_weight is None or (t.classify_weight >= 0 and math.isfinite(t.classify_weight)),
@@ -172,11 +184,14 @@ class Config:
         require(t.batch_size >= 1, f"batch size must be at least 1, got {t.batch_size}")
         require(t.learning_rate > 0 and math.isfinite(t.learning_rate),
                 f"learning rate must be a positive number, got {t.learning_rate}; pass e.g. --lr 1e-3")
-        require(t.lr_schedule in SCHEDULES, f"unknown learning-rate schedule '{t.lr_schedule}'; choose one of {', '.join(SCHEDULES)}")
+        require(t.lr_schedule in SCHEDULES,
+                f"unknown learning-rate schedule '{t.lr_schedule}'; choose one of {', '.join(SCHEDULES)}")
         require(t.patience is None or t.patience >= 1, f"patience must be at least 1 epoch, got {t.patience}")
-        require(t.devices is None or t.devices >= 1, f"devices must be at least 1, got {t.devices}; pass e.g. --devices 4")
+        require(t.devices is None or t.devices >= 1,
+                f"devices must be at least 1, got {t.devices}; pass e.g. --devices 4")
         require(1 <= e.n_importance <= MAX_IMPORTANCE,
-                f"the number of importance samples K must be at least 1 and at most {MAX_IMPORTANCE:,}, got {e.n_importance}")
+                "the number of importance samples K must be "
+                f"at least 1 and at most {MAX_IMPORTANCE:,}, got {e.n_importance}")
         require(e.chunk_size is None or e.chunk_size >= 1, f"chunk_size must be at least 1, got {e.chunk_size}")
         return self
 
@@ -192,11 +207,14 @@ def _typed(config: Config) -> None:
                 continue
             base = ann.split(" |")[0]
             if base.startswith("list[int]"):
-                ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                              for v in value)
                 numbers = list(value) if ok else []
             else:
                 ok = isinstance(value, kinds[base]) and (base == "bool" or not isinstance(value, bool))
                 numbers = [value] if ok and base in ("int", "float") else []
-            require(ok, f"[{section.name}] {f.name} must be {base.replace('list[int]', 'a list of integers')}, got {value!r}")
+            require(ok,
+                    f"[{section.name}] {f.name} "
+                    f"must be {base.replace('list[int]', 'a list of integers')}, got {value!r}")
             require(all(math.isfinite(v) and abs(v) < 2**31 for v in numbers),
                     f"[{section.name}] {f.name} = {value!r} is out of range: numbers must be finite and within +-2**31")

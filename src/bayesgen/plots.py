@@ -202,7 +202,8 @@ def _save(fig: Figure, path: PathLike) -> Path:
             target = Path(os.fspath(path))
         except TypeError:
             raise BayesgenError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
-        require(str(target) != "" and target.name != "", f"path {str(path)!r} has no file name; pass e.g. 'out/plot.png'")
+        require(str(target) != "" and target.name != "",
+                f"path {str(path)!r} has no file name; pass e.g. 'out/plot.png'")
         require(
             not target.is_dir(),
             f"path {str(target)!r} is a directory; pass a file name such as {str(target / 'plot.png')!r}",
@@ -216,7 +217,8 @@ def _save(fig: Figure, path: PathLike) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BayesgenError(
-                f"cannot create the directory {str(target.parent)!r} for the plot ({exc.strerror}); pass a writable path"
+                f"cannot create the directory {str(target.parent)!r} for the plot ({exc.strerror}); "
+                "pass a writable path"
             ) from None
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
@@ -263,7 +265,8 @@ def _tile(
     return out, tops, lefts
 
 
-def _mosaic_figsize(height_px: int, width_px: int, strip: bool, nrows: int, extra_w: float = 0.0) -> tuple[float, float]:
+def _mosaic_figsize(height_px: int, width_px: int, strip: bool, nrows: int,
+                    extra_w: float = 0.0) -> tuple[float, float]:
     """Figure size (inches) for a mosaic: longest side ~8 in, never tiny."""
     if strip:
         return 9.0 + extra_w, min(max(1.2 + 0.3 * nrows, 2.5), 12.0)
@@ -726,7 +729,8 @@ def loss_curve(
     require(len(keys) > 0, "keys is empty; pass the history entries to plot, e.g. ('train_loss', 'valid_loss')")
     epochs = []
     for idx, entry in enumerate(history):
-        require(isinstance(entry, Mapping), f"history[{idx}] is a {type(entry).__name__}, not a dict; pass one dict per epoch")
+        require(isinstance(entry, Mapping),
+                f"history[{idx}] is a {type(entry).__name__}, not a dict; pass one dict per epoch")
         require("epoch" in entry, f"history[{idx}] has no 'epoch' entry; add the epoch number to every history dict")
         epoch = _finite_float(entry["epoch"])
         require(epoch is not None, f"history[{idx}]['epoch'] = {entry['epoch']!r} is not a finite number")

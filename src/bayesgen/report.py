@@ -55,24 +55,32 @@ VAE_SECTIONS = [
      "The validation loss picks the best checkpoint; a widening gap means overfitting."),
     ("Samples", [Figure("plots/samples.png", "z ~ p(z), then the decoder mean E[x | z]")],
      "What the model generates from its prior."),
-    ("Reconstructions", [Figure("plots/reconstructions.png", "Test examples over their reconstructions through the posterior mean")],
+    ("Reconstructions", [Figure("plots/reconstructions.png",
+                                "Test examples over their reconstructions through the posterior mean")],
      "How much of an example survives the trip through the latent code."),
-    ("Latent space", [Figure("plots/latent.png", "Posterior means of the test examples (coloured by label where known)"),
-                      Figure("plots/manifold.png", "Decoder means on a grid of latent values (others fixed at 0)", False)],
-     "A good latent space separates the classes without being told them; the manifold shows what each region decodes to."),
-    ("Posterior collapse", [Figure("plots/kl_per_dimension.png", "Mean KL(q(z_u | x) || p(z_u)) per latent dimension", False)],
+    ("Latent space", [Figure("plots/latent.png",
+                             "Posterior means of the test examples (coloured by label where known)"),
+                      Figure("plots/manifold.png",
+                             "Decoder means on a grid of latent values (others fixed at 0)", False)],
+     "A good latent space separates the classes without being told them; "
+     "the manifold shows what each region decodes to."),
+    ("Posterior collapse", [Figure("plots/kl_per_dimension.png",
+                                   "Mean KL(q(z_u | x) || p(z_u)) per latent dimension", False)],
      "A dimension with KL near zero carries no information about x (it has collapsed onto the prior)."),
-    ("Interpolation", [Figure("plots/interpolation.png", "Decoded points on the line between two test examples' latent codes")],
+    ("Interpolation", [Figure("plots/interpolation.png",
+                              "Decoded points on the line between two test examples' latent codes")],
      "Smooth transitions mean the decoder is smooth along that line."),
     ("Anomaly scores", [Figure("anomaly_scores.png", "Histogram of -log p(x) (bayesgen anomaly)", False)],
      "High scores are examples the model finds unlikely."),
 ]
 
 FIT_SECTIONS = {
-    "gmm": [("Clusters", [Figure("plots/clusters.png", "Rows coloured by component, with 1 and 2 sd covariance ellipses")],
+    "gmm": [("Clusters", [Figure("plots/clusters.png",
+                                 "Rows coloured by component, with 1 and 2 sd covariance ellipses")],
              "Projected on the first two principal axes when the data have more than two features."),
             ("Convergence", [Figure("plots/loglik.png", "Mean log-likelihood per row after each EM iteration")], "")],
-    "bgmm": [("Clusters", [Figure("plots/clusters.png", "Rows coloured by component, with 1 and 2 sd covariance ellipses")],
+    "bgmm": [("Clusters", [Figure("plots/clusters.png",
+                                  "Rows coloured by component, with 1 and 2 sd covariance ellipses")],
               "Components whose weight shrank below 0.001 are pruned and have no ellipse."),
              ("Convergence", [Figure("plots/loglik.png", "Variational lower bound per row after each iteration")], "")],
     "fa": [("Convergence", [Figure("plots/loglik.png", "Log-likelihood per example after each EM iteration")], ""),
@@ -106,7 +114,8 @@ EVALUATION_ROWS = [  # key, label, explanation
     ("reconstruction", "reconstruction", "E_q log p(x | z): how well codes explain the data"),
     ("kl", "KL", "KL(q(z | x) || p(z)): nats the code spends per example (the rate)"),
     ("log_px", "log p(x)", "importance-sampled log-likelihood (a tighter bound than the ELBO)"),
-    ("log_px_stderr", "  ± over examples", "standard error of the mean log p(x) over examples (another sample of data)"),
+    ("log_px_stderr", "  ± over examples",
+     "standard error of the mean log p(x) over examples (another sample of data)"),
     ("log_px_mc_stderr", "  ± Monte Carlo", "Monte Carlo standard error of the mean log p(x) (another random key)"),
     ("n_importance", "  K", "importance samples per example"),
     ("nll", "NLL", "-log p(x), nats"),
@@ -160,7 +169,8 @@ class _Page:
     def section(self, title: str, body: str, note: str = "") -> None:
         anchor = title.lower().replace(" ", "-")
         note_html = f"<p class='note'>{html.escape(note)}</p>" if note else ""
-        self.parts.append((title, anchor, f"<section id='{anchor}'><h2>{html.escape(title)}</h2>{note_html}{body}</section>"))
+        self.parts.append((title, anchor,
+                           f"<section id='{anchor}'><h2>{html.escape(title)}</h2>{note_html}{body}</section>"))
 
     def image(self, relative: str, caption: str, *, required: bool = True, fix: str = "") -> str:
         path = self.run / relative
@@ -190,7 +200,8 @@ class _Page:
         for folder in (self.run, self.run / "plots"):
             if folder.is_dir():
                 extra += [p for p in sorted(folder.glob("*.png")) if p.resolve() not in self.used]
-        body = "".join(self.image(str(p.relative_to(self.run)), p.stem.replace("_", " "), required=False) for p in extra)
+        body = "".join(self.image(str(p.relative_to(self.run)), p.stem.replace("_", " "), required=False)
+                       for p in extra)
         if body:
             self.section("Other images", body)
 
@@ -230,7 +241,8 @@ def _config_tables(config: dict) -> str:
     parts = []
     for section, values in config.items():
         if isinstance(values, dict):
-            parts.append(f"<h3>[{html.escape(section)}]</h3>" + _table([(k, v) for k, v in values.items()], ("key", "value")))
+            parts.append(f"<h3>[{html.escape(section)}]</h3>"
+                         + _table([(k, v) for k, v in values.items()], ("key", "value")))
         else:
             parts.append(_table([(section, values)], ("key", "value")))
     return "".join(parts)
@@ -268,7 +280,8 @@ def _vae_page(page: _Page, run: Path, info: RunInfo, notes: list[str]) -> None:
         body = _config_tables(saved["config"])
         if saved.get("data"):
             body += "<h3>data as loaded</h3>" + _table([(k, v) for k, v in saved["data"].items()], ("key", "value"))
-        page.section("Configuration", body, "The resolved settings (config.json); 'auto' choices are written as resolved.")
+        page.section("Configuration", body,
+                     "The resolved settings (config.json); 'auto' choices are written as resolved.")
     page.missing.extend(notes)
 
 
@@ -376,7 +389,8 @@ def _posterior_table(run: Path) -> tuple[str, str]:
         return f"{value:.3f}" if column == "r_hat" else f"{value:.4g}"
 
     shown = [[row[0]] + [cell(c, v) for c, v in zip(header[1:], row[1:])] for row in body[:SUMMARY_ROWS_SHOWN]]
-    cut = f" The first {SUMMARY_ROWS_SHOWN} of {len(body)} scalars; all are in summary.csv." if len(body) > SUMMARY_ROWS_SHOWN else ""
+    cut = (f" The first {SUMMARY_ROWS_SHOWN} of {len(body)} scalars; all are in summary.csv."
+           if len(body) > SUMMARY_ROWS_SHOWN else "")
     return _table(shown, header), cut
 
 
@@ -389,7 +403,8 @@ def _chain_diagnostics(stats: dict, settings: dict) -> str:
         columns.append(("step size (adapted)", stats["step_size"][:, -1].astype(float).tolist()))
     if "tree_depth" in stats:
         depth = stats["tree_depth"]
-        columns += [("mean tree depth", depth.mean(axis=1).tolist()), ("max tree depth", depth.max(axis=1).astype(int).tolist())]
+        columns += [("mean tree depth", depth.mean(axis=1).tolist()),
+                    ("max tree depth", depth.max(axis=1).astype(int).tolist())]
         if settings.get("max_tree_depth"):
             columns.append((f"at max depth {settings['max_tree_depth']}",
                             (depth >= settings["max_tree_depth"]).sum(axis=1).astype(int).tolist()))
@@ -440,8 +455,8 @@ def write_report(run_dir, out=None, *, draw_missing: bool = True) -> Path:
     """Write the HTML report of a run directory (default ``RUN/report.html``); returns its path.
 
     ``draw_missing``: draw missing standard plots first (a few seconds): a ``bayesgen train``
-    run's from its checkpoint, a ``bayesgen bayes fit`` run's from its draws. Raises :class:`~bayesgen.BayesgenError` when
-    ``run_dir`` is not a run directory.
+    run's from its checkpoint, a ``bayesgen bayes fit`` run's from its draws. Raises
+    :class:`~bayesgen.BayesgenError` when ``run_dir`` is not a run directory.
     """
     from bayesgen import __version__
     from bayesgen.train.checkpoint import atomic_write_bytes

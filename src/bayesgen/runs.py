@@ -101,15 +101,18 @@ def prepare_data(config: Config) -> PreparedData:
         valid, test = ((rng.random(s.x.shape) < s.x).astype(np.float32) for s in (splits.valid, splits.test))
     else:
         valid, test = splits.valid.x, splits.test.x
-    info = {"name": raw.name, "data_dim": int(x.shape[1]), "image_shape": list(raw.image_shape) if raw.image_shape else None,
+    info = {"name": raw.name, "data_dim": int(x.shape[1]),
+            "image_shape": list(raw.image_shape) if raw.image_shape else None,
             "levels": levels, "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test)}
     labels = {s: getattr(splits, s).labels for s in ("train", "valid", "test")}
     train = splits.train.x
     if MODELS[m.name].get("conditional"):
-        require(raw.labels is not None, f"the {m.name} model conditions on class labels, but data set '{raw.name}' has none; "
-                                        "use data with labels (digits, an .npz with 'y', a PNG folder of class subfolders)")
+        require(raw.labels is not None,
+                f"the {m.name} model conditions on class labels, but data set '{raw.name}' has none; "
+                "use data with labels (digits, an .npz with 'y', a PNG folder of class subfolders)")
         info["condition_dim"] = n_classes = int(raw.labels.max()) + 1
-        train, valid, test = (with_condition(a, labels[s], n_classes) for a, s in ((train, "train"), (valid, "valid"), (test, "test")))
+        train, valid, test = (with_condition(a, labels[s], n_classes)
+                              for a, s in ((train, "train"), (valid, "valid"), (test, "test")))
         if d.labels_per_class is not None:  # semi-supervised: hide all but a few training labels
             train[~labelled_subset(labels["train"], d.labels_per_class, d.split_seed), -n_classes:] = 0
             info["n_labelled"] = int((train[:, -n_classes:].sum(1) > 0).sum())
@@ -139,7 +142,8 @@ def class_conditions(model, n: int, label: int | None = None) -> np.ndarray | No
     """One-hot conditions for ``n`` draws from a conditional model: all ``label``, or the classes in
     turn (0, 1, ..., C-1, 0, ...); ``None`` for an unconditional model without a label."""
     if not model.condition_dim:
-        require(label is None, "this model is not conditional; drop --condition (train a conditional one with --model cvae)")
+        require(label is None,
+                "this model is not conditional; drop --condition (train a conditional one with --model cvae)")
         return None
     classes = model.condition_dim
     require(label is None or 0 <= label < classes, f"--condition must be a class in 0..{classes - 1}, got {label}")
@@ -167,10 +171,12 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     def make():
         return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
                          hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
-                         levels=info["levels"], sigma=m.sigma, channels=m.channels, depth=m.depth, key=seed_key(config, KEY_INIT),
+                         levels=info["levels"], sigma=m.sigma, channels=m.channels, depth=m.depth,
+                         key=seed_key(config, KEY_INIT),
                          prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
                          n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
-                         context_dim=m.context_dim, top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
+                         context_dim=m.context_dim,
+                         top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
                          condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
                          temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
                          semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")),
@@ -298,12 +304,14 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
         config.train.kl = resolve_kl(config, model)
         config.train.kl_warmup = resolve_kl_warmup(config)
         require(config.train.free_bits == 0 or config.train.kl == "analytic",
-                f"free bits need the KL per latent dimension in closed form, which the {config.model.name} model does not have; "
+                "free bits need the KL per latent dimension in closed form, "
+                f"which the {config.model.name} model does not have; "
                 "drop --free-bits or use vae, cvae or gumbel-vae")
         check_support(model, data, config)
         t = config.train
         require(t.batch_size <= len(data.train),
-                f"batch size {t.batch_size} is larger than the {len(data.train)} training examples; pass --batch-size {len(data.train)} or less")
+                f"batch size {t.batch_size} is larger than the {len(data.train)} training examples; "
+                f"pass --batch-size {len(data.train)} or less")
         t.devices = resolve_devices(t.devices, t.batch_size)
         if is_primary():
             (run / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -371,7 +379,8 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
         current = eqx.combine(state.params, static)
         if is_best:
             best.update(best_epoch=record["epoch"], best_loss=monitored_loss(record))
-            save_checkpoint(checkpoints / "best.ckpt", current, metadata={**meta, "epoch": record["epoch"], "kind": "best"})
+            save_checkpoint(checkpoints / "best.ckpt", current,
+                            metadata={**meta, "epoch": record["epoch"], "kind": "best"})
         save_checkpoint(checkpoints / "last.ckpt", (current, state.opt_state, state.key, state.step),
                         metadata={**meta, "epoch": record["epoch"], "kind": "last", **best})
         if user_on_epoch is not None:
@@ -379,13 +388,16 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
 
     try:
         with graceful_stop() as stop:
-            result = fit(model, data.train, key=seed_key(config, KEY_FIT), objective=make_objective(config, len(data.train) // t.batch_size, len(data.train)),
-                         valid_x=data.valid if len(data.valid) else None, optimizer=run_optimizer(config, len(data.train)),
+            result = fit(model, data.train, key=seed_key(config, KEY_FIT),
+                         objective=make_objective(config, len(data.train) // t.batch_size, len(data.train)),
+                         valid_x=data.valid if len(data.valid) else None,
+                         optimizer=run_optimizer(config, len(data.train)),
                          epochs=t.epochs, batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
                          on_epoch=on_epoch, progress=progress, resume=start, should_stop=stop, devices=t.devices)
     except TrainingDiverged as err:
         last = checkpoints / "last.ckpt"
-        kept = f"; checkpoints kept in {last.parent}" if last.exists() else "; no epoch finished, so no checkpoint was written"
+        kept = (f"; checkpoints kept in {last.parent}" if last.exists()
+                else "; no epoch finished, so no checkpoint was written")
         raise TrainingDiverged(f"{err}{kept}", err.result) from None
     if result.stop_reason == "interrupted":
         done = (start.epoch if start else 0) + len(result.history)
@@ -435,8 +447,9 @@ def _truncate_metrics(path: Path, epoch: int) -> None:
         if not line.endswith(b"\n") or not isinstance(record, dict) or record.get("epoch") != len(kept) + 1:
             break
         kept.append(line)
-    require(len(kept) == epoch, f"'{path}' holds {len(kept)} complete epochs but the last checkpoint is at epoch {epoch}; "
-                                "the run directory was modified, so it cannot be resumed: start a new run")
+    require(len(kept) == epoch,
+            f"'{path}' holds {len(kept)} complete epochs but the last checkpoint is at epoch {epoch}; "
+            "the run directory was modified, so it cannot be resumed: start a new run")
     atomic_write_bytes(path, lambda f: f.write(b"".join(kept)))
 
 
@@ -459,8 +472,10 @@ def read_config(run: Path) -> tuple[Config, dict]:
         kind = inspect_run(run).kind
         command = "bayesgen bayes fit" if kind == "bayes" else f"bayesgen fit {kind}"
         raise BayesgenError(f"'{run}' holds a '{command}' run, not a VAE run from bayesgen train; "
-                            f"its results are in its summary.json and plots/, or see them all with: bayesgen report {run}")
-    require(config_path.is_file(), f"'{run}' is not a run directory (no config.json); pass the --out directory of a bayesgen train")
+                            "its results are in its summary.json and plots/, "
+                            f"or see them all with: bayesgen report {run}")
+    require(config_path.is_file(),
+            f"'{run}' is not a run directory (no config.json); pass the --out directory of a bayesgen train")
     try:
         saved = json.loads(config_path.read_text())
         config = Config.from_dict(saved["config"], origin=f"'{config_path}'")
@@ -489,7 +504,8 @@ def open_run(run_dir, *, checkpoint: str = "best") -> Run:
                                 "or rerun bayesgen train with the same options and --force")
         if checkpoint == "last":
             optimizer = run_optimizer(config, data.info["n_train"])
-            like_state = (like, optimizer.init(eqx.filter(like, eqx.is_inexact_array)), seed_key(config, KEY_FIT), np.int32(0))
+            like_state = (like, optimizer.init(eqx.filter(like, eqx.is_inexact_array)),
+                          seed_key(config, KEY_FIT), np.int32(0))
             (model, *_), meta = load_checkpoint(path, like_state)
         else:
             model, meta = load_checkpoint(path, like)
@@ -520,7 +536,8 @@ def format_table(result: dict) -> str:
         ("split", result.get("split", "")), ("examples", result["n_examples"]),
         ("ELBO (nats)", f"{result['elbo']:.3f}"), ("  reconstruction", f"{result['reconstruction']:.3f}"),
         ("  KL", f"{result['kl']:.3f}"),
-        (f"log p(x), K={result['n_importance']}", f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f} over examples"
+        (f"log p(x), K={result['n_importance']}",
+         f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f} over examples"
          + (f", ± {result['log_px_mc_stderr']:.3f} Monte Carlo" if "log_px_mc_stderr" in result else "")),
         ("NLL (nats)", f"{result['nll']:.3f}"), ("bits/dim", f"{result['bits_per_dim']:.4f}"),
         ("active units", f"{result['active_units']} / {result['latent_dim']}"),
@@ -538,11 +555,14 @@ def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
     history = read_history(run.path)
     if history:
         written.append(plots.loss_curve(history, out / "loss.png"))
-    _, x = run.model.sample(seed_key(run.config, KEY_SAMPLE), n_samples, condition=class_conditions(run.model, n_samples))
+    _, x = run.model.sample(seed_key(run.config, KEY_SAMPLE), n_samples,
+                            condition=class_conditions(run.model, n_samples))
     title = "Samples from the model (E[x|z], z ~ p(z))" + (", classes in turn" if run.model.condition_dim else "")
-    written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title=title, ncols=run.model.condition_dim or None))
+    written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title=title,
+                                    ncols=run.model.condition_dim or None))
     test = run.data.test
-    written.append(plots.reconstructions(test[:16, : run.model.data_dim], evaluation.reconstruct(run.model, test[:16]), shape,
+    written.append(plots.reconstructions(test[:16, : run.model.data_dim],
+                                         evaluation.reconstruct(run.model, test[:16]), shape,
                                          out / "reconstructions.png"))
     means, _ = evaluation.encode(run.model, test)
     written.append(plots.latent_scatter(means, out / "latent.png", labels=run.data.labels["test"]))
@@ -552,7 +572,8 @@ def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
         kl = None
     if kl is not None:
         written.append(plots.kl_per_dimension(kl, out / "kl_per_dimension.png"))
-    if run.model.latent_dim >= 2 and not run.model.condition_dim and MODELS[run.config.model.name].get("latent") != "categorical":
+    if (run.model.latent_dim >= 2 and not run.model.condition_dim
+            and MODELS[run.config.model.name].get("latent") != "categorical"):
         written.append(plots.manifold(lambda z: evaluation.decode(run.model, z), shape, out / "manifold.png",
                                       latent_dim=run.model.latent_dim))
     if len(test) >= 2:
@@ -573,7 +594,8 @@ def plot_rate_distortion(run_dirs, path) -> Path:
     rates, distortions, labels = [], [], []
     for run in runs:
         info = inspect_run(run)
-        require(info.kind == "vae", f"'{run}' is a 'bayesgen fit {info.kind}' run; rate-distortion needs runs from bayesgen train")
+        require(info.kind == "vae",
+                f"'{run}' is a 'bayesgen fit {info.kind}' run; rate-distortion needs runs from bayesgen train")
         path_eval = run / "evaluation.json"
         require(path_eval.is_file(), f"'{run}' has no evaluation.json; run bayesgen evaluate {run} first")
         result = json.loads(path_eval.read_text())

@@ -151,13 +151,15 @@ class MlflowTracker(Tracker):
             store = self.run.resolve() / "mlflow"
             store.mkdir(parents=True, exist_ok=True)
             uri, artifact_location = f"sqlite:///{store / 'mlflow.db'}", (store / "artifacts").as_uri()
-        elif uri.startswith("sqlite:///"):  # artefacts beside the database, not in ./mlruns of whatever folder we run in
+        elif uri.startswith("sqlite:///"):
+            # artefacts beside the database, not in ./mlruns of whatever folder we run in
             database = Path(uri[len("sqlite:///"):]).resolve()
             artifact_location = (database.parent / f"{database.stem}-artifacts").as_uri()
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
         found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment, artifact_location=artifact_location)
+        experiment_id = (found.experiment_id if found
+                         else self.client.create_experiment(experiment, artifact_location=artifact_location))
         self.run_id = self.client.create_run(experiment_id, run_name=run_name or self.run.name,
                                              tags={"bayesgen.run_dir": str(self.run.resolve())}).info.run_id
 

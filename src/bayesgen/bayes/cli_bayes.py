@@ -57,8 +57,10 @@ def read_table(path: str) -> dict[str, np.ndarray | int | float]:
         try:
             raw = json.loads(file.read_text())
         except (ValueError, UnicodeDecodeError) as err:
-            raise BayesgenError(f"'{path}' is not valid JSON ({err}); pass an object of arrays, e.g. {{\"y\": [1, 2]}}") from None
-        require(isinstance(raw, dict) and raw, f"'{path}' must hold a JSON object of named arrays, e.g. {{\"y\": [1, 2]}}")
+            raise BayesgenError(f"'{path}' is not valid JSON ({err}); "
+                                f"pass an object of arrays, e.g. {{\"y\": [1, 2]}}") from None
+        require(isinstance(raw, dict) and raw,
+                f"'{path}' must hold a JSON object of named arrays, e.g. {{\"y\": [1, 2]}}")
         table = {}
         for name, value in raw.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -80,9 +82,11 @@ def read_table(path: str) -> dict[str, np.ndarray | int | float]:
     try:
         values = np.loadtxt(file, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
     except ValueError as err:
-        raise BayesgenError(f"'{path}' has a non-numeric or missing value ({err}); every cell must be a number") from None
+        raise BayesgenError(f"'{path}' has a non-numeric or missing value ({err}); "
+                            "every cell must be a number") from None
     require(values.shape[0] > 0, f"'{path}' has a header but no rows")
-    require(values.shape[1] == len(names), f"'{path}' has {len(names)} column names but {values.shape[1]} values per row")
+    require(values.shape[1] == len(names),
+            f"'{path}' has {len(names)} column names but {values.shape[1]} values per row")
     return {name: values[:, j] for j, name in enumerate(names)}
 
 
@@ -285,7 +289,8 @@ def add_commands(parser: argparse.ArgumentParser, parser_class) -> None:
 def _model_and_data(args):
     table = read_table(args.data)
     if args.user_model:
-        require(args.name is None, f"give either a catalogue MODEL or --model, not both (got '{args.name}' and --model)")
+        require(args.name is None,
+                f"give either a catalogue MODEL or --model, not both (got '{args.name}' and --model)")
         model = load_user_model(args.user_model)
         _check_user_model(model, args.user_model, table)
         return model, args.user_model, (), dict(table)
@@ -304,7 +309,8 @@ def _fit(args, model, model_args, model_kwargs):
     key = jax.random.key(args.seed)
     progress = not args.quiet
     if args.method == "gibbs":
-        require(args.name == "mixture", "--method gibbs is offered for the 'mixture' model only (conjugate full conditionals)")
+        require(args.name == "mixture",
+                "--method gibbs is offered for the 'mixture' model only (conjugate full conditionals)")
         from bayesgen.bayes.models.mixture import gibbs_gaussian_mixture
 
         x, k, prior = model_args
@@ -394,7 +400,8 @@ def run(args: argparse.Namespace) -> int:
                      + [f"WARNING: {message}" for message in found])
     replicas = None if args.no_plots else _replicate(posterior, args.seed)
     try:
-        atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text, not args.no_plots, replicas))
+        atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text,
+                                                     not args.no_plots, replicas))
     except OSError as err:
         raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
     print(text)

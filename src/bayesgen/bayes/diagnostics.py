@@ -166,7 +166,8 @@ class Summary:
         rows = [self._headers()] + [[name] + [fmt(c, v) for c, v in zip(self.columns, row)]
                                     for name, row in zip(self.names, self.values)]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+        return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                                   for i, (cell, w) in enumerate(zip(r, widths)))
                          for r in rows)
 
     def to_csv_text(self) -> str:
@@ -218,7 +219,8 @@ def problems(summary: Summary, stats: dict[str, np.ndarray], *, num_chains: int,
     if num_chains > 1:
         bad = [(n, v) for n, v in zip(summary.names, r_hat) if v > RHAT_THRESHOLD]
         if bad:
-            found.append(f"R-hat > {RHAT_THRESHOLD} for {_listing(sorted(bad, key=lambda t: -t[1]), '.3f')}: the chains "
+            found.append(f"R-hat > {RHAT_THRESHOLD} for "
+                         f"{_listing(sorted(bad, key=lambda t: -t[1]), '.3f')}: the chains "
                          "disagree, so they have not converged to one distribution; run more warm-up and draws, look "
                          "for multimodality in the trace and rank plots, or reparameterise")
     threshold = ESS_PER_CHAIN * num_chains
@@ -228,6 +230,7 @@ def problems(summary: Summary, stats: dict[str, np.ndarray], *, num_chains: int,
         if bad:
             found.append(f"{what} ESS < {threshold} ({ESS_PER_CHAIN} per chain) for "
                          f"{_listing(sorted(bad, key=lambda t: t[1]), '.0f')}: "
-                         + ("posterior means and medians" if what == "bulk" else "interval bounds (5% and 95% quantiles)")
+                         + ("posterior means and medians" if what == "bulk"
+                            else "interval bounds (5% and 95% quantiles)")
                          + " are unreliable; draw more samples (num_samples) or reparameterise")
     return found

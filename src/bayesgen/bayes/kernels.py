@@ -49,7 +49,8 @@ def rwmh_init(position: jax.Array, log_density_fn: Callable) -> RWMHState:
     """The initial state at a flat ``position`` (``log_density_fn(position)`` must be finite)."""
     d = position.shape[0]
     zeros = jnp.zeros_like(position)
-    return RWMHState(position, log_density_fn(position), jnp.asarray(0), jnp.log(2.38 / jnp.sqrt(d)).astype(position.dtype),
+    return RWMHState(position, log_density_fn(position), jnp.asarray(0),
+                     jnp.log(2.38 / jnp.sqrt(d)).astype(position.dtype),
                      jnp.ones_like(position), jnp.asarray(0), zeros, zeros)
 
 
@@ -90,7 +91,7 @@ def rwmh_step(key, state: RWMHState, log_density_fn: Callable, *, num_warmup: in
     log_density = log_density_fn(proposal)
     log_ratio = jnp.where(jnp.isfinite(log_density), log_density - state.log_density, -jnp.inf)
     accept_prob = jnp.minimum(1.0, jnp.exp(log_ratio))
-    # gremlin: pardon[untestable] < vs <= differs only when the uniform draw is exactly 0 and the proposal's density is 0
+    # gremlin: pardon[untestable] < vs <= differs only when the uniform draw is exactly 0 and the proposal's density is 0  # noqa: E501
     accepted = jnp.log(jax.random.uniform(key_accept, dtype=state.position.dtype)) < log_ratio
     moved = state._replace(position=jnp.where(accepted, proposal, state.position),
                            log_density=jnp.where(accepted, log_density, state.log_density))
@@ -123,7 +124,8 @@ def run_chain(step: Callable, collect: Callable, state, key, *, num_warmup: int,
         slot = jnp.clip(offset // thinning, 0, num_kept - 1)
         buffer = jax.tree.map(lambda b, v: b.at[slot].set(jnp.where(keep, v, b[slot])), buffer, collect(state, info))
         if report is not None and report_every > 0:
-            jax.lax.cond((i + 1) % report_every == 0, lambda: jax.debug.callback(report, *report_args, i + 1), lambda: None)
+            jax.lax.cond((i + 1) % report_every == 0,
+                         lambda: jax.debug.callback(report, *report_args, i + 1), lambda: None)
         return state, buffer, key
 
     state, buffer, _ = jax.lax.fori_loop(0, total, body, (state, buffer, key))

@@ -35,7 +35,7 @@ from numpyro.infer.initialization import init_to_median, init_to_uniform
 from numpyro.infer.util import constrain_fn, find_valid_initial_params, potential_energy
 
 from bayesgen._errors import BayesgenError, require
-from bayesgen.bayes.kernels import OPTIMAL_ACCEPT, rwmh_init, rwmh_step, run_chain
+from bayesgen.bayes.kernels import OPTIMAL_ACCEPT, run_chain, rwmh_init, rwmh_step
 from bayesgen.bayes.posterior import Posterior
 from bayesgen.bayes.sites import model_sites
 
@@ -225,12 +225,15 @@ def sample(model: Callable, key, *model_args, method: str = "nuts", num_chains: 
     require(callable(model), f"model must be a NumPyro model function, got {type(model).__name__}")
     _check_key(key)
     require(method in METHODS, f"method must be one of {', '.join(METHODS)}, got '{method}'")
-    require(chain_method in CHAIN_METHODS, f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got '{chain_method}'")
+    require(chain_method in CHAIN_METHODS,
+            f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got '{chain_method}'")
     for name, value, low in (("num_chains", num_chains, 1), ("num_warmup", num_warmup, 0),
                              ("num_samples", num_samples, 4), ("max_tree_depth", max_tree_depth, 1),
                              ("thinning", thinning, 1)):
-        require(isinstance(value, (int, np.integer)) and value >= low, f"{name} must be an integer >= {low}, got {value!r}")
-    require(num_samples // thinning >= 4, f"num_samples / thinning must leave at least 4 draws, got {num_samples} / {thinning}")
+        require(isinstance(value, (int, np.integer)) and value >= low,
+                f"{name} must be an integer >= {low}, got {value!r}")
+    require(num_samples // thinning >= 4,
+            f"num_samples / thinning must leave at least 4 draws, got {num_samples} / {thinning}")
     require(init in _INIT, f"init must be one of {', '.join(_INIT)}, got '{init}'")
     if target_accept_prob is None:
         target_accept_prob = OPTIMAL_ACCEPT if method == "mh" else 0.8

@@ -1,6 +1,6 @@
-"""MCMC plots: trace, rank and pair plots, and the posterior predictive check. Numpy draws in (name -> ``[chain, draw, ...]``, as
-:attr:`bayesgen.bayes.Posterior.draws`), one PNG out, written atomically with matplotlib's
-object API (no pyplot state), in the house style of :mod:`bayesgen.plots`.
+"""MCMC plots: trace, rank and pair plots, and the posterior predictive check. Numpy draws in
+(name -> ``[chain, draw, ...]``, as :attr:`bayesgen.bayes.Posterior.draws`), one PNG out, written
+atomically with matplotlib's object API (no pyplot state), in the house style of :mod:`bayesgen.plots`.
 
 * :func:`trace_plot`: per scalar parameter, the marginal density per chain (histogram) and
   the trace per chain. Chains that disagree show as shifted densities and separated traces.
@@ -53,7 +53,8 @@ def _scalars(draws, var_names, max_params: int) -> tuple[list[str], np.ndarray, 
     for name in names:
         require(name in draws, f"no site '{name}' in the draws; they have {', '.join(draws)}")
         x = np.asarray(draws[name], dtype=np.float64)
-        require(x.ndim >= 2 and x.shape[1] >= 2, f"draws['{name}'] must be [chain, draw, ...] with >= 2 draws, got {x.shape}")
+        require(x.ndim >= 2 and x.shape[1] >= 2,
+                f"draws['{name}'] must be [chain, draw, ...] with >= 2 draws, got {x.shape}")
         labels += scalar_names(name, x.shape[2:])
         columns.append(x.reshape(x.shape[0], x.shape[1], -1))
     shapes = {c.shape[:2] for c in columns}
@@ -159,7 +160,8 @@ def ppc_plot(observed, replicated, path: PathLike, *, prob: float = 0.9, max_obs
     require(0 < prob < 1, f"prob must lie in (0, 1), got {prob}")
     rows = []
     for name, y in observed.items():
-        require(name in replicated, f"no replicated draws for observed site '{name}'; they have {', '.join(replicated)}")
+        require(name in replicated,
+                f"no replicated draws for observed site '{name}'; they have {', '.join(replicated)}")
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         rep = np.asarray(replicated[name], dtype=np.float64)
         require(rep.ndim >= 2 and rep[0, 0].size == y.size,
@@ -190,5 +192,6 @@ def ppc_plot(observed, replicated, path: PathLike, *, prob: float = 0.9, max_obs
         right.set_xlabel(name)
         right.legend(fontsize=8, loc="best")
     share = float(np.mean(np.concatenate(covered)))
-    fig.suptitle(f"Posterior predictive check: {100 * share:.0f}% of observations inside their {100 * prob:g}% interval")
+    fig.suptitle(f"Posterior predictive check: {100 * share:.0f}% of observations "
+                 f"inside their {100 * prob:g}% interval")
     return _save(fig, path)

@@ -194,7 +194,8 @@ class Posterior:
         """The draws of latent sample sites only: deterministic sites are recomputed by the
         model (their stored values would be wrong for new covariates)."""
         sites = model_sites(self.model, self.model_args, self.model_kwargs)
-        return {n: x for n, x in self.draws.items() if n in sites and sites[n].kind == "sample" and not sites[n].observed}
+        return {n: x for n, x in self.draws.items()
+                if n in sites and sites[n].kind == "sample" and not sites[n].observed}
 
     def _call_args(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if args or kwargs:

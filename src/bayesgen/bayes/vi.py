@@ -43,8 +43,8 @@ from numpyro.infer import SVI, Predictive, Trace_ELBO, TraceMeanField_ELBO, auto
 
 from bayesgen._errors import require
 from bayesgen.bayes.mcmc import _check_key, latent_shapes
-from bayesgen.bayes.sites import model_sites
 from bayesgen.bayes.posterior import Posterior
+from bayesgen.bayes.sites import model_sites
 
 __all__ = ["fit_vi", "VIResult", "GUIDES"]
 
@@ -80,7 +80,8 @@ class VIResult:
         deterministic sites, as a one-chain :class:`Posterior` (``independent=True``: no R-hat
         or ESS warnings; its ESS is about ``num_samples``)."""
         _check_key(key)
-        require(isinstance(num_samples, int) and num_samples >= 4, f"num_samples must be an integer >= 4, got {num_samples}")
+        require(isinstance(num_samples, int) and num_samples >= 4,
+                f"num_samples must be an integer >= 4, got {num_samples}")
         sites = model_sites(self.model, self.model_args, self.model_kwargs)
         deterministic = [name for name, site in sites.items() if site.kind == "deterministic"]
 
@@ -161,8 +162,9 @@ def fit_vi(model: Callable, key, *model_args, guide: str = "meanfield", num_step
             if progress:
                 jax.debug.callback(report, index, mean)
             noise = 2 * jnp.sqrt(var + previous_var)
-            converged = (index > 0) & (previous_mean - mean <= jnp.maximum(threshold * jnp.maximum(jnp.abs(previous_mean), 1.0),
-                                                                            jnp.where(threshold < 0, -jnp.inf, noise)))
+            converged = (index > 0) & (previous_mean - mean
+                                       <= jnp.maximum(threshold * jnp.maximum(jnp.abs(previous_mean), 1.0),
+                                                      jnp.where(threshold < 0, -jnp.inf, noise)))
             converged = converged | ~jnp.all(jnp.isfinite(chunk))  # stop at once on NaN/inf
             return state, index + 1, mean, var, losses.at[index].set(chunk), converged
 

@@ -98,7 +98,8 @@ class Corpus:
         require(len(vocab) >= 1, "the vocabulary is empty; a corpus needs at least one word")
         require(cnt.size == 0 or int(cnt.min()) >= 1, f"counts must be >= 1, found {cnt.min() if cnt.size else ''}; "
                 "leave absent words out instead of storing zeros")
-        require(cnt.size == 0 or float(cnt.max()) <= _MAX_INDEX, f"counts must be below 2**31, found {cnt.max() if cnt.size else ''}")
+        require(cnt.size == 0 or float(cnt.max()) <= _MAX_INDEX,
+                f"counts must be below 2**31, found {cnt.max() if cnt.size else ''}")
         if ids.size:
             lo, hi = int(ids.min()), int(ids.max())
             require(lo >= 0 and hi < len(vocab),
@@ -166,7 +167,8 @@ class Corpus:
         try:
             matrix = np.asarray(counts)
         except Exception as exc:
-            raise BayesgenError(f"counts could not be turned into an array ({exc}); pass a (D, V) count matrix") from None
+            raise BayesgenError(f"counts could not be turned into an array ({exc}); "
+                                "pass a (D, V) count matrix") from None
         require(matrix.ndim == 2, f"counts must be a 2-D (D, V) matrix, got shape {matrix.shape}")
         require(matrix.dtype.kind in "iuf" and matrix.size > 0 and bool(np.all(np.isfinite(matrix))),
                 f"counts must be a non-empty finite numeric matrix, got dtype {matrix.dtype}, shape {matrix.shape}")
@@ -427,7 +429,8 @@ def from_texts(
     texts = list(texts)
     require(len(texts) > 0, "texts is empty; pass at least one document")
     for i, text in enumerate(texts):
-        require(isinstance(text, str), f"texts[{i}] is a {type(text).__name__}, not a str; pass one string per document")
+        require(isinstance(text, str),
+                f"texts[{i}] is a {type(text).__name__}, not a str; pass one string per document")
     require(vocab_size is None or (isinstance(vocab_size, int) and vocab_size >= 1),
             f"vocab_size must be a positive integer or None, got {vocab_size!r}")
     if isinstance(stop_words, str):
@@ -441,9 +444,11 @@ def from_texts(
         if "empty vocabulary" in message or "no terms remain" in message:
             raise BayesgenError(f"no words are left after tokenising ({message}); lower min_df, raise max_df "
                                 "or pass stop_words=None") from None
-        raise BayesgenError(f"cannot tokenise the texts: {message}; check min_df / max_df / the vectorizer options") from None
+        raise BayesgenError(f"cannot tokenise the texts: {message}; "
+                            "check min_df / max_df / the vectorizer options") from None
     except TypeError as exc:
-        raise BayesgenError(f"bad vectorizer option ({exc}); see sklearn's CountVectorizer for the allowed ones") from None
+        raise BayesgenError(f"bad vectorizer option ({exc}); "
+                            "see sklearn's CountVectorizer for the allowed ones") from None
     matrix.sum_duplicates()
     matrix.sort_indices()
     return Corpus(matrix.indptr.astype(np.int64), matrix.indices, matrix.data,
@@ -486,7 +491,8 @@ def load_corpus(source: str | os.PathLike, *, vocab: str | os.PathLike | None = 
     apply to raw text only; passing them for an LDA-C file is an error.
     """
     path = Path(source)
-    require(path.exists(), f"data source '{path}' does not exist; pass an LDA-C file, a .txt file or a folder of .txt files")
+    require(path.exists(),
+            f"data source '{path}' does not exist; pass an LDA-C file, a .txt file or a folder of .txt files")
     if path.is_dir():
         require(vocab is None, f"--vocab applies to LDA-C files, but '{path}' is a folder of texts; leave --vocab out")
         return read_text_folder(path, **vectorizer_options)

@@ -163,7 +163,8 @@ def as_labels(labels: np.ndarray, n: int, what: str) -> np.ndarray:
         "labels must be class indices 0, 1, 2, ...",
     )
     largest = float(np.max(np.abs(labels.astype(np.float64)))) if labels.size else 0.0
-    require(largest < 2**31, f"{what} has a label of magnitude {largest:.3g}; labels must be class indices 0, 1, 2, ...")
+    require(largest < 2**31,
+            f"{what} has a label of magnitude {largest:.3g}; labels must be class indices 0, 1, 2, ...")
     return labels.astype(np.int64)
 
 

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, kind: str) -> argparse.Arg
     from bayesgen.em.factor_analysis import METHODS
 
     _check_kind(kind)
-    parser.add_argument("--data", required=True, metavar="SOURCE", help=f"'digits' (built in) or a file/folder: {SUPPORTED}")
+    parser.add_argument("--data", required=True, metavar="SOURCE",
+                        help=f"'digits' (built in) or a file/folder: {SUPPORTED}")
     parser.add_argument("--out", required=True, metavar="RUN", help="run directory to create")
     parser.add_argument("--components", "-k", type=int, default=2, metavar="L", help="latent dimensions (default 2)")
     parser.add_argument("--max-iter", type=int, default=1000, help="at most this many EM iterations (default 1000)")
@@ -123,7 +124,8 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     except OSError as err:
         raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
 
-    status = "closed form" if model.n_iter_ == 0 else f"{model.n_iter_} ({'converged' if model.converged_ else 'NOT converged: raise --max-iter'})"
+    status = ("closed form" if model.n_iter_ == 0
+              else f"{model.n_iter_} ({'converged' if model.converged_ else 'NOT converged: raise --max-iter'})")
     rows = [
         ("model", name), ("data", f"{data.name} ({model.n_samples_} x {model.n_features_in_})"),
         ("components", model.n_components), ("log p(x) per example", f"{model.log_likelihood_:.4f} nats"),

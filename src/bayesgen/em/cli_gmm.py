@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, bayesian: bool) -> None:
                         choices=("full", "diag", "spherical") if bayesian else COVARIANCE_TYPES)
     parser.add_argument("--max-iter", type=int, default=200 if bayesian else 100)
     parser.add_argument("--tol", type=float, default=1e-5 if bayesian else 1e-3,
-                        help="stop when the per-row " + ("lower bound" if bayesian else "log-likelihood") + " changes less")
+                        help="stop when the per-row " + ("lower bound" if bayesian else "log-likelihood")
+                             + " changes less")
     parser.add_argument("--n-init", type=int, default=1, help="restarts; the best is kept")
     parser.add_argument("--init-params", default="kmeans", choices=INIT_METHODS)
     parser.add_argument("--reg-covar", type=float, default=1e-6, help="added to covariance diagonals")

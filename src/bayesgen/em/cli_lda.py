@@ -48,7 +48,8 @@ def _document_frequency(text: str) -> int | float:
     try:
         return float(text) if any(c in text for c in ".eE") else int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a document count like 2 or a fraction like 0.95, got '{text}'") from None
+        raise argparse.ArgumentTypeError("expected a document count like 2 or a fraction like 0.95, "
+                                         f"got '{text}'") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser, kind: str = "lda") -> None:
@@ -77,12 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser, kind: str = "lda") -> None:
                             help="encoder hidden widths (default 100 100)")
         parser.add_argument("--patience", type=int,
                             help="stop after this many epochs without a better validation ELBO (default: run all "
-                                 "epochs; ProdLDA's posterior can stay collapsed for dozens of epochs before it improves)")
+                                 "epochs; ProdLDA's posterior can stay collapsed for dozens of epochs "
+                                 "before it improves)")
     parser.add_argument("--vocab-size", type=int, help="raw text: keep the N most frequent words")
     parser.add_argument("--stop-words", metavar="LIST",
                         help="raw text: 'english' (default), 'none', or a file with one stop word per line")
-    parser.add_argument("--min-df", type=_document_frequency, help="raw text: drop words in fewer documents (count or fraction)")
-    parser.add_argument("--max-df", type=_document_frequency, help="raw text: drop words in more documents (count or fraction)")
+    parser.add_argument("--min-df", type=_document_frequency,
+                        help="raw text: drop words in fewer documents (count or fraction)")
+    parser.add_argument("--max-df", type=_document_frequency,
+                        help="raw text: drop words in more documents (count or fraction)")
     parser.add_argument("--test-fraction", type=float, default=0.1,
                         help="documents held out for the held-out perplexity (default 0.1)")
     parser.add_argument("--n-words", type=int, default=10, help="top words shown per topic (default 10)")
@@ -242,6 +246,7 @@ def run(args, kind: str = "lda") -> int:
         held_text = "n/a (no held-out documents)" if held_out is None else f"{held_out:.1f}"
         bound = "bound" if kind == "lda" else "importance sampled"
         iterations = f"iterations: {summary['n_iter']}" if kind == "lda" else f"epochs: {summary['epochs_run']}"
-        print(f"perplexity (train, {bound}): {summary['perplexity']:.1f}   held-out (document completion): {held_text}   "
+        print(f"perplexity (train, {bound}): {summary['perplexity']:.1f}   "
+              f"held-out (document completion): {held_text}   "
               f"{iterations}   fit: {summary['fit_seconds']:.1f} s\nrun directory: {out}")
     return 0

@@ -159,7 +159,7 @@ def canonical(params: FactorParams) -> FactorParams:
     """Rotate W so that W^T Psi^{-1} W is diagonal and decreasing; each column's largest entry > 0."""
     loadings, noise = params
     whitened = loadings / jnp.sqrt(noise)[:, None]
-    # gremlin: pardon[equivalent] full_matrices matters only for wide matrices; whitened is (D, L), L < D: vt is (L, L) either way
+    # gremlin: pardon[equivalent] full_matrices matters only for wide matrices; whitened is (D, L), L < D: vt is (L, L) either way  # noqa: E501
     _, _, vt = jnp.linalg.svd(whitened, full_matrices=False)
     loadings = loadings @ vt.T
     peaks = loadings[jnp.argmax(jnp.abs(loadings), axis=0), jnp.arange(loadings.shape[1])]
@@ -245,8 +245,10 @@ def _as_data(x, what: str = "x") -> np.ndarray:
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:
-        raise BayesgenError(f"{what} is not a rectangular array ({exc}); pass a 2-D array (n_samples, n_features)") from None
-    require(arr.dtype.kind in "biuf", f"{what} has dtype {arr.dtype}; pass numbers, e.g. np.asarray({what}, dtype=float)")
+        raise BayesgenError(f"{what} is not a rectangular array ({exc}); "
+                            "pass a 2-D array (n_samples, n_features)") from None
+    require(arr.dtype.kind in "biuf",
+            f"{what} has dtype {arr.dtype}; pass numbers, e.g. np.asarray({what}, dtype=float)")
     require(arr.ndim == 2, f"{what} must be 2-D (n_samples, n_features), got shape {arr.shape}; "
                            f"reshape it, e.g. {what}.reshape(-1, 1) for one feature or {what}[None] for one row")
     require(arr.shape[0] >= 1, f"{what} has no rows (shape {arr.shape}); pass at least one example")
@@ -254,7 +256,7 @@ def _as_data(x, what: str = "x") -> np.ndarray:
     if bad.any():
         raise BayesgenError(f"{what} has {int(bad.sum())} NaN/inf values (first in row {int(np.argwhere(bad)[0][0])}); "
                             "remove or impute them first")
-    return arr.astype(jnp.result_type(float), copy=False)  # gremlin: pardon[equivalent] a copy costs memory only; nothing writes to it
+    return arr.astype(jnp.result_type(float), copy=False)  # gremlin: pardon[equivalent] a copy costs memory only; nothing writes to it  # noqa: E501
 
 
 _BLOCK = 4096
@@ -264,7 +266,7 @@ def _in_blocks(fn, x: np.ndarray, *args) -> np.ndarray:
     """``fn(*args, rows)`` over the rows of ``x`` in padded blocks of a power-of-two size (64 to 4096):
     the number of compilations does not grow with the data sizes seen, and memory stays bounded."""
     n = x.shape[0]
-    # gremlin: pardon[equivalent] any power-of-two block size gives the same rows (padding is cut off); only compile counts change
+    # gremlin: pardon[equivalent] any power-of-two block size gives the same rows (padding is cut off); only compile counts change  # noqa: E501
     size = min(_BLOCK, max(64, 1 << (n - 1).bit_length()))
     out = []
     for start in range(0, n, size):
@@ -282,14 +284,17 @@ class _LinearGaussian:
     _isotropic: bool
 
     def __init__(self, n_components: int, *, tol: float, max_iter: int, min_noise: float, accelerate: bool):
-        require(isinstance(n_components, (int, np.integer)) and not isinstance(n_components, bool) and n_components >= 1,
+        require(isinstance(n_components, (int, np.integer)) and not isinstance(n_components, bool)
+                and n_components >= 1,
                 f"n_components must be an integer >= 1, got {n_components!r}")
-        require(isinstance(max_iter, (int, np.integer)) and max_iter >= 1, f"max_iter must be an integer >= 1, got {max_iter!r}")
+        require(isinstance(max_iter, (int, np.integer)) and max_iter >= 1,
+                f"max_iter must be an integer >= 1, got {max_iter!r}")
         require(isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0,
                 f"tol must be a finite number >= 0 (nats per example; 0 runs max_iter iterations), got {tol!r}")
         require(isinstance(min_noise, (int, float)) and 0 < min_noise < 1,
                 f"min_noise must be in (0, 1) (a fraction of the mean feature variance), got {min_noise!r}")
-        self.n_components, self.tol, self.max_iter, self.min_noise = int(n_components), float(tol), int(max_iter), float(min_noise)
+        (self.n_components, self.tol,
+         self.max_iter, self.min_noise) = int(n_components), float(tol), int(max_iter), float(min_noise)
         self.accelerate = bool(accelerate)
 
     def _fit_params(self, key, data: Moments):
@@ -305,14 +310,17 @@ class _LinearGaussian:
         n, dim = x.shape
         require(n >= 2, f"fitting needs at least 2 examples, got {n}")
         require(self.n_components < dim,
-                f"n_components must be smaller than the number of features ({dim}), got {self.n_components}; pass fewer components")
+                f"n_components must be smaller than the number of features ({dim}), got {self.n_components}; "
+                "pass fewer components")
         data = moments(x, self.min_noise)
-        require(float(data.noise_floor) > 0, "every feature of x is constant; a latent variable model needs varying data")
+        require(float(data.noise_floor) > 0,
+                "every feature of x is constant; a latent variable model needs varying data")
         params, final, history, n_iter, converged = self._fit_params(key, data)
         # checked before anything is stored: a refit that fails leaves the previous fit in place
         # gremlin: pardon[equivalent] the log-likelihood is computed from the parameters: both are finite or neither is
         require(np.isfinite(float(final)) and all(np.isfinite(np.asarray(p)).all() for p in params),
-                f"fitting failed: EM reached non-finite values in {np.dtype(data.cov.dtype).name} (noise variances below "
+                "fitting failed: EM reached non-finite values "
+                f"in {np.dtype(data.cov.dtype).name} (noise variances below "
                 f"what it resolves; min_noise={self.min_noise:g}); raise min_noise (default 1e-6) or fit in float64 "
                 "(jax.config.update('jax_enable_x64', True))")
         self.params_ = FactorParams(*(np.asarray(p) for p in params))
@@ -472,7 +480,8 @@ def _softplus_inverse(y):
     return y + np.log(-np.expm1(-y))
 
 
-def linear_lvm(*, data_dim: int, latent_dim: int, key, sigma: float = 1.0, min_sigma: float = 1e-3) -> LatentVariableModel:
+def linear_lvm(*, data_dim: int, latent_dim: int, key,
+               sigma: float = 1.0, min_sigma: float = 1e-3) -> LatentVariableModel:
     """A randomly initialised linear-decoder LVM (FA as a deep LVM), to train with :func:`bayesgen.fit`.
 
     Standard-normal prior, ``LearnedGaussian(Affine)`` likelihood with every sigma_d = ``sigma``,
@@ -481,7 +490,8 @@ def linear_lvm(*, data_dim: int, latent_dim: int, key, sigma: float = 1.0, min_s
     require(0 < min_sigma < sigma, f"need 0 < min_sigma < sigma, got min_sigma={min_sigma}, sigma={sigma}")
     key_dec, key_enc = jax.random.split(key)
     decoder = Affine(jax.random.normal(key_dec, (data_dim, latent_dim)) / math.sqrt(latent_dim), jnp.zeros(data_dim))
-    encoder = Affine(jax.random.normal(key_enc, (2 * latent_dim, data_dim)) / math.sqrt(data_dim), jnp.zeros(2 * latent_dim))
+    encoder = Affine(jax.random.normal(key_enc, (2 * latent_dim, data_dim)) / math.sqrt(data_dim),
+                     jnp.zeros(2 * latent_dim))
     raw_sigma = jnp.full((data_dim,), _softplus_inverse(sigma - min_sigma), jnp.float32)
     return LatentVariableModel(
         prior=StandardNormal(latent_dim=latent_dim),

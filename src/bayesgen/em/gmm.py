@@ -153,7 +153,8 @@ def _accumulate(data: RowBlocks, responsibilities, moments, n_components):
     shapes = jax.eval_shape(moments, x0, jnp.zeros((x0.shape[0], n_components), dtype))
     zeros = (jnp.zeros((n_components,), dtype), *(jnp.zeros(s.shape, dtype) for s in shapes), jnp.zeros((), dtype),
              jnp.zeros((), dtype))
-    (counts, sums, squares, entropy, total), _ = jax.lax.scan(block, zeros, (data.x, data.mask, jnp.arange(len(data.x))))
+    (counts, sums, squares, entropy, total), _ = jax.lax.scan(block, zeros,
+                                                              (data.x, data.mask, jnp.arange(len(data.x))))
     return GMMStats(counts, sums, squares, entropy), total
 
 
@@ -245,7 +246,8 @@ def m_step(params, stats: GMMStats, data, *, covariance_type: str, reg_covar) ->
     ``params.means`` must be the means the E-step used (the statistics' reference points).
     """
     del data  # the update depends on the statistics only
-    counts, means, cov = _means_and_covariances(stats, _anchor(params.means, covariance_type), covariance_type, reg_covar)
+    counts, means, cov = _means_and_covariances(stats, _anchor(params.means, covariance_type),
+                                                covariance_type, reg_covar)
     return GMMParams(counts / jnp.sum(counts), means, _precisions_cholesky(cov, covariance_type))
 
 
@@ -283,7 +285,7 @@ def _expected_log_weights(concentration, prior_type):
         digamma_sum = digamma(a + b)
         rest = jnp.cumsum(digamma(b) - digamma_sum)
         return digamma(a) - digamma_sum + jnp.concatenate([jnp.zeros_like(rest[:1]), rest[:-1]])
-    # gremlin: pardon[equivalent] digamma(sum) is the same for every component: a shift that cancels in the responsibilities
+    # gremlin: pardon[equivalent] digamma(sum) is the same for every component: a shift that cancels in the responsibilities  # noqa: E501
     return digamma(concentration) - digamma(jnp.sum(concentration))
 
 
@@ -428,11 +430,14 @@ def _check_data(x, name: str = "x") -> np.ndarray:
     try:
         arr = np.asarray(x)
     except (ValueError, TypeError):
-        raise BayesgenError(f"{name} is not a rectangular array; pass a 2-D numeric array (n_samples, n_features)") from None
-    require(arr.dtype.kind in "biuf", f"{name} has non-numeric dtype {arr.dtype}; pass numbers, e.g. np.asarray({name}, dtype=np.float32)")
+        raise BayesgenError(f"{name} is not a rectangular array; "
+                            "pass a 2-D numeric array (n_samples, n_features)") from None
+    require(arr.dtype.kind in "biuf",
+            f"{name} has non-numeric dtype {arr.dtype}; pass numbers, e.g. np.asarray({name}, dtype=np.float32)")
     require(arr.ndim == 2, f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}; "
                            f"for a single feature pass {name}.reshape(-1, 1)")
-    require(arr.shape[0] >= 1 and arr.shape[1] >= 1, f"{name} is empty (shape {arr.shape}); pass at least one row and one column")
+    require(arr.shape[0] >= 1 and arr.shape[1] >= 1,
+            f"{name} is empty (shape {arr.shape}); pass at least one row and one column")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise BayesgenError(f"{name} has {int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} infinite values "
@@ -475,19 +480,24 @@ class _Mixture:
         name = type(self).__name__
         require(_is_int(n_components, 1), f"n_components must be an integer >= 1, got {n_components!r}")
         require(covariance_type in self._covariance_types,
-                f"unknown covariance_type {covariance_type!r} for {name}; use one of {', '.join(self._covariance_types)}")
-        require(_is_real(tol, 0), f"tol must be a number >= 0, got {tol!r}; pass e.g. tol=1e-3 (0 runs max_iter iterations)")
+                f"unknown covariance_type {covariance_type!r} for {name}; "
+                f"use one of {', '.join(self._covariance_types)}")
+        require(_is_real(tol, 0),
+                f"tol must be a number >= 0, got {tol!r}; pass e.g. tol=1e-3 (0 runs max_iter iterations)")
         require(_is_real(reg_covar, 0), f"reg_covar must be a number >= 0, got {reg_covar!r}; pass e.g. reg_covar=1e-6")
         require(_is_int(max_iter, 1), f"max_iter must be an integer >= 1, got {max_iter!r}")
         require(_is_int(n_init, 1), f"n_init must be an integer >= 1, got {n_init!r}")
-        require(init_params in INIT_METHODS, f"unknown init_params {init_params!r}; use one of {', '.join(INIT_METHODS)}")
+        require(init_params in INIT_METHODS,
+                f"unknown init_params {init_params!r}; use one of {', '.join(INIT_METHODS)}")
         try:
             dtype_ok = np.dtype(dtype) in (np.float32, np.float64)
         except TypeError:
             dtype_ok = False
         require(dtype_ok, f"dtype must be float32 or float64, got {dtype!r}")
-        self.n_components, self.covariance_type, self.tol, self.reg_covar = int(n_components), covariance_type, tol, reg_covar
-        self.max_iter, self.n_init, self.init_params, self.dtype = int(max_iter), int(n_init), init_params, np.dtype(dtype)
+        (self.n_components, self.covariance_type,
+         self.tol, self.reg_covar) = int(n_components), covariance_type, tol, reg_covar
+        (self.max_iter, self.n_init,
+         self.init_params, self.dtype) = int(max_iter), int(n_init), init_params, np.dtype(dtype)
 
     # -- fitting ------------------------------------------------------------------------
 
@@ -517,16 +527,18 @@ class _Mixture:
         # Restarts run one after another through the same compiled function: one compilation
         # whatever n_init, memory independent of n_init, and no run waits for the slowest.
         for restart_key in jax.random.split(key, 1 if fixed else self.n_init):
-            result, final = _fit_compiled(restart_key, start, data, reg_covar, tol, prior, spec=spec, max_iter=self.max_iter)
+            result, final = _fit_compiled(restart_key, start, data, reg_covar, tol, prior,
+                                          spec=spec, max_iter=self.max_iter)
             n_iter = int(result.n_iter)
             history = np.asarray(result.history, np.float64)[:n_iter]
             bound = float(final) if self._prior_type else history[-1]
-            # gremlin: pardon[equivalent] the bound is computed from the parameters: finite parameters give a finite bound and NaN ones a NaN
-            finite = np.isfinite(bound) and all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(result.params))
+            # gremlin: pardon[equivalent] the bound is computed from the parameters: finite parameters give a finite bound and NaN ones a NaN  # noqa: E501
+            finite = np.isfinite(bound) and all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(result.params))  # noqa: E501
             if finite and (best is None or bound > best[0]):
                 best = (bound, result, history, float(final))
-        require(best is not None, "fitting failed: a component's covariance is not positive definite (degenerate data "
-                                  "or too many components); increase reg_covar (e.g. 1e-4), use fewer components or dtype=float64")
+        require(best is not None,
+                "fitting failed: a component's covariance is not positive definite (degenerate data "
+                "or too many components); increase reg_covar (e.g. 1e-4), use fewer components or dtype=float64")
         _, result, history, final = best
         self._params, self._shift, self.n_features_in_ = result.params, shift, d
         self.converged_, self.n_iter_ = bool(result.converged), len(history)
@@ -557,7 +569,8 @@ class _Mixture:
                 f"dtype=float64 needs 64-bit JAX; {what} inside `with jax.enable_x64(True):` or set JAX_ENABLE_X64=1")
 
     def _check_fitted(self):
-        require(hasattr(self, "_params"), f"this {type(self).__name__} is not fitted yet; call fit(x, key=jax.random.key(0)) first")
+        require(hasattr(self, "_params"),
+                f"this {type(self).__name__} is not fitted yet; call fit(x, key=jax.random.key(0)) first")
 
     def _density_params(self) -> GMMParams:
         return GMMParams(*(jnp.asarray(a, self.dtype) for a in (self.weights_, self.means_ - self._shift,
@@ -752,16 +765,19 @@ class BayesianGaussianMixture(_Mixture):
             require(value is None or (_is_real(value, 0) and value > 0), f"{name} must be a number > 0, got {value!r}")
         self._prior_type = self.weight_concentration_prior_type = weight_concentration_prior_type
         self.weight_concentration_prior, self.mean_precision_prior = weight_concentration_prior, mean_precision_prior
-        self.mean_prior, self.degrees_of_freedom_prior, self.covariance_prior = mean_prior, degrees_of_freedom_prior, covariance_prior
+        (self.mean_prior, self.degrees_of_freedom_prior,
+         self.covariance_prior) = mean_prior, degrees_of_freedom_prior, covariance_prior
 
     def _fit_inputs(self, x, shift, dtype):
         n, d = x.shape
         ct = self.covariance_type
         dof = float(d) if self.degrees_of_freedom_prior is None else self.degrees_of_freedom_prior
-        require(_is_real(dof, 0) and dof > d - 1, f"degrees_of_freedom_prior must be > n_features - 1 = {d - 1}, got {dof!r}")
+        require(_is_real(dof, 0) and dof > d - 1,
+                f"degrees_of_freedom_prior must be > n_features - 1 = {d - 1}, got {dof!r}")
         # the data mean whatever the frame (diag/spherical fits keep the raw frame: shift is 0 there)
         mean = x.mean(axis=0, dtype=np.float64) if self.mean_prior is None else np.asarray(self.mean_prior, np.float64)
-        require(mean.shape == (d,) and np.isfinite(mean).all(), f"mean_prior must be finite with shape ({d},), got {mean.shape}")
+        require(mean.shape == (d,) and np.isfinite(mean).all(),
+                f"mean_prior must be finite with shape ({d},), got {mean.shape}")
         if self.covariance_prior is None:
             require(n >= 2, "the default covariance_prior needs at least 2 samples; pass covariance_prior explicitly")
             cov = np.atleast_2d(np.cov(x.T)) if ct == "full" else np.var(x, axis=0, ddof=1, dtype=np.float64)

@@ -67,7 +67,8 @@ def _draw_panel(ax, xy, colour_index, colours, means2, covs2, weights, title):
             ax.add_patch(Ellipse(mean, w, h, angle=angle, fill=False, color="black", linewidth=width, alpha=0.8))
         ax.plot(*mean, marker="x", color="black", markersize=6)
     ax.set_title(title)
-    ax.text(0.99, 0.01, "ellipses: 1 and 2 sd", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.4")
+    ax.text(0.99, 0.01, "ellipses: 1 and 2 sd", transform=ax.transAxes, ha="right", va="bottom",
+            fontsize=8, color="0.4")
     ax.grid(True, alpha=0.2)
 
 
@@ -123,7 +124,8 @@ def plot_loadings(model, path, *, title: str | None = None):
     Example:
         >>> plot_loadings(fa, "run/plots/loadings.png")
     """
-    require(isinstance(model, _LinearGaussian), f"plot_loadings needs a fitted FactorAnalysis or PPCA, got {type(model).__name__}")
+    require(isinstance(model, _LinearGaussian),
+            f"plot_loadings needs a fitted FactorAnalysis or PPCA, got {type(model).__name__}")
     w = model.components_
     limit = float(np.max(np.abs(w))) or 1.0
     fig = plots._new_figure(min(max(4.0, 0.25 * w.shape[1] + 2.5), 14.0), min(1.2 + 0.45 * w.shape[0], 8.0))
@@ -131,7 +133,8 @@ def plot_loadings(model, path, *, title: str | None = None):
     image = ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
     if w.size <= 120:
         for (i, j), v in np.ndenumerate(w):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if abs(v) < 0.6 * limit else "white")
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if abs(v) < 0.6 * limit else "white")
     ax.set(xlabel="feature", ylabel="component", yticks=range(w.shape[0]),
            title=title or f"{type(model).__name__} loadings (W^T, {w.shape[0]} x {w.shape[1]})")
     fig.colorbar(image, ax=ax, label="loading")

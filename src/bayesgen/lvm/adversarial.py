@@ -47,7 +47,8 @@ class ImplicitPosterior(VariationalFamily):
 
     def __check_init__(self):
         require(self.noise_dim >= 1 and self.n_moments >= 2,
-                f"an implicit posterior needs noise_dim >= 1 and n_moments >= 2, got {self.noise_dim}, {self.n_moments}")
+                "an implicit posterior needs noise_dim >= 1 and n_moments >= 2, "
+                f"got {self.noise_dim}, {self.n_moments}")
 
     def sample(self, key, x, n: int):
         """``n`` reparameterized draws of the implicit q(z | x), ``(n, L)``."""
@@ -85,7 +86,8 @@ class Adversarial(Objective):
 
     def __call__(self, model, x, key, step=None):
         q = model.posterior
-        require(isinstance(q, ImplicitPosterior), "the adversarial objective needs an ImplicitPosterior (--model avb-vae)")
+        require(isinstance(q, ImplicitPosterior),
+                "the adversarial objective needs an ImplicitPosterior (--model avb-vae)")
         key_q, key_p = jax.random.split(key)
         z = q.sample(key_q, x, 1)[0]
         z_prior = model.prior.sample(key_p, 1, q)[0]

@@ -53,7 +53,8 @@ class TemperatureSchedule(NamedTuple):
     def check(self) -> "TemperatureSchedule":
         require(self.initial > 0 and self.minimum > 0 and math.isfinite(self.initial),
                 f"Gumbel-softmax temperatures must be positive, got initial {self.initial} and minimum {self.minimum}")
-        require(self.rate >= 0 and math.isfinite(self.rate), f"the temperature decay rate must be >= 0, got {self.rate}")
+        require(self.rate >= 0 and math.isfinite(self.rate),
+                f"the temperature decay rate must be >= 0, got {self.rate}")
         return self
 
     def __call__(self, step):
@@ -154,7 +155,8 @@ class GumbelSoftmaxPosterior(_Codes, VariationalFamily, Scheduled):
     schedule: TemperatureSchedule = eqx.field(static=True)
     temperature: jax.Array | None
 
-    def __init__(self, encoder, n_variables: int, n_classes: int, schedule: TemperatureSchedule = TemperatureSchedule()):
+    def __init__(self, encoder, n_variables: int, n_classes: int,
+                 schedule: TemperatureSchedule = TemperatureSchedule()):
         _check_codes(n_variables, n_classes)
         self.encoder = encoder
         self.n_variables, self.n_classes, self.latent_dim = n_variables, n_classes, n_variables * n_classes

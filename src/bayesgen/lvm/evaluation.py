@@ -39,7 +39,8 @@ def _objective_per_example(objective: Objective, model, xs, keys, batch_size: in
 def objective_per_example(objective: Objective, model, x, key, *, batch_size: int = 512):
     """``(values, terms)`` of ``objective`` for every row of ``x`` ``(N, D)``, as numpy arrays ``(N,)``."""
     x = jnp.asarray(x)
-    values, terms = _objective_per_example(objective, model, x, _example_keys(key, x.shape[0]), min(batch_size, x.shape[0]))
+    values, terms = _objective_per_example(objective, model, x, _example_keys(key, x.shape[0]),
+                                           min(batch_size, x.shape[0]))
     return np.asarray(values), {k: np.asarray(v) for k, v in terms.items()}
 
 
@@ -264,7 +265,8 @@ def _factorised_normal(d):
 @eqx.filter_jit
 def _kl_per_dimension(model, xs):
     prior = _factorised_normal(model.prior.distribution())
-    return jax.vmap(lambda x: kl_divergence(_factorised_normal(model.posterior.distribution(x)), prior))(xs).mean(axis=0)
+    return jax.vmap(lambda x: kl_divergence(_factorised_normal(model.posterior.distribution(x)),
+                                            prior))(xs).mean(axis=0)
 
 
 def kl_per_dimension(model, x) -> np.ndarray:

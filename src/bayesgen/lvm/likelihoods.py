@@ -110,7 +110,8 @@ class Gaussian(Likelihood):
     sigma: float = eqx.field(static=True, default=0.1)
 
     def __check_init__(self):
-        require(self.sigma > 0, f"the gaussian likelihood's sigma must be positive, got {self.sigma}; pass e.g. --sigma 0.1")
+        require(self.sigma > 0,
+                f"the gaussian likelihood's sigma must be positive, got {self.sigma}; pass e.g. --sigma 0.1")
 
     def distribution(self, z):
         return dist.Normal(self._raw(z, 1)[0], self.sigma).to_event(1)
@@ -206,5 +207,6 @@ class Multinomial(Likelihood):
         ok = (x == np.round(x)) & (x >= 0)
         if not ok.all():
             raise BayesgenError(
-                f"a multinomial likelihood needs non-negative integer counts, got values in [{x.min():g}, {x.max():g}]; "
+                "a multinomial likelihood needs non-negative integer counts, "
+                f"got values in [{x.min():g}, {x.max():g}]; "
                 "pass word counts (a bag-of-words matrix), not frequencies or TF-IDF weights")

@@ -52,7 +52,8 @@ def _analytic_kl(model, x, q=None, *, per_dim: bool = False):
         require(isinstance(q, Independent) and isinstance(p, Independent)
                 and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims == 1,
                 f"free bits need a KL per latent dimension, which {type(model.posterior).__name__} with a "
-                f"{type(model.prior).__name__} prior does not have; use a factorized model (vae, cvae, gumbel-vae) or --free-bits 0")
+                f"{type(model.prior).__name__} prior does not have; "
+                "use a factorized model (vae, cvae, gumbel-vae) or --free-bits 0")
         q, p = q.base_dist, p.base_dist
     try:
         return kl_divergence(q, p)

@@ -17,12 +17,12 @@ import numpy as np
 
 from bayesgen._errors import require
 from bayesgen.lvm import likelihoods as lik
-from bayesgen.lvm.model import LatentVariableModel
-from bayesgen.lvm.networks import ConvDecoder, ConvEncoder, MLP, ResNetDecoder, ResNetEncoder
 from bayesgen.lvm.adversarial import ImplicitPosterior
 from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
 from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
+from bayesgen.lvm.model import LatentVariableModel
+from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder, ResNetDecoder, ResNetEncoder
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.priors import MixtureOfGaussians, StandardNormal, VampPrior
 from bayesgen.lvm.semisupervised import SemiSupervisedPosterior
@@ -121,12 +121,15 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
         ...                   key=jax.random.key(0))
     """
     require(data_dim >= 1, f"data_dim must be at least 1, got {data_dim}")
-    require(isinstance(latent_dim, int) and latent_dim >= 1, f"latent_dim must be a positive integer, got {latent_dim}; pass e.g. --latent-dim 2")
+    require(isinstance(latent_dim, int) and latent_dim >= 1,
+            f"latent_dim must be a positive integer, got {latent_dim}; pass e.g. --latent-dim 2")
     require(likelihood in LIKELIHOODS, f"unknown likelihood '{likelihood}'; choose one of {', '.join(LIKELIHOODS)}")
     require(network in NETWORKS, f"unknown network '{network}'; choose one of {', '.join(NETWORKS)}")
-    require(all(isinstance(h, int) and h >= 1 for h in hidden), f"hidden sizes must be positive integers, got {list(hidden)}")
+    require(all(isinstance(h, int) and h >= 1 for h in hidden),
+            f"hidden sizes must be positive integers, got {list(hidden)}")
     if likelihood == "categorical":
-        require(levels is not None and levels >= 2, f"a categorical likelihood needs levels >= 2, got {levels}; pass --levels N")
+        require(levels is not None and levels >= 2,
+                f"a categorical likelihood needs levels >= 2, got {levels}; pass --levels N")
     require(prior in PRIORS, f"unknown prior '{prior}'; choose one of {', '.join(PRIORS)}")
     require(posterior in POSTERIORS, f"unknown posterior '{posterior}'; choose one of {', '.join(POSTERIORS)}")
     require(top_latent_dim is None or (top_latent_dim >= 1 and prior == "normal" and posterior == "gaussian"),
@@ -134,8 +137,10 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     require(prior != "vamp" or posterior == "gaussian",
             f"a VampPrior is a mixture of the posterior's densities, which posterior '{posterior}' has no closed form "
             "for; use it with the Gaussian posterior (drop --posterior) or choose another prior")
-    require(isinstance(condition_dim, int) and condition_dim >= 0, f"condition_dim must be an integer >= 0, got {condition_dim}")
-    require(condition_dim == 0 or top_latent_dim is None, "a conditional model cannot be hierarchical (yet); drop one of them")
+    require(isinstance(condition_dim, int) and condition_dim >= 0,
+            f"condition_dim must be an integer >= 0, got {condition_dim}")
+    require(condition_dim == 0 or top_latent_dim is None,
+            "a conditional model cannot be hierarchical (yet); drop one of them")
     require(latent in LATENTS, f"unknown latent type '{latent}'; choose one of {', '.join(LATENTS)}")
     discrete = latent == "categorical"
     require(not discrete or (prior == "normal" and posterior == "gaussian" and top_latent_dim is None),
@@ -146,33 +151,39 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
         temperature = TemperatureSchedule(*temperature).check()
     code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector
     implicit = posterior == "implicit"
-    require(not implicit or (isinstance(noise_dim, int) and noise_dim >= 1), f"noise_dim must be at least 1, got {noise_dim}")
+    require(not implicit or (isinstance(noise_dim, int) and noise_dim >= 1),
+            f"noise_dim must be at least 1, got {noise_dim}")
     require(not ladder or top_latent_dim is not None, "a ladder VAE needs two stochastic layers: pass top_latent_dim")
     require(not semi_supervised or condition_dim >= 2,
             f"a semi-supervised model needs condition_dim = the number of classes (>= 2), got {condition_dim}")
     n_params = levels if likelihood == "categorical" else 1
     key_enc, key_dec, key_prior, key_post = jax.random.split(key, 4)
     flow = posterior in ("planar", "iaf")
-    enc_out = code_dim if discrete else latent_dim if implicit else 2 * latent_dim + (context_dim if flow or ladder else 0)
+    enc_out = (code_dim if discrete else latent_dim if implicit
+               else 2 * latent_dim + (context_dim if flow or ladder else 0))
     require(data_mean is None or (network == "mlp" and likelihood in MARGINAL_LIKELIHOODS),
             f"data_mean initialises an MLP decoder's output bias for a bernoulli or gaussian likelihood, not a "
             f"{network} decoder with a {likelihood} likelihood; drop data_mean")
     if network == "mlp":
-        encoder = MLP(data_dim + condition_dim + (noise_dim if implicit else 0), enc_out, hidden, activation, key=key_enc)
+        encoder = MLP(data_dim + condition_dim + (noise_dim if implicit else 0),
+                      enc_out, hidden, activation, key=key_enc)
         decoder = MLP(code_dim + condition_dim, n_params * data_dim, tuple(reversed(hidden)), activation, key=key_dec)
         if data_mean is not None:
             bias = output_bias(data_mean, likelihood)
-            require(bias.shape == (data_dim,), f"data_mean must have one value per feature, shape ({data_dim},), got {bias.shape}")
+            require(bias.shape == (data_dim,),
+                    f"data_mean must have one value per feature, shape ({data_dim},), got {bias.shape}")
             decoder = eqx.tree_at(lambda d: d.layers[-1].bias, decoder, bias)
     else:
         require(image_shape is not None,
                 f"a {network} network needs image data; this data set has no image shape, so use the MLP network")
         require(math.prod(image_shape) == data_dim,
-                f"image_shape {tuple(image_shape)} has {math.prod(image_shape)} values but the data have {data_dim} features")
+                f"image_shape {tuple(image_shape)} has {math.prod(image_shape)} values "
+                f"but the data have {data_dim} features")
         require(isinstance(channels, int) and channels >= 1, f"an image network needs channels >= 1, got {channels}")
         sizes = dict(depth=depth) if network == "resnet" else {}
         encoder = IMAGE_ENCODERS[network](image_shape, enc_out, channels, activation,
-                                          extra_inputs=condition_dim + (noise_dim if implicit else 0), key=key_enc, **sizes)
+                                          extra_inputs=condition_dim + (noise_dim if implicit else 0),
+                                          key=key_enc, **sizes)
         decoder = IMAGE_DECODERS[network](code_dim + condition_dim, image_shape, n_params, channels, activation,
                                           key=key_dec, **sizes)
     if top_latent_dim is not None:

@@ -82,19 +82,22 @@ class SemiSupervised(Objective):
     bound_term = "elbo"
 
     def __check_init__(self):
-        require(self.alpha >= 0 and math.isfinite(self.alpha), f"the classification weight must be >= 0, got {self.alpha}")
+        require(self.alpha >= 0 and math.isfinite(self.alpha),
+                f"the classification weight must be >= 0, got {self.alpha}")
 
     def per_class(self, model, x, key, step=None):
         """``(values, bounds)`` of L(x, y) for every class y, each ``(C,)`` (log p(y) included)."""
         n_classes = model.condition_dim
-        rows = jnp.concatenate([jnp.broadcast_to(x, (n_classes, x.shape[0])), jnp.eye(n_classes, dtype=x.dtype)], axis=1)
+        rows = jnp.concatenate([jnp.broadcast_to(x, (n_classes, x.shape[0])),
+                                jnp.eye(n_classes, dtype=x.dtype)], axis=1)
         values, terms = jax.vmap(lambda row: self.inner(model, row, key, step))(rows)
         log_prior = -math.log(n_classes)  # uniform p(y)
         return values + log_prior, terms[self.inner.bound_term] + log_prior
 
     def __call__(self, model, row, key, step=None):
         require(isinstance(model.posterior, SemiSupervisedPosterior) and model.condition_dim >= 2,
-                "the semi-supervised objective needs a conditional model with a classifier (build_vae(semi_supervised=True))")
+                "the semi-supervised objective needs a conditional model with a classifier "
+                "(build_vae(semi_supervised=True))")
         x, label = model.split(row)
         log_q = jax.nn.log_softmax(model.posterior.label_logits(x))
         q = jnp.exp(log_q)
@@ -115,6 +118,7 @@ def _label_logits(model, x):
 
 def classify(model, x) -> np.ndarray:
     """argmax_y q(y | x) for every row of ``x`` (data ``(N, D)`` or rows ``(N, D + C)``) -> ``(N,)`` ints."""
-    require(isinstance(model.posterior, SemiSupervisedPosterior), "only a semi-supervised model (m2) has a classifier q(y|x)")
+    require(isinstance(model.posterior, SemiSupervisedPosterior),
+            "only a semi-supervised model (m2) has a classifier q(y|x)")
     x = jnp.asarray(x, jnp.float32)[:, : model.data_dim]
     return np.asarray(jnp.argmax(_label_logits(model, x), axis=1))

@@ -77,7 +77,8 @@ def build_prodlda(*, vocab_size: int, n_topics: int, key, hidden: Sequence[int] 
         >>> model = build_prodlda(vocab_size=5000, n_topics=20, key=jax.random.key(0))
     """
     require(isinstance(n_topics, int) and n_topics >= 2, f"ProdLDA needs at least 2 topics, got {n_topics}")
-    require(isinstance(vocab_size, int) and vocab_size >= 2, f"ProdLDA needs a vocabulary of at least 2 words, got {vocab_size}")
+    require(isinstance(vocab_size, int) and vocab_size >= 2,
+            f"ProdLDA needs a vocabulary of at least 2 words, got {vocab_size}")
     require(doc_topic_prior > 0, f"the document-topic prior alpha must be positive, got {doc_topic_prior}")
     key_enc, key_topics = jax.random.split(key)
     encoder = CountEncoder(MLP(vocab_size, 2 * n_topics, tuple(hidden), activation, key=key_enc))
@@ -119,7 +120,8 @@ def _blocks(n: int):
     for start in range(0, n, ROWS_PER_BLOCK):
         stop = min(start + ROWS_PER_BLOCK, n)
         # pad the last block to the full size: one compilation for any corpus
-        yield start, stop, np.arange(start, start + ROWS_PER_BLOCK).clip(max=n - 1) if n > ROWS_PER_BLOCK else np.arange(n)
+        yield start, stop, (np.arange(start, start + ROWS_PER_BLOCK).clip(max=n - 1) if n > ROWS_PER_BLOCK
+                            else np.arange(n))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +151,8 @@ class ProdLDA:
     history: tuple[dict, ...] = dataclasses.field(default=(), repr=False)
 
     def __post_init__(self):
-        require(isinstance(self.n_topics, int) and self.n_topics >= 2, f"ProdLDA needs at least 2 topics, got {self.n_topics}")
+        require(isinstance(self.n_topics, int) and self.n_topics >= 2,
+                f"ProdLDA needs at least 2 topics, got {self.n_topics}")
         require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         require(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         require(self.learning_rate > 0, f"the learning rate must be positive, got {self.learning_rate}")
@@ -252,14 +255,17 @@ class ProdLDA:
         ``p(w | observed_d) = E_q(z|observed_d)[softmax(logits(z))_w]`` from ``n_samples`` draws."""
         observed, held_out = self._check(observed, "observed"), self._check(held_out, "held_out")
         require(observed.n_docs == held_out.n_docs,
-                f"observed has {observed.n_docs} documents but held_out has {held_out.n_docs}; make both with completion_split")
+                f"observed has {observed.n_docs} documents but held_out has {held_out.n_docs}; "
+                "make both with completion_split")
         require(held_out.n_tokens > 0, "held_out has no words; nothing to score")
-        require(isinstance(n_samples, int) and n_samples >= 1, f"n_samples must be a positive integer, got {n_samples!r}")
+        require(isinstance(n_samples, int) and n_samples >= 1,
+                f"n_samples must be a positive integer, got {n_samples!r}")
         x_obs, x_held = observed.to_dense(np.float32), held_out.to_dense(np.float32)
         keys = jax.random.split(key, x_obs.shape[0])
         total = 0.0
         for start, stop, idx in _blocks(x_obs.shape[0]):
-            per_doc = _completion_block(self.model, jnp.asarray(x_obs[idx]), jnp.asarray(x_held[idx]), keys[idx], n_samples)
+            per_doc = _completion_block(self.model, jnp.asarray(x_obs[idx]), jnp.asarray(x_held[idx]),
+                                        keys[idx], n_samples)
             total += float(np.asarray(per_doc, np.float64)[: stop - start].sum())
         return float(np.exp(-total / held_out.n_tokens))
 

@@ -98,7 +98,8 @@ def save_checkpoint(path, tree, *, metadata: dict | None = None) -> None:
 def _open(path):
     path = Path(path)
     if not path.is_file():
-        raise BayesgenError(f"checkpoint '{path}' does not exist; train first (bayesgen train ...) or check the run directory")
+        raise BayesgenError(f"checkpoint '{path}' does not exist; "
+                            "train first (bayesgen train ...) or check the run directory")
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:  # own handle: np.load leaks it on bad zips
             data = {k: npz[k] for k in npz.files}
@@ -107,10 +108,12 @@ def _open(path):
         raise BayesgenError(f"checkpoint '{path}' is corrupt or not a bayesgen checkpoint ({type(err).__name__}); "
                             "retrain or restore the file") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise BayesgenError(f"checkpoint '{path}' has an unknown format; it was not written by this version of bayesgen")
+        raise BayesgenError(f"checkpoint '{path}' has an unknown format; "
+                            "it was not written by this version of bayesgen")
     arrays = [data.get(f"leaf_{i:05d}") for i in range(meta.get("n_leaves", -1))]
     if any(a is None for a in arrays) or len(arrays) != len(data) or _digest(arrays) != meta.get("sha256"):
-        raise BayesgenError(f"checkpoint '{path}' fails its checksum (truncated or modified); retrain or restore the file")
+        raise BayesgenError(f"checkpoint '{path}' fails its checksum (truncated or modified); "
+                            "retrain or restore the file")
     return arrays, meta
 
 
@@ -130,8 +133,9 @@ def load_checkpoint(path, like):
     for i, (leaf, array) in enumerate(zip(leaves, arrays)):
         expected = _to_numpy(leaf)
         if expected.shape != array.shape or expected.dtype != array.dtype:
-            raise BayesgenError(f"checkpoint '{path}' array {i} has shape {array.shape} {array.dtype}, the model expects "
-                                f"{expected.shape} {expected.dtype}; it belongs to a different model configuration")
+            raise BayesgenError(f"checkpoint '{path}' array {i} has shape {array.shape} {array.dtype}, "
+                                f"the model expects {expected.shape} {expected.dtype}; "
+                                "it belongs to a different model configuration")
         value = jnp.asarray(array)
         if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))

@@ -208,7 +208,8 @@ class _Progress:
     def __init__(self, epochs: int, enabled: bool, start: int = 0):
         self.enabled, self.epochs = enabled, epochs
         self.tty = enabled and sys.stderr.isatty()
-        self.bar = tqdm(total=epochs, initial=start, unit="epoch", desc="training", file=sys.stderr) if self.tty else None
+        self.bar = tqdm(total=epochs, initial=start, unit="epoch", desc="training",
+                        file=sys.stderr) if self.tty else None
 
     def update(self, record: dict, images_per_s: float | None = None) -> None:
         if not self.enabled:
@@ -274,7 +275,8 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     require(isinstance(batch_size, int) and batch_size >= 1, f"batch size must be a positive integer, got {batch_size}")
     train_x = _checked_rows(train_x, "training data", model)
     require(batch_size <= len(train_x),
-            f"batch size {batch_size} is larger than the {len(train_x)} training examples; pass --batch-size {len(train_x)} or less")
+            f"batch size {batch_size} is larger than the {len(train_x)} training examples; "
+            f"pass --batch-size {len(train_x)} or less")
     require(patience is None or patience >= 1, f"patience must be at least 1 epoch, got {patience}")
     require(binarize in BINARIZE, f"unknown binarization '{binarize}'; choose one of {', '.join(BINARIZE)}")
     mesh = sharding.data_parallel(sharding.resolve_devices(devices, batch_size))
@@ -322,7 +324,8 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
             current = eqx.combine(state.params, static)
             if valid_x is not None:
                 _, terms = mean_objective(objective, current, valid_x, key_valid)
-                record["valid_loss"] = -terms[objective.bound_term]  # the true bound, not a beta- or warm-up-weighted one
+                # the true bound, not a beta- or warm-up-weighted one
+                record["valid_loss"] = -terms[objective.bound_term]
                 record.update({f"valid_{k}": v for k, v in terms.items()})
             is_best = monitored_loss(record) < best_loss
             if is_best:
@@ -345,7 +348,8 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
         last = resume.epoch + len(history)
         raise TrainingDiverged(
             f"training diverged at epoch {last + 1}: the loss or a gradient became NaN/inf; the last good "
-            f"state (epoch {last}) was kept; lower the learning rate (e.g. --lr {learning_rate / 10:g}) or check the data",
+            f"state (epoch {last}) was kept; "
+            f"lower the learning rate (e.g. --lr {learning_rate / 10:g}) or check the data",
             result)
     return result
 

@@ -35,7 +35,8 @@ def initialize_distributed(spec: str = "auto") -> None:
     else:
         parts = spec.split(",")
         require(len(parts) == 3 and ":" in parts[0] and parts[1].isdigit() and parts[2].isdigit(),
-                f"--distributed expects 'auto' or HOST:PORT,NUM_PROCESSES,PROCESS_ID (e.g. 10.0.0.1:1234,2,0), got '{spec}'")
+                "--distributed expects 'auto' or HOST:PORT,NUM_PROCESSES,PROCESS_ID (e.g. 10.0.0.1:1234,2,0), "
+                f"got '{spec}'")
         kwargs = {"coordinator_address": parts[0], "num_processes": int(parts[1]), "process_id": int(parts[2])}
         require(kwargs["num_processes"] >= 1 and kwargs["process_id"] < kwargs["num_processes"],
                 f"--distributed: process id {parts[2]} must be below the number of processes {parts[1]}")

@@ -31,7 +31,6 @@ from bayesgen.lvm.objectives import Objective
 from bayesgen.train import sharding
 from bayesgen.train.loop import TrainState, epoch_info, epoch_plan, make_step
 
-
 # Host buffers a source rotates through. Three are enough even if the device array aliases its
 # host buffer (zero-copy on CPU): chunk k + 1 is read while chunk k is queued, and the loop has
 # already waited for chunk k - 1's outputs, so chunk k - 2 (the buffer's previous user) is done.

@@ -24,7 +24,12 @@ from bayesgen.bayes.models.hierarchical import (
     simulate_hierarchical_regression,
 )
 from bayesgen.bayes.models.mixed_effects import linear_mixed_effects, simulate_linear_mixed_effects
-from bayesgen.bayes.models.mixture import MixturePrior, gaussian_mixture, gibbs_gaussian_mixture, simulate_gaussian_mixture
+from bayesgen.bayes.models.mixture import (
+    MixturePrior,
+    gaussian_mixture,
+    gibbs_gaussian_mixture,
+    simulate_gaussian_mixture,
+)
 from bayesgen.bayes.models.transit import simulate_transit, transit_light_curve
 
 __all__ = [

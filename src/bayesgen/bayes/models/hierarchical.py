@@ -138,6 +138,7 @@ def simulate_hierarchical_regression(key, *, n_groups: int = 8, n_per_group: int
     coef = mu + tau * np.asarray(jax.random.normal(key_coef, (n_groups, n_coef)))
     group = np.repeat(np.arange(n_groups), n_per_group)
     x = np.asarray(jax.random.normal(key_x, (len(group), n_features)))
-    y = coef[group, 0] + np.sum(x * coef[group, 1:], axis=1) + sigma * np.asarray(jax.random.normal(key_noise, (len(group),)))
+    y = (coef[group, 0] + np.sum(x * coef[group, 1:], axis=1)
+         + sigma * np.asarray(jax.random.normal(key_noise, (len(group),))))
     data = dict(x=x.astype(np.float32), group=group, n_groups=n_groups, y=y.astype(np.float32))
     return data, dict(mu=mu, tau=tau, sigma=sigma, coef=coef)

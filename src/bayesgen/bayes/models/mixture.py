@@ -182,7 +182,8 @@ def gibbs_gaussian_mixture(key, x, n_components: int, prior: MixturePrior = Mixt
     if x.shape[1] > 1:
         draws["mu_rest"] = mu[..., 1:]
     draws.update(mu=mu, variance=variance)
-    posterior = Posterior(draws=draws, stats={}, method="gibbs", model=gaussian_mixture, model_args=(x, n_components, prior),
+    posterior = Posterior(draws=draws, stats={}, method="gibbs",
+                          model=gaussian_mixture, model_args=(x, n_components, prior),
                           settings=dict(num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains),
                           wall_time=wall_time)
     if warn:

@@ -25,7 +25,8 @@ def _jaxoplanet():
         from jaxoplanet.light_curves import limb_dark_light_curve
         from jaxoplanet.orbits import TransitOrbit
     except ImportError:
-        raise BayesgenError("the transit model needs jaxoplanet, which is not installed; pip install jaxoplanet") from None
+        raise BayesgenError("the transit model needs jaxoplanet, which is not installed; "
+                            "pip install jaxoplanet") from None
     return TransitOrbit, limb_dark_light_curve
 
 

@@ -15,7 +15,7 @@ one row per grey level).
 from bayesgen.lvm.networks.conv import Conv2d, ConvTranspose2d
 from bayesgen.lvm.networks.image import ConvDecoder, ConvEncoder, ImageDecoder, ImageEncoder, channels_first
 from bayesgen.lvm.networks.mlp import ACTIVATIONS, MLP, check_activation
-from bayesgen.lvm.networks.resnet import ResNetDecoder, ResNetEncoder, Residual
+from bayesgen.lvm.networks.resnet import Residual, ResNetDecoder, ResNetEncoder
 
 __all__ = ["ACTIVATIONS", "MLP", "Conv2d", "ConvTranspose2d", "ConvDecoder", "ConvEncoder", "ImageDecoder",
            "ImageEncoder", "ResNetDecoder", "ResNetEncoder", "Residual", "channels_first", "check_activation"]

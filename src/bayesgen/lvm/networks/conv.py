@@ -177,7 +177,8 @@ def matmul_overlap_add(x, kernel, stride: int, padding: int, out_hw: tuple[int, 
     kh, kw, c, o = kernel.shape
     h, w, _ = x.shape
     if out_hw is None:
-        out_hw = (conv_transpose_output_size(h, kh, stride, padding), conv_transpose_output_size(w, kw, stride, padding))
+        out_hw = (conv_transpose_output_size(h, kh, stride, padding),
+                  conv_transpose_output_size(w, kw, stride, padding))
     z = rows_matmul(x, kernel.transpose(2, 0, 1, 3).reshape(c, kh * kw * o))
     return overlap_add(z.reshape(h, w, kh, kw, o), stride, padding, out_hw)
 

@@ -54,7 +54,8 @@ def _up(c_in: int, c_out: int, activation: str, key) -> Residual:
 
 def _check(depth: int, activation: str) -> None:
     check_activation(activation)
-    require(isinstance(depth, int) and depth >= 1, f"a residual network needs depth >= 1 block per resolution, got {depth}")
+    require(isinstance(depth, int) and depth >= 1,
+            f"a residual network needs depth >= 1 block per resolution, got {depth}")
 
 
 class ResNetEncoder(ImageEncoder):
