@@ -166,7 +166,7 @@ def _main(args, worker) -> dict:
 
     from bayesgen.lvm.evaluation import SAMPLES_PER_STEP
     from bayesgen.train.checkpoint import save_checkpoint
-    from bayesgen.train.loop import fit
+    from bayesgen.train.driver import fit
 
     model = build_model(args.seed)
     training = {"epochs": args.train_epochs}

@@ -92,7 +92,8 @@ def main(argv=None) -> None:
 
     from bayesgen.lvm.evaluation import log_marginal_likelihood, mean_objective
     from bayesgen.lvm.objectives import ELBO
-    from bayesgen.train.loop import fit, make_optimizer
+    from bayesgen.train.driver import fit
+    from bayesgen.train.loop import make_optimizer
 
     x_train = _common.load_split(args.data_dir, "train")
     x_valid = _common.load_split(args.data_dir, "valid")

@@ -77,7 +77,7 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
     from bayesgen import runs
     from bayesgen.lvm import evaluation
     from bayesgen.lvm.objectives import ELBO
-    from bayesgen.train.loop import fit
+    from bayesgen.train.driver import fit
 
     config = config_for(variant, args.epochs, args.seed)
     info = {"data_dim": x_train.shape[1], "n_train": len(x_train), "image_shape": [28, 28], "levels": None}

@@ -31,7 +31,8 @@ from bayesgen.em.factor_analysis import (
 from bayesgen.lvm.evaluation import log_marginal_likelihood
 from bayesgen.lvm.objectives import ELBO
 from bayesgen.lvm.priors import MixtureOfGaussians
-from bayesgen.train.loop import fit, make_optimizer
+from bayesgen.train.driver import fit
+from bayesgen.train.loop import make_optimizer
 
 
 def synthetic(n, d, latent, *, seed=0, noise=(0.2, 1.0), dtype=np.float64):

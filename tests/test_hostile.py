@@ -381,7 +381,7 @@ def test_fit_with_hostile_data_and_settings(workdir, x, batch_size, epochs, lear
 
     from bayesgen import TrainingDiverged
     from bayesgen.lvm.presets import build_vae
-    from bayesgen.train.loop import fit
+    from bayesgen.train.driver import fit
 
     model = build_vae(data_dim=3, latent_dim=1, likelihood="gaussian", hidden=(4,), key=jax.random.key(0))
     if streamed:

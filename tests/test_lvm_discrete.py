@@ -101,7 +101,7 @@ def test_relaxed_training_teaches_the_discrete_model_its_clusters():
     raise the ELBO of the discrete model (hard codes, evaluated outside training) far above its start."""
     from bayesgen.lvm.evaluation import mean_objective
     from bayesgen.lvm.objectives import ELBO
-    from bayesgen.train.loop import fit
+    from bayesgen.train.driver import fit
 
     rng = np.random.default_rng(0)
     centres = 3 * rng.normal(size=(4, 6))

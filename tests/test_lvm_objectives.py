@@ -129,7 +129,7 @@ def test_the_epoch_passes_the_global_step_without_recompiling(model_and_batch):
 def test_validation_monitors_the_true_bound_and_the_flags_reach_the_objective(model_and_batch, tmp_path, capsys):
     from bayesgen.cli import _config_from_args, build_parser, main
     from bayesgen.runs import make_objective
-    from bayesgen.train.loop import fit
+    from bayesgen.train.driver import fit
 
     model, x = model_and_batch
     data = jnp.tile(x, (4, 1))

@@ -97,7 +97,7 @@ def test_vamp_prior_leaves_the_mean_image_plateau_from_the_data_marginal(getkey)
     from sklearn.datasets import load_digits
 
     from bayesgen.lvm.objectives import ELBO
-    from bayesgen.train.loop import fit
+    from bayesgen.train.driver import fit
 
     x = (load_digits().data > 7).astype(np.float32)  # (1797, 64) binary
     model = build_vae(data_dim=64, latent_dim=4, hidden=(32, 32), activation="tanh", prior="vamp",

@@ -12,7 +12,7 @@ from bayesgen.lvm.objectives import ELBO, Objective
 from bayesgen.lvm.presets import build_vae
 from bayesgen.runs import open_run
 from bayesgen.train import checkpoint
-from bayesgen.train.loop import fit
+from bayesgen.train.driver import fit
 
 
 class NaNGradient(Objective):

@@ -26,7 +26,7 @@ from bayesgen.cli import main
 from bayesgen.lvm.presets import build_vae
 from bayesgen.runs import train
 from bayesgen.train import checkpoint
-from bayesgen.train.loop import FitProgress, fit
+from bayesgen.train.driver import FitProgress, fit
 from bayesgen.train.signals import graceful_stop
 
 EPOCHS, BATCH = 16, 32
@@ -139,13 +139,13 @@ def test_ctrl_c_stops_after_the_epoch_and_a_second_one_aborts(getkey):
 
 
 def test_cli_exit_code_is_128_plus_the_signal(monkeypatch, capsys):
-    import bayesgen.runs as runs
+    import bayesgen.cli as cli
 
     def interrupted(*args, **kwargs):
         raise TrainingInterrupted("stopped by SIGINT after epoch 1 of 3; continue with: bayesgen train --resume r",
                                   signal.SIGINT)
 
-    monkeypatch.setattr(runs, "train", interrupted)
+    monkeypatch.setattr(cli, "train", interrupted)
     assert main(["train", "--out", "r", "--quiet"]) == 130
     assert capsys.readouterr().err.strip().endswith("--resume r")
 

@@ -15,7 +15,7 @@ import bayesgen
 from bayesgen import BayesgenError
 from bayesgen.data import stream
 from bayesgen.lvm.presets import build_vae
-from bayesgen.train.loop import fit
+from bayesgen.train.driver import fit
 
 SRC = str(Path(bayesgen.__file__).resolve().parents[1])
 
@@ -28,7 +28,8 @@ SHARDED = textwrap.dedent(r"""
     from bayesgen.lvm.objectives import ELBO
     from bayesgen.lvm.presets import build_vae
     from bayesgen.train import sharding
-    from bayesgen.train.loop import fit, init, make_epoch, make_optimizer
+    from bayesgen.train.loop import init, make_epoch, make_optimizer
+    from bayesgen.train.driver import fit
 
     x = load_digits().x
     np.save(sys.argv[1], x[:1500])

@@ -18,7 +18,8 @@ from bayesgen.lvm.objectives import ELBO
 from bayesgen.lvm.presets import build_vae
 from bayesgen.runs import evaluate_run, open_run, train
 from bayesgen.train import checkpoint
-from bayesgen.train.loop import fit, make_optimizer
+from bayesgen.train.driver import fit
+from bayesgen.train.loop import make_optimizer
 
 
 def test_training_lowers_validation_loss_far_below_start(getkey):

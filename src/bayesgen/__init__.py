@@ -12,6 +12,7 @@ The common path::
 """
 
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted
+from bayesgen._version import __version__
 from bayesgen.config import Config
 from bayesgen.data import Corpus, Dataset, load_corpus, load_data, load_digits, prepare, split_data
 from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
@@ -42,9 +43,8 @@ from bayesgen.lvm.topics import ProdLDA, build_prodlda
 from bayesgen.report import write_report
 from bayesgen.runs import open_run, resume, train
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
-from bayesgen.train.loop import FitProgress, FitResult, fit, make_optimizer
-
-__version__ = "0.1.0"
+from bayesgen.train.driver import FitProgress, FitResult, fit
+from bayesgen.train.loop import make_optimizer
 
 # Bayesian models with global parameters (NumPyro): imported on first use, e.g.
 # bayesgen.sample_posterior(model, key, ...) or bayesgen.bayes.sample(...).

@@ -8,17 +8,41 @@ signal (130 Ctrl-C, 143 SIGTERM; training saves its epoch first, see ``train --r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import io
+import json
 import math
 import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
+from bayesgen import cli_tools, plots
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
+from bayesgen._version import __version__
+from bayesgen.config import Config
+from bayesgen.data import load_data, prepare
+from bayesgen.lvm.evaluation import encode, interpolate, log_marginal_likelihood, reconstruct
+from bayesgen.runs import (
+    KEY_EVAL,
+    class_conditions,
+    evaluate_run,
+    format_table,
+    open_run,
+    plot_rate_distortion,
+    plot_run,
+    resume,
+    seed_key,
+    train,
+    with_condition,
+)
+from bayesgen.tracking import require_tracker, track_run, tracked_training
+from bayesgen.train.checkpoint import atomic_write_bytes
+from bayesgen.train.sharding import initialize_distributed
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 MAX_SAMPLES = 100_000  # bayesgen sample --n: one grid or array per call
@@ -176,8 +200,6 @@ def _progress(args) -> bool:
 
 
 def _config_from_args(args):
-    from bayesgen.config import Config
-
     config = Config.from_toml(args.config) if args.config else Config()
     raw = config.to_dict()
     for flag, (section, key, _) in TRAIN_FLAGS.items():
@@ -190,8 +212,6 @@ def _config_from_args(args):
 
 
 def _report_training(result: dict, run: Path, started: float) -> None:
-    from bayesgen.runs import format_table
-
     if not result:  # a secondary process of a multi-process run: process 0 reports
         return
     print(f"\nrun directory: {run}   ({time.perf_counter() - started:.0f} s)")
@@ -199,12 +219,8 @@ def _report_training(result: dict, run: Path, started: float) -> None:
 
 
 def cmd_train(args) -> int:
-    from bayesgen.runs import resume, train
-
     started = time.perf_counter()
     if args.distributed:
-        from bayesgen.train.sharding import initialize_distributed
-
         initialize_distributed(args.distributed)
     if args.resume:
         given = [flag for flag in ("--config", *TRAIN_FLAGS, "--out", "--force")
@@ -216,7 +232,6 @@ def cmd_train(args) -> int:
         return 0
     require(args.out, "train needs --out DIR (a new run directory), or --resume RUN to continue a stopped run")
     config = _config_from_args(args)
-    from bayesgen.tracking import tracked_training
 
     result = tracked_training(args.track, args.out, lambda on_epoch: train(
         config, args.out, overwrite=args.force, progress=_progress(args), make_plots=not args.no_plots,
@@ -226,9 +241,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from bayesgen.config import Config
-    from bayesgen.runs import train
-
     out = Path(args.out)
     if (out / "config.json").exists() and not args.force:
         out = next(p for i in range(2, 10_000)
@@ -249,8 +261,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from bayesgen.runs import evaluate_run, format_table, open_run
-
     run = open_run(args.run, checkpoint=args.checkpoint)
     print(format_table(evaluate_run(run, split=args.split, n_importance=args.n_importance, progress=_progress(args))))
     return 0
@@ -261,10 +271,6 @@ def _output(path: str | None, run: Path, default: str) -> Path:
 
 
 def cmd_sample(args) -> int:
-    import jax
-
-    from bayesgen import plots
-    from bayesgen.runs import class_conditions, open_run
 
     require(1 <= args.n <= MAX_SAMPLES, f"--n must be in 1..{MAX_SAMPLES:,}, got {args.n}; call sample again for more")
     run = open_run(args.run)
@@ -288,10 +294,6 @@ def _split(run, name: str) -> np.ndarray:
 
 
 def cmd_reconstruct(args) -> int:
-    from bayesgen import plots
-    from bayesgen.lvm.evaluation import reconstruct
-    from bayesgen.runs import open_run
-
     require(args.n >= 1, f"--n must be at least 1, got {args.n}")
     run = open_run(args.run)
     x = _split(run, args.split)[: args.n]
@@ -302,8 +304,6 @@ def cmd_reconstruct(args) -> int:
 
 
 def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) -> None:
-    from bayesgen.train.checkpoint import atomic_write_bytes
-
     if path.suffix == ".npy":
         atomic_write_bytes(path, lambda f: np.save(f, array, allow_pickle=False))
     elif path.suffix == ".csv":
@@ -318,9 +318,6 @@ def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) 
 
 
 def cmd_encode(args) -> int:
-    from bayesgen.lvm.evaluation import encode
-    from bayesgen.runs import open_run
-
     run = open_run(args.run)
     mean, std = encode(run.model, _split(run, args.split))
     latent = run.model.latent_dim
@@ -332,10 +329,6 @@ def cmd_encode(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from bayesgen import plots
-    from bayesgen.lvm.evaluation import interpolate
-    from bayesgen.runs import open_run
-
     run = open_run(args.run)
     x = _split(run, args.split)
     for name, i in (("--from", args.start), ("--to", args.end)):
@@ -348,8 +341,6 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from bayesgen.runs import open_run, plot_rate_distortion, plot_run
-
     if args.rate_distortion:
         require(args.run is None,
                 "pass the runs after --rate-distortion only, e.g. bayesgen plot --rate-distortion RUN1 RUN2")
@@ -364,12 +355,6 @@ def cmd_plot(args) -> int:
 
 
 def cmd_anomaly(args) -> int:
-    import jax
-
-    from bayesgen import plots
-    from bayesgen.data import load_data, prepare
-    from bayesgen.lvm.evaluation import log_marginal_likelihood
-    from bayesgen.runs import KEY_EVAL, open_run, seed_key, with_condition
 
     require(args.n_importance is None or args.n_importance >= 1,
             f"--n-importance must be at least 1, got {args.n_importance}")
@@ -407,8 +392,6 @@ def _add_tracking(p) -> None:
 
 
 def _tracked_fit(args, fit) -> int:
-    from bayesgen.tracking import require_tracker, track_run
-
     if args.track:
         require_tracker(args.track)  # before fitting: a missing package fails fast
     code = fit()
@@ -418,8 +401,6 @@ def _tracked_fit(args, fit) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bayesgen import __version__
-
     parser = _Parser(prog="bayesgen", description="Bayesian generative models on JAX: train, evaluate and use VAEs.",
                      epilog="Start with: bayesgen demo", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bayesgen {__version__}")
@@ -506,9 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         m.set_defaults(
             func=lambda args, module=module, kwargs=kwargs: _tracked_fit(args, lambda: module.run(args, **kwargs)))
 
-    from bayesgen.cli_tools import add_commands  # report, runs, completion
-
-    add_commands(command, with_run)
+    cli_tools.add_commands(command, with_run, parser)  # report, runs, track, completion
 
     try:  # bayesgen bayes fit ...: its options and handler live in bayesgen/bayes/cli_bayes.py
         bayes_cli = importlib.import_module("bayesgen.bayes.cli_bayes")
@@ -564,9 +543,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_precision(args):
     """Commands on an existing run compute in its precision (float64 for an --x64 run)."""
-    import contextlib
-    import json
-
     run = getattr(args, "run", None)
     try:
         x64 = bool(run) and json.loads((Path(run) / "config.json").read_text())["config"]["train"]["x64"] is True
@@ -574,7 +550,6 @@ def _run_precision(args):
         x64 = False  # no or a corrupt config: the command itself reports it
     if not x64:
         return contextlib.nullcontext()
-    import jax
 
     return jax.enable_x64(True)
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bayesgen.catalog import find_runs, format_runs
+from bayesgen.completion import completion_script
+from bayesgen.report import write_report
+from bayesgen.tracking import track_run
+
 
 def cmd_report(args) -> int:
-    from bayesgen.report import write_report
-
     print(write_report(args.run, args.out, draw_missing=not args.no_draw))
     return 0
 
 
 def cmd_runs(args) -> int:
-    from bayesgen.catalog import find_runs, format_runs
-
     root = Path(args.dir)
     infos = find_runs(root, max_depth=args.depth)
     if not infos:
@@ -32,24 +33,20 @@ def cmd_runs(args) -> int:
 
 
 def cmd_completion(args) -> int:
-    from bayesgen.cli import build_parser
-    from bayesgen.completion import completion_script
-
-    sys.stdout.write(completion_script(build_parser(), args.shell))
+    sys.stdout.write(completion_script(args.root_parser, args.shell))
     return 0
 
 
 def cmd_track(args) -> int:
-    from bayesgen.tracking import track_run
-
     tracker = track_run(args.run, args.to, uri=args.uri)
     where = getattr(tracker, "uri", None) or getattr(tracker, "logdir", "")
     print(f"logged {args.run} to {args.to}: {where}")
     return 0
 
 
-def add_commands(command, with_run) -> None:
-    """Add the commands to the CLI; ``command(name, func, help)`` and ``with_run(parser)`` are cli.py's helpers."""
+def add_commands(command, with_run, root) -> None:
+    """Add the commands to the CLI; ``command(name, func, help)`` and ``with_run(parser)`` are cli.py's helpers,
+    ``root`` the whole parser (the completion script describes it)."""
     p = with_run(command("report", cmd_report, "Write one self-contained HTML page with everything a run holds."))
     p.add_argument("--out", help="the .html file to write (default RUN/report.html)")
     p.add_argument("--no-draw", action="store_true", help="only embed what the run holds; do not draw missing plots")
@@ -64,3 +61,4 @@ def add_commands(command, with_run) -> None:
 
     p = command("completion", cmd_completion, "Print a shell completion script for bash or zsh.")
     p.add_argument("shell", choices=("bash", "zsh"))
+    p.set_defaults(root_parser=root)

@@ -37,7 +37,11 @@ from typing import NamedTuple
 import numpy as np
 
 from bayesgen._errors import BayesgenError, require
+from bayesgen._version import __version__
+from bayesgen.bayes import plots as bayes_plots
 from bayesgen.catalog import RunInfo, inspect_run, read_history
+from bayesgen.runs import open_run, plot_run
+from bayesgen.train.checkpoint import atomic_write_bytes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -326,8 +330,6 @@ def _draw_missing(run: Path, sections, draw) -> list[str]:
 
 def _draw_missing_vae_plots(run: Path) -> list[str]:
     """Draw the standard plots of a train run from its best checkpoint when any is missing."""
-    from bayesgen.runs import open_run, plot_run
-
     return _draw_missing(run, VAE_SECTIONS, lambda: plot_run(open_run(run)))
 
 
@@ -348,8 +350,6 @@ def _draw_missing_bayes_plots(run: Path, chains: int) -> list[str]:
     """Draw whichever of the trace, rank and pair plots of a ``bayesgen bayes fit`` run is
     missing, from draws.npz (the posterior predictive check needs the model: not redrawn)."""
     def draw():
-        from bayesgen.bayes import plots as bayes_plots
-
         found = _read_draws(run)
         require(found is not None and found[0], "draws.npz is missing or corrupt; rerun the bayesgen bayes fit command")
         draws, stats = found
@@ -458,9 +458,6 @@ def write_report(run_dir, out=None, *, draw_missing: bool = True) -> Path:
     run's from its checkpoint, a ``bayesgen bayes fit`` run's from its draws. Raises
     :class:`~bayesgen.BayesgenError` when ``run_dir`` is not a run directory.
     """
-    from bayesgen import __version__
-    from bayesgen.train.checkpoint import atomic_write_bytes
-
     run = Path(run_dir)
     info = inspect_run(run)
     target = Path(out) if out is not None else run / "report.html"

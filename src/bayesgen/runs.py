@@ -31,7 +31,7 @@ from numpyro.distributions import kl_divergence
 
 from bayesgen import plots
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
-from bayesgen.catalog import read_history
+from bayesgen.catalog import inspect_run, read_history
 from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
@@ -41,7 +41,8 @@ from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import MARGINAL_LIKELIHOODS, MODELS, build_vae
 from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
 from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
-from bayesgen.train.loop import FitProgress, TrainState, fit, make_optimizer, monitored_loss
+from bayesgen.train.driver import FitProgress, fit, monitored_loss
+from bayesgen.train.loop import TrainState, make_optimizer
 from bayesgen.train.sharding import is_primary, resolve_devices
 from bayesgen.train.signals import graceful_stop
 
@@ -467,8 +468,6 @@ def read_config(run: Path) -> tuple[Config, dict]:
     require(run.is_dir(), f"run directory '{run}' does not exist; train one first with: bayesgen train --out {run}")
     config_path = run / "config.json"
     if not config_path.is_file() and (run / "summary.json").is_file():
-        from bayesgen.catalog import inspect_run
-
         kind = inspect_run(run).kind
         command = "bayesgen bayes fit" if kind == "bayes" else f"bayesgen fit {kind}"
         raise BayesgenError(f"'{run}' holds a '{command}' run, not a VAE run from bayesgen train; "
@@ -587,8 +586,6 @@ def plot_rate_distortion(run_dirs, path) -> Path:
 
     Reads each run's ``evaluation.json`` and ``config.json`` only (no model is loaded).
     """
-    from bayesgen.catalog import inspect_run
-
     runs = [Path(r) for r in run_dirs]
     require(len(runs) >= 1, "pass at least one run directory")
     rates, distortions, labels = [], [], []

@@ -30,6 +30,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+from matplotlib.image import imread
+
 from bayesgen._errors import BayesgenError, require
 from bayesgen.catalog import fit_kind, inspect_run, read_history
 
@@ -209,8 +212,6 @@ class TensorBoardTracker(Tracker):
             self.writer.add_scalar(key, value, step)
 
     def log_artifacts(self, files):
-        from matplotlib.image import imread
-
         for path in files:
             if path.suffix == ".png":
                 image = imread(path)[..., :3]  # RGB(A) floats in [0, 1], height x width x channels
@@ -274,8 +275,6 @@ def track_run(run_dir, kind: str, *, uri: str | None = None) -> Tracker:
 
 def _params_history(run: Path) -> list[float]:
     """The objective per iteration that ``bayesgen fit`` stored in params.npz (empty if none)."""
-    import numpy as np
-
     path = run / "params.npz"
     if not path.is_file():
         return []

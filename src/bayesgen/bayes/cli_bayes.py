@@ -32,9 +32,15 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from bayesgen._errors import BayesgenError, require
+from bayesgen.bayes import plots as bayes_plots
+from bayesgen.bayes.mcmc import sample
+from bayesgen.bayes.models.mixture import MixturePrior, gibbs_gaussian_mixture
+from bayesgen.bayes.sites import model_sites
+from bayesgen.bayes.vi import fit_vi
 from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 HELP = "Bayesian models with global parameters (NumPyro models): fit by NUTS / HMC / MH / Gibbs / VI."
@@ -171,8 +177,6 @@ def _lme(table, args):
 
 
 def _mixture(table, args):
-    from bayesgen.bayes.models.mixture import MixturePrior
-
     x = _covariates(table, (), "mixture")
     require(2 <= args.components <= len(x), f"--components must lie in 2..{len(x)} (the rows), got {args.components}")
     return (x, args.components, MixturePrior()), {}
@@ -226,8 +230,6 @@ def load_user_model(spec: str):
 def _check_user_model(model, spec: str, table: dict) -> None:
     """Trace the user's model on the data once (abstractly), so that a mismatch between its
     arguments and the data's columns is one line, not a traceback from inside a sampler."""
-    from bayesgen.bayes.sites import model_sites
-
     try:
         model_sites(model, (), dict(table))
     except Exception as err:  # the user's code
@@ -302,23 +304,16 @@ def _model_and_data(args):
 
 
 def _fit(args, model, model_args, model_kwargs):
-    import jax
-
-    from bayesgen.bayes.mcmc import sample
-
     key = jax.random.key(args.seed)
     progress = not args.quiet
     if args.method == "gibbs":
         require(args.name == "mixture",
                 "--method gibbs is offered for the 'mixture' model only (conjugate full conditionals)")
-        from bayesgen.bayes.models.mixture import gibbs_gaussian_mixture
 
         x, k, prior = model_args
         return gibbs_gaussian_mixture(key, x, k, prior, num_chains=args.chains, num_warmup=args.warmup,
                                       num_samples=args.samples, warn=False)
     if args.method == "vi":
-        from bayesgen.bayes.vi import fit_vi
-
         key_fit, key_draw = jax.random.split(key)
         fit = fit_vi(model, key_fit, *model_args, guide=args.guide, num_steps=args.vi_steps, progress=progress,
                      **model_kwargs)
@@ -331,8 +326,6 @@ def _fit(args, model, model_args, model_kwargs):
 def _replicate(posterior, seed: int):
     """(observed, replicated) for the posterior predictive check, or None with a note on stderr
     when the model cannot replay its data (the check is an extra; the fit stands without it)."""
-    import jax
-
     try:
         names = posterior.observed_sites() if posterior.model is not None else []
         if not names:
@@ -346,8 +339,6 @@ def _replicate(posterior, seed: int):
 
 
 def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bool, replicas=None) -> None:
-    from bayesgen.bayes import plots as bayes_plots
-
     with open(tmp / "draws.npz", "wb") as f:
         np.savez(f, **posterior.to_npz_arrays())
     (tmp / "summary.csv").write_text(summary.to_csv_text())

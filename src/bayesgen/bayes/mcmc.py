@@ -33,6 +33,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc import hmc
 from numpyro.infer.initialization import init_to_median, init_to_uniform
 from numpyro.infer.util import constrain_fn, find_valid_initial_params, potential_energy
+from tqdm.auto import tqdm
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.bayes.kernels import OPTIMAL_ACCEPT, run_chain, rwmh_init, rwmh_step
@@ -154,8 +155,6 @@ class _ProgressBars:
     """One tqdm bar per chain, advanced from inside the compiled loop by a host callback."""
 
     def __init__(self, num_chains: int, total: int, num_warmup: int, method: str):
-        from tqdm.auto import tqdm
-
         self.num_warmup = num_warmup
         self.bars = [tqdm(total=total, position=c, desc=f"chain {c} {method} warmup", leave=True, file=sys.stderr)
                      for c in range(num_chains)]

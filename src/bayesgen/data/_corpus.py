@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 
 from bayesgen._errors import BayesgenError, require
 
@@ -188,8 +189,6 @@ class Corpus:
 
     def to_scipy(self):
         """The (D, V) counts as a ``scipy.sparse.csr_matrix`` of float64 (what scikit-learn takes)."""
-        import scipy.sparse
-
         return scipy.sparse.csr_matrix(  # copies: scipy and its users may sort or sum in place
             (self.counts.astype(np.float64), self.word_ids.copy(), self.doc_ptr.copy()),
             shape=(self.n_docs, self.vocab_size),
@@ -423,7 +422,7 @@ def from_texts(
         >>> c.vocabulary, c.to_dense().tolist()
         (('cat', 'dog', 'mat', 'sat'), [[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
     """
-    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer  # lazy: ~1 s to import
 
     require(not isinstance(texts, (str, bytes)), "texts must be a list of strings, not one string; wrap it: [text]")
     texts = list(texts)

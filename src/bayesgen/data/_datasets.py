@@ -103,7 +103,7 @@ def load_digits() -> Dataset:
         >>> load_digits().x.shape
         (1797, 64)
     """
-    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.datasets import load_digits as sklearn_digits  # lazy: importing scikit-learn takes ~0.9 s
 
     bunch = sklearn_digits()
     return Dataset(bunch.data, labels=bunch.target, image_shape=(8, 8), levels=17, name="digits")

@@ -15,7 +15,9 @@ import zlib
 from pathlib import Path
 from typing import NamedTuple
 
+import matplotlib.image
 import numpy as np
+import scipy.io
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.data._preprocess import _reason
@@ -84,8 +86,6 @@ def read_npz(path: Path) -> Loaded:
 
 def read_mat(path: Path) -> Loaded:
     """A MATLAB .mat file (binarized MNIST): data under 'X' (or its only array), levels 2 if 0/1."""
-    import scipy.io
-
     try:
         contents = scipy.io.loadmat(path)
     except Exception as error:
@@ -384,8 +384,6 @@ def _png_files(folder: Path) -> list[Path]:
 
 def _read_png(file: Path) -> np.ndarray:
     """One PNG as uint8 (H, W, C), C = 1 for grey (also RGB with R = G = B) or 3 for colour."""
-    import matplotlib.image
-
     try:
         image = matplotlib.image.imread(file)
     except Exception as error:

@@ -27,11 +27,14 @@ import json
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from bayesgen._errors import BayesgenError, require
-from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
+from bayesgen.data import SUPPORTED, load_data
+from bayesgen.em.factor_analysis import METHODS, PPCA, FactorAnalysis
 from bayesgen.em.plots import plot_history, plot_loadings
+from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run
 
 KINDS = ("fa", "ppca")
 FILES = ("params.npz", "latents.csv", "summary.json", "plots/loglik.png", "plots/loadings.png")
@@ -43,9 +46,6 @@ def _check_kind(kind: str) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser, *, kind: str) -> argparse.ArgumentParser:
     """Add the options of ``bayesgen fit KIND`` (``kind`` is ``"fa"`` or ``"ppca"``) to ``parser``."""
-    from bayesgen.data import SUPPORTED
-    from bayesgen.em.factor_analysis import METHODS
-
     _check_kind(kind)
     parser.add_argument("--data", required=True, metavar="SOURCE",
                         help=f"'digits' (built in) or a file/folder: {SUPPORTED}")
@@ -65,8 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser, *, kind: str) -> argparse.Arg
 
 
 def _write_csv(path: Path, rows: np.ndarray, header: list[str]) -> None:
-    from bayesgen.train.checkpoint import atomic_write_bytes
-
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
@@ -81,10 +79,6 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     exists without ``--force`` (or, with it, is not a run directory). The run is built beside
     ``--out`` and renamed into place, so a failed ``--force`` fit leaves the old run intact.
     """
-    import jax
-
-    from bayesgen.data import load_data
-    from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run
 
     _check_kind(kind)
     out = Path(args.out)

@@ -22,17 +22,18 @@ import json
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from bayesgen._errors import BayesgenError
+from bayesgen.data import load_data
+from bayesgen.em.gmm import COVARIANCE_TYPES, INIT_METHODS, BayesianGaussianMixture, GaussianMixture
 from bayesgen.em.plots import plot_clusters, plot_history
 from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, bayesian: bool) -> None:
     """Add the fit options of ``bayesgen fit gmm`` (``bayesian=False``) or ``fit bgmm``."""
-    from bayesgen.em.gmm import COVARIANCE_TYPES, INIT_METHODS
-
     parser.add_argument("--data", required=True, metavar="SOURCE",
                         help="'digits' or a .npy/.npz/.csv/... file that bayesgen.load_data reads")
     parser.add_argument("--out", required=True, metavar="RUN", help="run directory to create")
@@ -113,10 +114,6 @@ def _print_table(summary: dict, out: Path) -> None:
 
 def run(args: argparse.Namespace, *, bayesian: bool) -> int:
     """Fit a (Bayesian) Gaussian mixture as ``args`` say and write the run directory; returns 0."""
-    import jax
-
-    from bayesgen.data import load_data
-    from bayesgen.em.gmm import BayesianGaussianMixture, GaussianMixture
 
     out = Path(args.out)
     check_replaceable_run(out, args.force)

@@ -33,11 +33,15 @@ import json
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from bayesgen._errors import require
+from bayesgen.data import completion_split, load_corpus, read_vocabulary, split_indices
+from bayesgen.em.lda import LEARNING_METHODS, LatentDirichletAllocation
 from bayesgen.em.plots import plot_history, plot_topics
-from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
+from bayesgen.lvm.topics import ProdLDA
+from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run, save_checkpoint
 
 EXAMPLE = "bayesgen fit lda --data ap.dat --vocab vocab.txt --topics 20 --out runs/ap20"
 KINDS = ("lda", "prodlda")
@@ -54,8 +58,6 @@ def _document_frequency(text: str) -> int | float:
 
 def add_arguments(parser: argparse.ArgumentParser, kind: str = "lda") -> None:
     """Add the ``fit lda`` (``kind="lda"``) or ``fit prodlda`` options to ``parser``."""
-    from bayesgen.em.lda import LEARNING_METHODS
-
     parser.add_argument("--data", required=True, metavar="SOURCE",
                         help="an LDA-C file (with --vocab), a folder of .txt files, or a .txt file with one document "
                              "per line")
@@ -99,7 +101,6 @@ def _stop_words(value: str | None):
         return None
     if value.lower() in ("english", "none"):
         return value.lower() if value.lower() == "english" else []
-    from bayesgen.data._corpus import read_vocabulary
 
     path = Path(value)
     require(path.is_file(), f"--stop-words must be 'english', 'none' or an existing file of words, got '{value}'")
@@ -116,9 +117,6 @@ def _csv_bytes(header: list[str], rows) -> bytes:
 
 def _fit_lda(args, train, test_pair, summary):
     """Fit LDA; fill ``summary``; return (fitted, history, history label, extra params)."""
-    import jax
-
-    from bayesgen.em.lda import LatentDirichletAllocation
 
     require(args.max_iter >= 1, f"--max-iter must be at least 1, got {args.max_iter}")
     model = LatentDirichletAllocation(args.topics, doc_topic_prior=args.alpha, topic_word_prior=args.eta,
@@ -140,9 +138,6 @@ def _fit_lda(args, train, test_pair, summary):
 
 def _fit_prodlda(args, train, test_pair, summary):
     """Fit ProdLDA; fill ``summary``; return (fitted, history, history label, extra params)."""
-    import jax
-
-    from bayesgen.lvm.topics import ProdLDA
 
     require(args.epochs >= 1, f"--epochs must be at least 1, got {args.epochs}")
     require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
@@ -174,9 +169,6 @@ def _fit_prodlda(args, train, test_pair, summary):
 
 def run(args, kind: str = "lda") -> int:
     """Fit, evaluate and write the run directory; print the top words. Returns the exit code 0."""
-    from bayesgen.data._corpus import completion_split, load_corpus, split_indices
-    from bayesgen.train.checkpoint import atomic_write_bytes, save_checkpoint
-
     require(kind in KINDS, f"unknown topic model '{kind}'; choose one of {', '.join(KINDS)}")
     out = Path(args.out)
     check_replaceable_run(out, args.force)

@@ -74,7 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesgen._errors import require
-from bayesgen.data._corpus import Corpus
+from bayesgen.data import Corpus
 from bayesgen.em._driver import EMResult, run_em
 
 __all__ = [

@@ -31,13 +31,18 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import gammaln
 
 from bayesgen._errors import BayesgenError, require
+from bayesgen.data import Corpus, split_indices
+from bayesgen.lvm.evaluation import log_marginal_likelihood
 from bayesgen.lvm.likelihoods import Multinomial
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import MLP
+from bayesgen.lvm.objectives import ELBO
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.priors import LogisticNormal
+from bayesgen.train.driver import fit
 
 ROWS_PER_BLOCK = 512  # documents per compiled call when encoding (bounded memory for big corpora)
 
@@ -93,8 +98,6 @@ def build_prodlda(*, vocab_size: int, n_topics: int, key, hidden: Sequence[int] 
 
 def _log_multinomial_coefficient(x: np.ndarray) -> np.ndarray:
     """log (n! / prod_w x_w!) per row: what separates the multinomial pmf from the word-sequence probability."""
-    from scipy.special import gammaln
-
     return gammaln(x.sum(axis=1) + 1) - gammaln(x + 1).sum(axis=1)
 
 
@@ -169,10 +172,6 @@ class ProdLDA:
         No early stopping by default: on AP the posterior stays collapsed (KL ~ 0, every
         document explained by the background) for the first ~40 epochs before the topics
         take over, so an early stop keeps the epoch-1 model (measured; see BENCHMARKS.md)."""
-        from bayesgen.data._corpus import split_indices
-        from bayesgen.lvm.objectives import ELBO
-        from bayesgen.train.loop import fit
-
         corpus = _check_corpus(corpus)
         require(corpus.n_tokens > 0, "the corpus has no words; nothing to fit")
         x = corpus.to_dense(np.float32)
@@ -236,8 +235,6 @@ class ProdLDA:
     def log_likelihood(self, corpus, *, key, n_importance: int = 100) -> np.ndarray:
         """Importance-sampled log-probability of each document's word sequence (the multinomial
         pmf without its coefficient, as perplexities are defined), ``(N,)`` nats."""
-        from bayesgen.lvm.evaluation import log_marginal_likelihood
-
         corpus = self._check(corpus)
         x = corpus.to_dense(np.float32)
         log_px = log_marginal_likelihood(self.model, x, key, n_samples=n_importance)
@@ -271,8 +268,6 @@ class ProdLDA:
 
 
 def _check_corpus(corpus, what: str = "corpus"):
-    from bayesgen.data._corpus import Corpus
-
     if not isinstance(corpus, Corpus):
         raise BayesgenError(f"{what} must be a bayesgen Corpus (see bayesgen.data.load_corpus / Corpus.from_dense), "
                             f"got {type(corpus).__name__}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bayesgen._errors import BayesgenError, require
@@ -57,7 +58,6 @@ def agree(flag: bool) -> bool:
     """``flag`` of any process, the same answer on every process (all must stop at the same epoch)."""
     if jax.process_count() == 1:
         return flag
-    from jax.experimental import multihost_utils
 
     return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 

@@ -2,7 +2,7 @@
 
 Inside :func:`graceful_stop` the first such signal only records a request: the epoch that is
 running finishes (an epoch is one compiled call and cannot be cut short), its checkpoint is
-written, and :func:`~bayesgen.train.loop.fit` returns with ``stop_reason="interrupted"``. A
+written, and :func:`~bayesgen.train.driver.fit` returns with ``stop_reason="interrupted"``. A
 second signal aborts at once with :class:`~bayesgen.TrainingInterrupted` (files are written
 atomically, so the previous checkpoint stays valid). The previous handlers come back on exit.
 
