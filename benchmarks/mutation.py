@@ -76,12 +76,14 @@ EQUIVALENT = [
     ("em/factor_analysis", "if stop < size:  # pad the last block with copies of a real row: finite, and cut off below",
      "< to <=", 1, "with stop == size the padding is empty; '>' is killed by "
      "test_refitting_and_scoring_new_sizes_does_not_recompile"),
-    ("em/gmm", "log_lambda = d * math.log(2.0) + jnp.sum(digamma(0.5 * (nu - jnp.arange(d, dtype=nu.dtype)[:, None])), axis=0)",
+    ("em/gmm", "log_lambda = d * math.log(2.0) + "
+               "jnp.sum(digamma(0.5 * (nu - jnp.arange(d, dtype=nu.dtype)[:, None])), axis=0)",
      "* to /", 1, "d log 2 is the same for every component: a shift that cancels in the responsibilities (the bound "
      "does not use it); the other '*' on the line is killed"),
     ("em/gmm", "if finite and (best is None or bound > best[0]):", "> to >=", 1,
      "differs only when two restarts end at bit-identical bounds, and either is then a best one"),
-    ("em/gmm", "require(weights.shape == (k,) and np.all(weights >= 0) and abs(weights.sum() - 1) < 1e-6,", "< to <=", 1,
+    ("em/gmm", "require(weights.shape == (k,) and np.all(weights >= 0) and abs(weights.sum() - 1) < 1e-6,",
+     "< to <=", 1,
      "the strictness of a float tolerance: no meaningful weights sum to exactly 1 +- 1e-6"),
     ("em/lda", "small = x < 10.0", "< to <=", 1,
      "at x = 10 both branches are accurate (the recurrence then the series, or the series alone: both to 1e-12 "
@@ -104,6 +106,19 @@ EQUIVALENT = [
      "test_e_step_matches_scikit_learns_per_document_loop"),
     ("em/lda", "return state._replace(topic_word=data.eta + sstats, epoch=state.epoch + 1)", "+ to -", 1,
      "batch VB never reads the epoch (only online VB's minibatch order does); 'eta - sstats' is killed"),
+    ("em/lda", "if n <= 8:", "<= to <", 1, "n = 8 is 8 on either branch (the power of two, or 4 steps of 2)"),
+    ("em/lda", "if n <= 8:", "boundary shift +/-1", 1,
+     "'<= 7': n = 8 is 8 on either branch; '<= 9' is killed by test_round_up_sizes"),
+    ("em/lda", "real = data.blocks.doc_index < data.n_docs", "< to <=", 1,
+     "adds the first padding document, which has no words: its gamma is exactly alpha, whose Dirichlet term is 0"),
+    ("em/lda", "real = group.doc_index < data.n_docs", "< to <=", 1,
+     "adds the first padding document, which has no words: its gamma is exactly alpha, whose Dirichlet term is 0"),
+    ("em/lda", "real = jnp.arange(gamma.shape[0]) < n_docs", "< to <=", 1,
+     "adds the first padding document, which has no words: its gamma is exactly alpha, whose Dirichlet term is 0"),
+    ("em/lda", "k_new = jnp.minimum(jnp.sum(cdf < u * cdf[-1]), p.shape[0] - 1).astype(jnp.int32)", "< to <=", 1,
+     "differs only when a uniform draw lands exactly on a cumulative probability (measure zero)"),
+    ("em/lda", "k_new = jnp.minimum(jnp.sum(cdf < u * cdf[-1]), p.shape[0] - 1).astype(jnp.int32)", "- to +", 1,
+     "the clamp never binds: u < 1, so u * cdf[-1] <= cdf[-1] and at most K - 1 entries lie below it"),
 ]
 
 

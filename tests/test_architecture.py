@@ -7,6 +7,7 @@ do not run and do not count.
 """
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -166,3 +167,35 @@ def test_no_private_modules_of_other_packages():
 
 def test_layers_train_below_lvm_except_the_listed_debt():
     assert _layer_violations() == set(LAYER_DEBT)
+
+
+def _library_strings():
+    """(module, line, text) of every string literal outside the CLI modules, docstrings excepted."""
+    for module, path in MODULES.items():
+        name = module.rsplit(".", 1)[-1]
+        if name.startswith("cli") or name == "completion":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        in_fstrings = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.JoinedStr):   # an f-string as one text, its fields as {}
+                text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+                yield module, node.lineno, text
+            elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                  and id(node) not in in_fstrings):
+                yield module, node.lineno, node.value
+
+
+def test_library_messages_name_options_not_flags():
+    # The library names an option as a Python caller passes it (latent_dim=2, kl='mc'); the CLI
+    # rewrites those into its flags (bayesgen.cli.in_flags). A message may still quote a whole
+    # command line to rerun ("rerun bayesgen train ... with --force"): that names a command, not
+    # an option of the call that failed.
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
+    found = [f"{module}:{line}: {text[:80]!r}" for module, line, text in _library_strings()
+             if flag.search(text) and "bayesgen " not in text]
+    assert found == []

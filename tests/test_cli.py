@@ -81,9 +81,9 @@ def files(tmp_path):
 
 
 @pytest.mark.parametrize("argv, pattern", [
-    (["--latent-dim", "0"], "latent_dim must be at least 1"),
+    (["--latent-dim", "0"], "latent_dim must be at least 1, got 0; pass e.g. --latent-dim 2$"),
     (["--n-importance", "0"], "importance samples K must be at least 1"),
-    (["--lr", "-0.1"], "learning rate must be a positive number"),
+    (["--lr", "-0.1"], "learning rate must be a positive number, got -0.1; pass e.g. --lr 1e-3$"),
     (["--samples", "0"], "samples per example .K. must be at least 1"),
     (["--epochs", "zero"], "invalid int value: 'zero'"),
     (["--data", "imagenet"], "imagenet"),
@@ -92,14 +92,15 @@ def files(tmp_path):
     (["--no-such-flag"], "unrecognized arguments"),
     (["--data", "{d}/pixels.npy", "--likelihood", "bernoulli", "--no-scale", "--binarize", "none",
       "--batch-size", "8"],
-     r"bernoulli likelihood needs data in \{0, 1\}, got values in \[255, 255\]; pass --binarize"),
+     r"bernoulli likelihood needs data in \{0, 1\}, got values in \[255, 255\]; use --binarize static or "
+     r"--binarize dynamic, or --likelihood gaussian or --likelihood categorical$"),
     (["--data", "{d}/nan.npy", "--likelihood", "gaussian"], "NaN"),
     (["--data", "{d}/flat.npy"], "2-D"),
     (["--data", "{d}/empty.npy"], "no rows|empty"),
     (["--data", "{d}/missing.npy"], "missing.npy"),
     (["--config", "{d}/bad.toml"], "not valid TOML"),
     (["--config", "{d}/unknown.toml"], "unknown key.*latent_dimension"),
-    (["--batch-size", "100000"], "larger than the .* training examples"),
+    (["--batch-size", "100000"], r"larger than the .* training examples; pass --batch-size \d+ or less$"),
     (["--data", "{d}/pixels.npy", "--no-scale", "--batch-size", "8"], r"dynamic binarization needs .* in \[0, 1\]"),
 ])
 def test_train_bad_input_is_one_line_exit_2(argv, pattern, files, capsys):
@@ -142,3 +143,19 @@ def test_subprocess_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert "latent_dim must be at least 1" in proc.stderr
+
+
+def test_library_options_are_translated_into_flags():
+    from bayesgen.cli import build_parser, in_flags
+
+    parser = build_parser()
+    assert in_flags("no analytic KL; use kl='mc'", parser, "train") == "no analytic KL; use --kl mc"
+    assert in_flags("lower it (e.g. learning_rate=0.0001)", parser, "train") == "lower it (e.g. --lr 0.0001)"
+    assert in_flags("pass scale=False and likelihood='gaussian'", parser, "train") == \
+        "pass --no-scale and --likelihood gaussian"
+    assert in_flags("pass force=True to replace it", parser, "train") == "pass --force to replace it"
+    assert in_flags("pass e.g. hidden=256,128", parser, "train") == "pass e.g. --hidden 256,128"
+    assert in_flags("a class, e.g. condition=3", parser, "sample") == "a class, e.g. --condition 3"
+    # names that are no flag, and text that only looks like an option, stay as written
+    assert in_flags("got x=3 and mean=0.5", parser, "train") == "got x=3 and mean=0.5"
+

@@ -348,7 +348,7 @@ def test_scale_unit():
     np.testing.assert_array_equal(scale_unit(x, 17), [[0, 0.5, 1]])
     np.testing.assert_array_equal(scale_unit(x, None), [[0, 0.5, 1]])
     np.testing.assert_array_equal(scale_unit(x / 32, None), x / 32)
-    with pytest.raises(BayesgenError, match="has negative values .*pass --no-scale and a gaussian likelihood"):
+    with pytest.raises(BayesgenError, match="has negative values .*pass scale=False and likelihood=.gaussian."):
         scale_unit(np.array([[-1.0, 2.0]]), None)
     with pytest.raises(BayesgenError, match="levels=17 allows 0..16"):
         scale_unit(np.array([[20.0]]), 17)
@@ -390,8 +390,8 @@ def test_prepare_per_likelihood():
         ([[1.0], [-2.0]], dict(likelihood="categorical"), "has -2 in row 1"),
         ([[1.0]], dict(likelihood="categorical", binarize="static"), "does not apply to the categorical"),
         ([[1.0]], dict(likelihood="gaussian", binarize="dynamic"), "does not apply to the gaussian likelihood"),
-        ([[-1.0, 3.0]], dict(likelihood="bernoulli"), "negative values .*--no-scale"),
-        ([[-1.0, 3.0]], dict(likelihood="gaussian"), "negative values .*--no-scale"),
+        ([[-1.0, 3.0]], dict(likelihood="bernoulli"), "negative values .*scale=False"),
+        ([[-1.0, 3.0]], dict(likelihood="gaussian"), "negative values .*scale=False"),
         ([[0.0, 3.0]], dict(likelihood="bernoulli", scale=False, binarize="dynamic"),
          r"needs data set 'array' in \[0, 1\]"),
         ([[0.0, 3.0]], dict(likelihood="bernoulli", scale=False, binarize="static"), r"binarizing needs"),

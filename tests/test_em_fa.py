@@ -315,7 +315,7 @@ def test_cli_fa_and_ppca_write_a_run(tmp_path, capsys):
     assert summary["converged"] and np.isfinite(summary["bic"])
     assert "log p(x) per example" in capsys.readouterr().out
 
-    with pytest.raises(BayesgenError, match="already exists; choose another --out or pass --force"):
+    with pytest.raises(BayesgenError, match="already exists; choose another run directory or pass force=True"):
         _cli("fa", "--data", str(tmp_path / "x.npy"), "--out", str(out))
     # a constant feature (like the border pixels of the digits) is kept finite by the noise floor
     x[:, 0] = 3.0

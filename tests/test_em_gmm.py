@@ -360,7 +360,7 @@ def test_cli_writes_the_run_and_refuses_to_overwrite(blobs, fitted, tmp_path, ca
         assert params["means"].shape == (3, 2) and params["covariances"].shape == (3, 2, 2)
     table = np.loadtxt(run / "assignments.csv", delimiter=",", skiprows=1)
     assert table.shape == (900, 3) and np.all(table[:, 2] >= 1 / 3)
-    with pytest.raises(BayesgenError, match="already exists; choose another --out or pass --force"):
+    with pytest.raises(BayesgenError, match="already exists; choose another run directory or pass force=True"):
         cli_gmm.run(args, bayesian=False)
     assert cli_gmm.run(parse(["--data", str(source), "--out", str(run), "-k", "3", "--force"]), bayesian=False) == 0
     other = tmp_path / "not_a_run"

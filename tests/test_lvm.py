@@ -66,7 +66,7 @@ def test_likelihoods_match_scipy(getkey):
 def test_likelihood_support_checks(getkey):
     dec = MLP(L, D, (4,), key=getkey())
     pixels = np.full((2, D), 255.0, np.float32)
-    with pytest.raises(BayesgenError, match=r"bernoulli likelihood needs data in \{0, 1\}.*--binarize"):
+    with pytest.raises(BayesgenError, match=r"bernoulli likelihood needs data in \{0, 1\}.*binarize='static'"):
         lik.Bernoulli(decoder=dec, data_dim=D).check_support(pixels)
     with pytest.raises(BayesgenError, match="16 levels needs integers 0..15"):
         lik.Categorical(decoder=MLP(L, 16 * D, (4,), key=getkey()), data_dim=D, levels=16).check_support(pixels)

@@ -97,7 +97,7 @@ def test_cli_samples_a_class(cvae_run, capsys, tmp_path):
         assert (run.path / "plots" / name).is_file()
     capsys.readouterr()
     assert main(["sample", str(run.path), "--condition", "12", "--quiet"]) == 2
-    assert "--condition must be a class in 0..9" in capsys.readouterr().err
+    assert "--condition 12 is not a class in 0..9" in capsys.readouterr().err
     np.save(tmp_path / "unlabelled.npy", np.zeros((50, 64), np.float32))
     assert main(["train", "--model", "cvae", "--data", str(tmp_path / "unlabelled.npy"), "--out", str(tmp_path / "r"),
                  "--quiet"]) == 2

@@ -150,7 +150,7 @@ def test_report_redraws_missing_plots_and_names_what_is_missing(tiny_run, tmp_pa
     assert code == 2 and err.count("\n") == 1 and "has not finished its first epoch" in err
     code, _, err = run_cli(capsys, "report", tmp_path / "nope")
     assert code == 2 and "does not exist" in err
-    assert run_cli(capsys, "report", run, "--out", tmp_path / "r.txt")[2].count("end --out in .html") == 1
+    assert run_cli(capsys, "report", run, "--out", tmp_path / "r.txt")[2].count("end its file name in .html") == 1
 
 
 def test_fit_reports_and_the_run_listing(fit_runs, tiny_run, tmp_path, capsys):

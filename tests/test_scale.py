@@ -110,7 +110,7 @@ def test_streamed_memory_map_trains_exactly_like_memory(sharded_runs):
 def test_too_many_devices_or_uneven_batch_is_a_clear_error(getkey):
     model = build_vae(data_dim=6, latent_dim=2, likelihood="gaussian", hidden=(8,), key=getkey())
     x = np.zeros((64, 6), np.float32)
-    with pytest.raises(BayesgenError, match=r"--devices 64 asks for more devices than the 1 cpu"):
+    with pytest.raises(BayesgenError, match=r"devices=64 asks for more devices than the 1 cpu"):
         fit(model, x, key=getkey(), devices=64, batch_size=16, progress=False)
     from bayesgen.train.sharding import resolve_devices
 

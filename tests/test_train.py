@@ -98,7 +98,7 @@ def test_same_seed_gives_identical_metrics_file(tiny_run, tmp_path):
 def test_existing_run_is_not_overwritten(tiny_run):
     path, _ = tiny_run
     before = (path / "metrics.jsonl").read_bytes()
-    with pytest.raises(BayesgenError, match="already holds a run; choose another --out or pass --force"):
+    with pytest.raises(BayesgenError, match="already holds a run; choose another run directory or pass force=True"):
         train(tiny_config(), path, progress=False)
     assert (path / "metrics.jsonl").read_bytes() == before
 

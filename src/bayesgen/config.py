@@ -122,7 +122,7 @@ class Config:
     @classmethod
     def from_toml(cls, path) -> "Config":
         path = Path(path)
-        require(path.is_file(), f"config file '{path}' does not exist; check the path given to --config")
+        require(path.is_file(), f"config file '{path}' does not exist; check the path")
         try:
             raw = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
@@ -144,9 +144,9 @@ class Config:
         require(m.network in NETWORKS, f"unknown network '{m.network}'; choose one of {', '.join(NETWORKS)}")
         require(m.activation in ACTIVATIONS,
                 f"unknown activation '{m.activation}'; choose one of {', '.join(ACTIVATIONS)}")
-        require(m.latent_dim >= 1, f"latent_dim must be at least 1, got {m.latent_dim}; pass e.g. --latent-dim 2")
+        require(m.latent_dim >= 1, f"latent_dim must be at least 1, got {m.latent_dim}; pass e.g. latent_dim=2")
         require(len(m.hidden) >= 1 and all(h >= 1 for h in m.hidden),
-                f"hidden sizes must be positive, got {m.hidden}; pass e.g. --hidden 256,128")
+                f"hidden sizes must be positive, got {m.hidden}; pass e.g. hidden=256,128")
         require(m.channels >= 1, f"channels must be positive, got {m.channels}")
         require(m.depth >= 1, f"depth must be at least 1 residual block per resolution, got {m.depth}")
         require(m.sigma > 0 and math.isfinite(m.sigma), f"sigma must be a positive number, got {m.sigma}")
@@ -165,30 +165,30 @@ class Config:
         require(t.free_bits >= 0 and math.isfinite(t.free_bits),
                 f"free bits must be a finite number of nats >= 0, got {t.free_bits}")
         require(t.objective == "elbo" or (not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
-                "--beta, --kl-warmup and --free-bits weight the ELBO's KL term; "
-                f"they do not apply to --objective {t.objective}")
+                "beta, kl_warmup and free_bits weight the ELBO's KL term; "
+                f"they do not apply to objective='{t.objective}'")
         require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
         require(MODELS[m.name].get("posterior") != "implicit"
                 or (t.objective == "elbo" and t.n_samples == 1
                     and not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
-                "adversarial variational Bayes trains with its own objective; drop --objective, --samples, --beta, "
-                "--kl-warmup and --free-bits")
+                "adversarial variational Bayes trains with its own objective; drop objective, n_samples, beta, "
+                "kl_warmup and free_bits")
         require(t.classify_weight is None or (t.classify_weight >= 0 and math.isfinite(t.classify_weight)),
                 f"the classification weight must be a number >= 0, got {t.classify_weight}")
         require(d.labels_per_class is None or d.labels_per_class >= 1,
                 f"labels_per_class must be at least 1, got {d.labels_per_class}")
         require(d.labels_per_class is None or MODELS[m.name].get("semi_supervised"),
-                f"--labels-per-class hides training labels for a semi-supervised model (--model m2), not for {m.name}")
+                f"labels_per_class hides training labels for a semi-supervised model (model='m2'), not for {m.name}")
         require(t.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {t.n_samples}")
         require(t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}")
         require(t.batch_size >= 1, f"batch size must be at least 1, got {t.batch_size}")
         require(t.learning_rate > 0 and math.isfinite(t.learning_rate),
-                f"learning rate must be a positive number, got {t.learning_rate}; pass e.g. --lr 1e-3")
+                f"learning rate must be a positive number, got {t.learning_rate}; pass e.g. learning_rate=1e-3")
         require(t.lr_schedule in SCHEDULES,
                 f"unknown learning-rate schedule '{t.lr_schedule}'; choose one of {', '.join(SCHEDULES)}")
         require(t.patience is None or t.patience >= 1, f"patience must be at least 1 epoch, got {t.patience}")
         require(t.devices is None or t.devices >= 1,
-                f"devices must be at least 1, got {t.devices}; pass e.g. --devices 4")
+                f"devices must be at least 1, got {t.devices}; pass e.g. devices=4")
         require(1 <= e.n_importance <= MAX_IMPORTANCE,
                 "the number of importance samples K must be "
                 f"at least 1 and at most {MAX_IMPORTANCE:,}, got {e.n_importance}")

@@ -461,7 +461,8 @@ def write_report(run_dir, out=None, *, draw_missing: bool = True) -> Path:
     run = Path(run_dir)
     info = inspect_run(run)
     target = Path(out) if out is not None else run / "report.html"
-    require(target.suffix.lower() in (".html", ".htm"), f"the report is HTML: end --out in .html, got '{target}'")
+    require(target.suffix.lower() in (".html", ".htm"),
+            f"the report is HTML: end its file name in .html, got '{target}'")
     require(not target.is_dir(), f"'{target}' is a directory; pass a file name such as {target / 'report.html'}")
     page = _Page(run)
     if info.kind == "vae":

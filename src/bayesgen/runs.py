@@ -93,7 +93,7 @@ def prepare_data(config: Config) -> PreparedData:
     if m.likelihood == "categorical":
         levels = m.levels or categorical_levels(raw)
         require(raw.x.max() < levels, f"data set '{raw.name}' has value {raw.x.max():g} but only {levels} levels; "
-                                      f"pass --levels {int(raw.x.max()) + 1} or more")
+                                      f"pass levels={int(raw.x.max()) + 1} or more")
     x = prepare(raw, likelihood=m.likelihood, scale=d.scale, binarize=d.binarize, seed=d.split_seed)
     splits = split_data(dataclasses.replace(raw, x=x), valid_fraction=d.valid_fraction,
                         test_fraction=d.test_fraction, seed=d.split_seed)
@@ -144,10 +144,10 @@ def class_conditions(model, n: int, label: int | None = None) -> np.ndarray | No
     turn (0, 1, ..., C-1, 0, ...); ``None`` for an unconditional model without a label."""
     if not model.condition_dim:
         require(label is None,
-                "this model is not conditional; drop --condition (train a conditional one with --model cvae)")
+                "this model is not conditional; leave condition out (train a conditional one with model='cvae')")
         return None
     classes = model.condition_dim
-    require(label is None or 0 <= label < classes, f"--condition must be a class in 0..{classes - 1}, got {label}")
+    require(label is None or 0 <= label < classes, f"condition={label} is not a class in 0..{classes - 1}")
     which = np.full(n, label) if label is not None else np.arange(n) % classes
     return np.eye(classes, dtype=np.float32)[which]
 
@@ -188,7 +188,7 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
                        if hasattr(leaf, "shape"))
     require(n_parameters <= MAX_PARAMETERS,
             f"the configured model would have {n_parameters:,} parameters, more than the {MAX_PARAMETERS:,} bayesgen "
-            "allows; reduce --hidden, --latent-dim, --channels or the model's other sizes")
+            "allows; reduce hidden, latent_dim, channels or the model's other sizes")
     return make()
 
 
@@ -297,8 +297,9 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
     config = Config.from_dict(config.to_dict())  # a private copy: prepare_data resolves it in place
     run = Path(run_dir)
     if (run / "config.json").exists() and not overwrite:
-        raise BayesgenError(f"'{run}' already holds a run; choose another --out or pass --force to replace it")
-    require(not run.exists() or run.is_dir(), f"'{run}' exists and is not a directory; choose another --out")
+        raise BayesgenError(f"'{run}' already holds a run; choose another run directory or pass force=True "
+                            "to replace it")
+    require(not run.exists() or run.is_dir(), f"'{run}' exists and is not a directory; choose another run directory")
     with precision(config):
         data = prepare_data(config)
         model = build_model(config, data.info, data.train)
@@ -307,12 +308,12 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
         require(config.train.free_bits == 0 or config.train.kl == "analytic",
                 "free bits need the KL per latent dimension in closed form, "
                 f"which the {config.model.name} model does not have; "
-                "drop --free-bits or use vae, cvae or gumbel-vae")
+                "use free_bits=0 or the vae, cvae or gumbel-vae model")
         check_support(model, data, config)
         t = config.train
         require(t.batch_size <= len(data.train),
                 f"batch size {t.batch_size} is larger than the {len(data.train)} training examples; "
-                f"pass --batch-size {len(data.train)} or less")
+                f"pass batch_size={len(data.train)} or less")
         t.devices = resolve_devices(t.devices, t.batch_size)
         if is_primary():
             (run / "checkpoints").mkdir(parents=True, exist_ok=True)

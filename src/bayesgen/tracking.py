@@ -131,7 +131,8 @@ def _require_module(name: str, what: str):
     try:
         return importlib.import_module(name)
     except ImportError:
-        raise BayesgenError(f"--track {what} needs the {name} package, which is not installed; {_INSTALL}") from None
+        raise BayesgenError(
+            f"tracking with {what} needs the {name} package, which is not installed; {_INSTALL}") from None
 
 
 def require_tracker(kind: str) -> None:

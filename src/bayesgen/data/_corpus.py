@@ -376,7 +376,8 @@ def read_ldac(path: str | os.PathLike, vocab_path: str | os.PathLike | None = No
     if vocabulary is None:
         words = max(ids, default=0) + 1
         require(words <= _MAX_UNNAMED_WORDS, f"LDA-C file '{path}' uses word index {words - 1} but has no vocabulary "
-                                             "file to name its words; pass the vocabulary (--vocab) or check the file")
+                                             "file to name its words; pass the vocabulary (vocab=PATH) or check "
+                                             "the file")
         vocabulary = tuple(str(i) for i in range(words))
     names = tuple(f"doc {i}" for i in range(len(ptr) - 1))
     return Corpus(np.array(ptr), np.array(ids, np.int64), np.array(counts, np.int64), vocabulary, names)
@@ -493,7 +494,7 @@ def load_corpus(source: str | os.PathLike, *, vocab: str | os.PathLike | None = 
     require(path.exists(),
             f"data source '{path}' does not exist; pass an LDA-C file, a .txt file or a folder of .txt files")
     if path.is_dir():
-        require(vocab is None, f"--vocab applies to LDA-C files, but '{path}' is a folder of texts; leave --vocab out")
+        require(vocab is None, f"vocab applies to LDA-C files, but '{path}' is a folder of texts; leave vocab out")
         return read_text_folder(path, **vectorizer_options)
     if vocab is not None or path.suffix.lower() != ".txt":
         given = sorted(k for k, v in vectorizer_options.items() if v is not None)

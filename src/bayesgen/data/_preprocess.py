@@ -90,7 +90,7 @@ def scale_unit(x: np.ndarray, levels: int | None, *, name: str = "data") -> np.n
     require(
         low >= 0,
         f"{name} has negative values (min {low:g}); cannot scale to [0, 1]; "
-        "pass --no-scale and a gaussian likelihood",
+        "pass scale=False and likelihood='gaussian'",
     )
     return x / np.float32(high)
 
@@ -107,7 +107,7 @@ def binarize_static(x01: np.ndarray, *, seed: int, name: str = "data") -> np.nda
     require(
         low >= 0 and high <= 1,
         f"binarizing needs {name} in [0, 1], got values in [{low:g}, {high:g}]; "
-        "scale the data first (do not pass --no-scale)",
+        "scale the data to [0, 1] first (the default)",
     )
     uniform = np.random.default_rng(seed).random(x.shape, dtype=np.float32)  # in [0, 1)
     return (uniform < x).astype(np.float32)
@@ -184,7 +184,7 @@ def prepare(
         require(
             low >= 0 and high <= 1,
             f"dynamic binarization needs {name} in [0, 1], got values in [{low:g}, {high:g}]; "
-            "scale the data first (do not pass --no-scale)",
+            "scale the data to [0, 1] first (the default)",
         )
     return x.copy() if x is data.x else x
 

@@ -149,7 +149,8 @@ def sample_corpus(key, *, n_topics: int, vocab_size: int, doc_lengths, alpha=Non
         (10, 500, (3, 20), (10, 3))
     """
     require(isinstance(n_topics, int) and n_topics >= 1, f"n_topics must be a positive integer, got {n_topics!r}")
-    require(isinstance(vocab_size, int) and vocab_size >= 1, f"vocab_size must be a positive integer, got {vocab_size!r}")
+    require(isinstance(vocab_size, int) and vocab_size >= 1,
+            f"vocab_size must be a positive integer, got {vocab_size!r}")
     lengths = np.asarray(doc_lengths)
     require(lengths.ndim == 1 and lengths.size >= 1 and lengths.dtype.kind in "iu" and bool(np.all(lengths >= 0)),
             f"doc_lengths must be a 1-D list of non-negative integers (one per document), got {doc_lengths!r:.60}")

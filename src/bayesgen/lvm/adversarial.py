@@ -87,7 +87,7 @@ class Adversarial(Objective):
     def __call__(self, model, x, key, step=None):
         q = model.posterior
         require(isinstance(q, ImplicitPosterior),
-                "the adversarial objective needs an ImplicitPosterior (--model avb-vae)")
+                "the adversarial objective needs an ImplicitPosterior (model='avb-vae')")
         key_q, key_p = jax.random.split(key)
         z = q.sample(key_q, x, 1)[0]
         z_prior = model.prior.sample(key_p, 1, q)[0]

@@ -99,7 +99,7 @@ class Bernoulli(Likelihood):
         if not np.isin(x, (0.0, 1.0)).all():
             raise BayesgenError(
                 f"a bernoulli likelihood needs data in {{0, 1}}, got values in [{x.min():g}, {x.max():g}]; "
-                "pass --binarize static or --binarize dynamic, or use --likelihood gaussian or categorical")
+                "use binarize='static' or binarize='dynamic', or likelihood='gaussian' or likelihood='categorical'")
 
 
 class Gaussian(Likelihood):
@@ -111,7 +111,7 @@ class Gaussian(Likelihood):
 
     def __check_init__(self):
         require(self.sigma > 0,
-                f"the gaussian likelihood's sigma must be positive, got {self.sigma}; pass e.g. --sigma 0.1")
+                f"the gaussian likelihood's sigma must be positive, got {self.sigma}; pass e.g. sigma=0.1")
 
     def distribution(self, z):
         return dist.Normal(self._raw(z, 1)[0], self.sigma).to_event(1)
@@ -170,8 +170,8 @@ class Categorical(Likelihood):
         if not ok.all():
             raise BayesgenError(
                 f"a categorical likelihood with {self.levels} levels needs integers 0..{self.levels - 1}, "
-                f"got values in [{x.min():g}, {x.max():g}]; pass --levels N for data with N grey levels "
-                "or use --likelihood gaussian")
+                f"got values in [{x.min():g}, {x.max():g}]; pass levels=N for data with N grey levels "
+                "or use likelihood='gaussian'")
 
 
 

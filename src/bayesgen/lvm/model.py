@@ -90,7 +90,7 @@ class LatentVariableModel(eqx.Module):
             return jnp.zeros((n, 0))
         if condition is None:
             raise BayesgenError(f"this model is conditional (condition vectors of length {self.condition_dim}); "
-                                "pass a condition, e.g. --condition 3 for class 3")
+                                "pass a condition, e.g. condition=3 for class 3")
         c = jnp.asarray(condition, jnp.float32)
         require(c.shape[-1:] == (self.condition_dim,) and c.ndim in (1, 2),
                 f"expected a condition of shape ({self.condition_dim},) or (n, {self.condition_dim}), got {c.shape}")

@@ -47,18 +47,18 @@ def _analytic_kl(model, x, q=None, *, per_dim: bool = False):
     q = model.posterior.distribution(x) if q is None else q
     p = model.prior.distribution()
     if p is None:
-        raise BayesgenError(f"the {type(model.prior).__name__} prior has no analytic KL; pass --kl mc")
+        raise BayesgenError(f"the {type(model.prior).__name__} prior has no analytic KL; use kl='mc'")
     if per_dim:
         require(isinstance(q, Independent) and isinstance(p, Independent)
                 and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims == 1,
                 f"free bits need a KL per latent dimension, which {type(model.posterior).__name__} with a "
                 f"{type(model.prior).__name__} prior does not have; "
-                "use a factorized model (vae, cvae, gumbel-vae) or --free-bits 0")
+                "use a factorized model (vae, cvae, gumbel-vae) or free_bits=0")
         q, p = q.base_dist, p.base_dist
     try:
         return kl_divergence(q, p)
     except NotImplementedError:
-        raise BayesgenError(f"no analytic KL between {type(q).__name__} and {type(p).__name__}; pass --kl mc") from None
+        raise BayesgenError(f"no analytic KL between {type(q).__name__} and {type(p).__name__}; use kl='mc'") from None
 
 
 def _default_sampler(posterior) -> bool:
@@ -101,7 +101,7 @@ class ELBO(Objective):
         require(self.free_bits >= 0 and math.isfinite(self.free_bits),
                 f"free bits must be a finite number of nats >= 0, got {self.free_bits}")
         require(self.free_bits == 0 or self.kl == "analytic",
-                "free bits need the KL per latent dimension in closed form; pass --kl analytic or --free-bits 0")
+                "free bits need the KL per latent dimension in closed form; use kl='analytic' or free_bits=0")
 
     def kl_weight(self, step=None):
         """beta_t: ``beta`` after the warm-up (and outside training, ``step=None``)."""

@@ -122,21 +122,21 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     """
     require(data_dim >= 1, f"data_dim must be at least 1, got {data_dim}")
     require(isinstance(latent_dim, int) and latent_dim >= 1,
-            f"latent_dim must be a positive integer, got {latent_dim}; pass e.g. --latent-dim 2")
+            f"latent_dim must be a positive integer, got {latent_dim}; pass e.g. latent_dim=2")
     require(likelihood in LIKELIHOODS, f"unknown likelihood '{likelihood}'; choose one of {', '.join(LIKELIHOODS)}")
     require(network in NETWORKS, f"unknown network '{network}'; choose one of {', '.join(NETWORKS)}")
     require(all(isinstance(h, int) and h >= 1 for h in hidden),
             f"hidden sizes must be positive integers, got {list(hidden)}")
     if likelihood == "categorical":
         require(levels is not None and levels >= 2,
-                f"a categorical likelihood needs levels >= 2, got {levels}; pass --levels N")
+                f"a categorical likelihood needs levels >= 2, got {levels}; pass levels=N")
     require(prior in PRIORS, f"unknown prior '{prior}'; choose one of {', '.join(PRIORS)}")
     require(posterior in POSTERIORS, f"unknown posterior '{posterior}'; choose one of {', '.join(POSTERIORS)}")
     require(top_latent_dim is None or (top_latent_dim >= 1 and prior == "normal" and posterior == "gaussian"),
             "a hierarchical VAE needs top_latent_dim >= 1 and the default prior and posterior")
     require(prior != "vamp" or posterior == "gaussian",
             f"a VampPrior is a mixture of the posterior's densities, which posterior '{posterior}' has no closed form "
-            "for; use it with the Gaussian posterior (drop --posterior) or choose another prior")
+            "for; use it with posterior='gaussian' or choose another prior")
     require(isinstance(condition_dim, int) and condition_dim >= 0,
             f"condition_dim must be an integer >= 0, got {condition_dim}")
     require(condition_dim == 0 or top_latent_dim is None,
@@ -146,7 +146,7 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     require(not discrete or (prior == "normal" and posterior == "gaussian" and top_latent_dim is None),
             "categorical latents come with their own prior and posterior; drop the prior, flow and hierarchy options")
     require(not discrete or (isinstance(categories, int) and categories >= 2),
-            f"categorical latents need at least 2 categories, got {categories}; pass e.g. --categories 10")
+            f"categorical latents need at least 2 categories, got {categories}; pass e.g. categories=10")
     if discrete:
         temperature = TemperatureSchedule(*temperature).check()
     code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector

@@ -60,9 +60,9 @@ def atomic_write_bytes(path: Path, write) -> None:
 def check_replaceable_run(out: Path, force: bool) -> None:
     if not out.exists():
         return
-    require(force, f"'{out}' already exists; choose another --out or pass --force to replace it")
+    require(force, f"'{out}' already exists; choose another run directory or pass force=True to replace it")
     require(out.is_dir() and (not any(out.iterdir()) or (out / "summary.json").is_file()),
-            f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another --out")
+            f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another run directory")
 
 
 def atomic_directory(out: Path, write) -> None:

@@ -126,7 +126,7 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     train_x = _checked_rows(train_x, "training data", model)
     require(batch_size <= len(train_x),
             f"batch size {batch_size} is larger than the {len(train_x)} training examples; "
-            f"pass --batch-size {len(train_x)} or less")
+            f"pass batch_size={len(train_x)} or less")
     require(patience is None or patience >= 1, f"patience must be at least 1 epoch, got {patience}")
     require(binarize in BINARIZE, f"unknown binarization '{binarize}'; choose one of {', '.join(BINARIZE)}")
     mesh = sharding.data_parallel(sharding.resolve_devices(devices, batch_size))
@@ -199,7 +199,7 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
         raise TrainingDiverged(
             f"training diverged at epoch {last + 1}: the loss or a gradient became NaN/inf; the last good "
             f"state (epoch {last}) was kept; "
-            f"lower the learning rate (e.g. --lr {learning_rate / 10:g}) or check the data",
+            f"lower the learning rate (e.g. learning_rate={learning_rate / 10:g}) or check the data",
             result)
     return result
 

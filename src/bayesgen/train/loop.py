@@ -45,7 +45,7 @@ def make_optimizer(learning_rate: float = 1e-3, *, schedule: str = "constant", t
     ``decay`` is the final fraction of the initial rate for the decaying schedules.
     """
     require(math.isfinite(learning_rate) and learning_rate > 0,
-            f"learning rate must be a positive number, got {learning_rate}; pass e.g. --lr 1e-3")
+            f"learning rate must be a positive number, got {learning_rate}; pass e.g. learning_rate=1e-3")
     require(schedule in SCHEDULES, f"unknown learning-rate schedule '{schedule}'; choose one of {', '.join(SCHEDULES)}")
     require(0 < decay <= 1, f"the schedule's final fraction must be in (0, 1], got {decay}")
     if schedule == "cosine":

@@ -36,11 +36,11 @@ def initialize_distributed(spec: str = "auto") -> None:
     else:
         parts = spec.split(",")
         require(len(parts) == 3 and ":" in parts[0] and parts[1].isdigit() and parts[2].isdigit(),
-                "--distributed expects 'auto' or HOST:PORT,NUM_PROCESSES,PROCESS_ID (e.g. 10.0.0.1:1234,2,0), "
+                "a distributed spec is 'auto' or HOST:PORT,NUM_PROCESSES,PROCESS_ID (e.g. 10.0.0.1:1234,2,0), "
                 f"got '{spec}'")
         kwargs = {"coordinator_address": parts[0], "num_processes": int(parts[1]), "process_id": int(parts[2])}
         require(kwargs["num_processes"] >= 1 and kwargs["process_id"] < kwargs["num_processes"],
-                f"--distributed: process id {parts[2]} must be below the number of processes {parts[1]}")
+                f"distributed spec: process id {parts[2]} must be below the number of processes {parts[1]}")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(**kwargs)
@@ -75,11 +75,11 @@ def resolve_devices(requested: int | None, batch_size: int) -> int:
     require(isinstance(requested, int) and not isinstance(requested, bool) and requested >= 1,
             f"the number of devices must be a positive integer, got {requested!r}")
     require(requested <= available,
-            f"--devices {requested} asks for more devices than the {available} {jax.default_backend()} device(s) "
-            f"available; pass --devices {available} or fewer")
+            f"devices={requested} asks for more devices than the {available} {jax.default_backend()} device(s) "
+            f"available; pass devices={available} or fewer")
     require(batch_size % requested == 0,
             f"batch size {batch_size} does not split evenly over {requested} devices; "
-            f"pass a --batch-size that is a multiple of {requested}")
+            f"pass a batch_size that is a multiple of {requested}")
     return requested
 
 
