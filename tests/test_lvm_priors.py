@@ -14,12 +14,12 @@ import scipy.stats
 from bayesgen import BayesgenError
 from bayesgen.em.factor_analysis import Affine  # x -> weight @ x + bias: a decoder/encoder the test chooses
 from bayesgen.lvm import priors
-from bayesgen.lvm.posteriors import DiagonalGaussian, VariationalFamily
+from bayesgen.lvm.posteriors import DiagonalGaussian, ExplicitFamily
 
 L = 3
 
 
-class _SameDensityOtherClass(VariationalFamily):
+class _SameDensityOtherClass(ExplicitFamily):
     """A DiagonalGaussian's q(z | x) behind another class: VampPrior's per-component path."""
 
     inner: DiagonalGaussian
@@ -27,6 +27,9 @@ class _SameDensityOtherClass(VariationalFamily):
 
     def distribution(self, x):
         return self.inner.distribution(x)
+
+    def mean_and_std(self, x):
+        return self.inner.mean_and_std(x)
 
 
 def _posterior(seed=0, dim=4):

@@ -35,7 +35,7 @@ from bayesgen.lvm.likelihoods import Bernoulli, Categorical, Gaussian, LearnedGa
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder
 from bayesgen.lvm.objectives import ELBO, IWAE, Objective, Renyi, batch_objective
-from bayesgen.lvm.posteriors import DiagonalGaussian, VariationalFamily
+from bayesgen.lvm.posteriors import DiagonalGaussian, ExplicitFamily, VariationalFamily
 from bayesgen.lvm.presets import build_vae
 from bayesgen.lvm.priors import LogisticNormal, MixtureOfGaussians, Prior, StandardNormal, VampPrior
 from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
@@ -68,7 +68,7 @@ __all__ = [
     "UniformCategorical",
     "LogisticNormal",
     "Likelihood", "Bernoulli", "Gaussian", "LearnedGaussian", "Categorical", "Multinomial",
-    "VariationalFamily", "DiagonalGaussian", "FlowPosterior", "BottomUpPosterior", "FirstLayer", "LadderPosterior",
+    "VariationalFamily", "ExplicitFamily", "DiagonalGaussian", "FlowPosterior", "BottomUpPosterior", "FirstLayer", "LadderPosterior",
     "GumbelSoftmaxPosterior", "TemperatureSchedule", "SemiSupervisedPosterior", "ImplicitPosterior",
     "FactorAnalysis", "PPCA", "GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
     "ProdLDA", "build_prodlda",

@@ -25,10 +25,10 @@ import numpyro.distributions as dist
 
 from bayesgen._errors import require
 from bayesgen.lvm.objectives import Objective
-from bayesgen.lvm.posteriors import VariationalFamily
+from bayesgen.lvm.posteriors import ExplicitFamily
 
 
-class ImplicitPosterior(VariationalFamily):
+class ImplicitPosterior(ExplicitFamily):
     """q(z | x) implicit through z = encoder([x, eps]), eps ~ N(0, I_noise), with the discriminator
     T(x, z) = discriminator([x, z]) that estimates log q(z | x) - log p(z).
 

@@ -36,10 +36,9 @@ class Likelihood(eqx.Module):
     def check_support(self, x: np.ndarray) -> None:
         """Raise BayesgenError unless every value of ``x`` (N, D) lies in the support."""
 
+    @abc.abstractmethod
     def log_prob(self, x, z):
-        """log p(x | z), a scalar. Data are stored as floats; discrete ones are cast here."""
-        d = self.distribution(z)
-        return d.log_prob(x.astype(jnp.int32) if d.is_discrete else x)
+        """log p(x | z), a scalar (most likelihoods: :func:`distribution_log_prob`)."""
 
     def sample(self, key, z):
         """One draw x ~ p(x | z), shape ``(D,)``."""
@@ -47,6 +46,13 @@ class Likelihood(eqx.Module):
 
     def _raw(self, z, n_params: int):
         return self.decoder(z).reshape(n_params, self.data_dim)
+
+
+def distribution_log_prob(likelihood: Likelihood, x, z):
+    """log p(x | z) from ``likelihood.distribution(z)``. Data are stored as floats; discrete ones
+    are cast here."""
+    d = likelihood.distribution(z)
+    return d.log_prob(x.astype(jnp.int32) if d.is_discrete else x)
 
 
 def _finite(x: np.ndarray, name: str) -> None:
@@ -116,6 +122,9 @@ class Gaussian(Likelihood):
     def distribution(self, z):
         return dist.Normal(self._raw(z, 1)[0], self.sigma).to_event(1)
 
+    def log_prob(self, x, z):
+        return distribution_log_prob(self, x, z)
+
     def mean(self, z):
         return self._raw(z, 1)[0]
 
@@ -140,6 +149,9 @@ class LearnedGaussian(Likelihood):
     def distribution(self, z):
         return dist.Normal(self._raw(z, 1)[0], self.sigma()).to_event(1)
 
+    def log_prob(self, x, z):
+        return distribution_log_prob(self, x, z)
+
     def mean(self, z):
         return self._raw(z, 1)[0]
 
@@ -159,6 +171,9 @@ class Categorical(Likelihood):
 
     def distribution(self, z):
         return dist.Categorical(logits=self._raw(z, self.levels).T).to_event(1)
+
+    def log_prob(self, x, z):
+        return distribution_log_prob(self, x, z)
 
     def mean(self, z):
         probs = jax.nn.softmax(self._raw(z, self.levels), axis=0)

@@ -22,7 +22,7 @@ from jax.scipy.special import logsumexp
 from numpyro.distributions import Independent, kl_divergence
 
 from bayesgen._errors import BayesgenError, require
-from bayesgen.lvm.posteriors import VariationalFamily
+from bayesgen.lvm.posteriors import ExplicitFamily
 
 
 class Objective(eqx.Module):
@@ -62,9 +62,9 @@ def _analytic_kl(model, x, q=None, *, per_dim: bool = False):
 
 
 def _default_sampler(posterior) -> bool:
-    """Whether ``posterior`` draws with the base class's ``distribution(x).rsample``."""
+    """Whether ``posterior`` draws ``distribution(x).rsample`` (the explicit kind)."""
     # gremlin: pardon[equivalent] a fast path only: both paths draw the same z from the same key (q.rsample)
-    return type(posterior).sample_and_log_prob is VariationalFamily.sample_and_log_prob
+    return isinstance(posterior, ExplicitFamily)
 
 
 class ELBO(Objective):
@@ -116,7 +116,7 @@ class ELBO(Objective):
             # is merged by XLA in the forward pass but not in the backward pass, where it costs a
             # second weight-gradient matmul for the encoder's first layer on every step.
             q = model.posterior.distribution(x)
-            z = q.rsample(key, (self.n_samples,))  # what VariationalFamily.sample_and_log_prob draws
+            z = q.rsample(key, (self.n_samples,))  # what ExplicitFamily.sample_and_log_prob draws
             kl = _analytic_kl(model, x, q, per_dim=per_dim)
         else:
             z, log_q = model.posterior.sample_and_log_prob(key, x, self.n_samples)

@@ -13,25 +13,44 @@ LOG_VAR_RANGE = (-30.0, 20.0)
 
 
 class VariationalFamily(eqx.Module):
-    """What an amortized posterior must provide, for one example ``x`` of shape ``(D,)``."""
+    """What an amortized posterior must provide, for one example ``x`` of shape ``(D,)``.
+
+    Two kinds. An :class:`ExplicitFamily` *is* its distribution: draws and densities come from
+    ``distribution(x)``. Every other family draws its own way (a flow, a hierarchy, a sum over
+    classes, relaxed categorical draws) and implements :meth:`sample_and_log_prob` itself.
+    """
 
     latent_dim: eqx.AbstractVar[int]
 
     @abc.abstractmethod
     def distribution(self, x):
-        """q(z | x) as a numpyro distribution with event shape ``(L,)``."""
+        """q(z | x) as a numpyro distribution with event shape ``(L,)`` (for a family that draws its
+        own way: the distribution used for the analytic KL, or a Gaussian matched to it)."""
 
+    @abc.abstractmethod
     def sample_and_log_prob(self, key, x, n_samples: int):
         """Reparameterized draws ``z`` of shape ``(n_samples, L)`` and ``log q(z | x)`` ``(n_samples,)``.
 
         All randomness comes from ``key``; gradients flow through ``z`` to the encoder.
         """
+
+    @abc.abstractmethod
+    def mean_and_std(self, x):
+        """The mean and standard deviation of q(z | x) per latent dimension, each ``(L,)``: the codes
+        :func:`~bayesgen.encode` reports."""
+
+
+class ExplicitFamily(VariationalFamily):
+    """A family that is its numpyro distribution: ``z = distribution(x).rsample``, scored by its
+    ``log_prob``. The ELBO's analytic-KL path builds that distribution once for both."""
+
+    def sample_and_log_prob(self, key, x, n_samples: int):
         q = self.distribution(x)
         z = q.rsample(key, (n_samples,))
         return z, q.log_prob(z)
 
 
-class DiagonalGaussian(VariationalFamily):
+class DiagonalGaussian(ExplicitFamily):
     """q(z | x) = N(mu(x), diag sigma^2(x)); the encoder outputs ``(mu, log sigma^2)``.
 
     Example:
