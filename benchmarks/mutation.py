@@ -61,6 +61,8 @@ MODULES = {
 # its boundary operator makes two mutants with one description ("+/-1") of which one may be
 # killable. Each entry: (module, the source line as written, the mutation's description, how many
 # of the surviving mutants with that description are equivalent, why no result can change).
+_FIRST_PADDING_DOCUMENT = ("'<= n_docs' adds the first padding document, which has no words: its gamma is exactly "
+                           "alpha, whose Dirichlet term is 0")
 EQUIVALENT = [
     ("lvm/evaluation", "if n_samples == 1:  # one weight says nothing about its own spread", "boundary shift +/-1", 1,
      "'== 0' never holds (K >= 1 is required above) and K = 1 then gives NaN from the formula too (0 * 1/0); "
@@ -110,11 +112,11 @@ EQUIVALENT = [
     ("em/lda", "if n <= 8:", "boundary shift +/-1", 1,
      "'<= 7': n = 8 is 8 on either branch; '<= 9' is killed by test_round_up_sizes"),
     ("em/lda", "real = data.blocks.doc_index < data.n_docs", "< to <=", 1,
-     "adds the first padding document, which has no words: its gamma is exactly alpha, whose Dirichlet term is 0"),
+     _FIRST_PADDING_DOCUMENT),
     ("em/lda", "real = group.doc_index < data.n_docs", "< to <=", 1,
-     "adds the first padding document, which has no words: its gamma is exactly alpha, whose Dirichlet term is 0"),
+     _FIRST_PADDING_DOCUMENT),
     ("em/lda", "real = jnp.arange(gamma.shape[0]) < n_docs", "< to <=", 1,
-     "adds the first padding document, which has no words: its gamma is exactly alpha, whose Dirichlet term is 0"),
+     _FIRST_PADDING_DOCUMENT),
     ("em/lda", "k_new = jnp.minimum(jnp.sum(cdf < u * cdf[-1]), p.shape[0] - 1).astype(jnp.int32)", "< to <=", 1,
      "differs only when a uniform draw lands exactly on a cumulative probability (measure zero)"),
     ("em/lda", "k_new = jnp.minimum(jnp.sum(cdf < u * cdf[-1]), p.shape[0] - 1).astype(jnp.int32)", "- to +", 1,
