@@ -25,6 +25,7 @@ import numpy as np
 from bayesgen import cli_tools, plots
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 from bayesgen._version import __version__
+from bayesgen.bayes import cli_bayes
 from bayesgen.config import Config
 from bayesgen.data import load_data, prepare
 from bayesgen.lvm.evaluation import encode, interpolate, log_marginal_likelihood, reconstruct
@@ -476,10 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda args, p=p: p.print_help() or EXIT_BAD_INPUT)  # 'bayesgen fit' alone
     models = p.add_subparsers(dest="fit_model", metavar="MODEL", parser_class=_Parser)
     for name, (module_name, kwargs, help_text) in FIT_MODELS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:  # a model whose module is not built yet is simply not offered
-            continue
+        module = importlib.import_module(module_name)
         m = models.add_parser(name, help=help_text, description=help_text,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(m, **kwargs)
@@ -490,13 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_tools.add_commands(command, with_run, parser)  # report, runs, track, completion
 
-    try:  # bayesgen bayes fit ...: its options and handler live in bayesgen/bayes/cli_bayes.py
-        bayes_cli = importlib.import_module("bayesgen.bayes.cli_bayes")
-    except ImportError:
-        bayes_cli = None
-    if bayes_cli is not None:
-        EXAMPLES["bayes"] = bayes_cli.EXAMPLE
-        bayes_cli.add_commands(command("bayes", None, bayes_cli.HELP), parser_class=_Parser)
+    # bayesgen bayes fit ...: its options and handler live in bayesgen/bayes/cli_bayes.py
+    EXAMPLES["bayes"] = cli_bayes.EXAMPLE
+    cli_bayes.add_commands(command("bayes", None, cli_bayes.HELP), parser_class=_Parser)
 
     p = command("demo", cmd_demo, "Train a VAE on the embedded 8x8 digits and show what it learned (< 2 min).")
     p.add_argument("--out", default="runs/demo")

@@ -5,6 +5,6 @@ state and driven by :func:`bayesgen.em._driver.run_em` (one compiled loop with a
 and a history).
 """
 
-from bayesgen.em._driver import EMResult, compiled_em, run_em
+from bayesgen.em._driver import EMResult, run_em
 
-__all__ = ["EMResult", "compiled_em", "run_em"]
+__all__ = ["EMResult", "run_em"]

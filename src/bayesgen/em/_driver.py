@@ -34,8 +34,8 @@ def run_em(e_step: Callable, m_step: Callable, params, data, *, max_iter: int = 
     """Run EM from ``params`` on ``data``; see the module docstring for the step contract.
 
     ``tol <= 0`` runs exactly ``max_iter`` iterations (for timing and for matching a peer
-    iteration for iteration). Call it under ``jax.jit`` with ``e_step``/``m_step`` static,
-    or use :func:`compiled_em`.
+    iteration for iteration). Call it under ``jax.jit`` with ``e_step``/``m_step`` static
+    (each model's fit does: one compiled program per shape).
     """
     require(isinstance(max_iter, int) and max_iter >= 1, f"max_iter must be a positive integer, got {max_iter}")
     history0 = jnp.full((max_iter,), jnp.nan, dtype=jnp.result_type(float))
@@ -54,9 +54,3 @@ def run_em(e_step: Callable, m_step: Callable, params, data, *, max_iter: int = 
     init = (params, jnp.int32(0), jnp.array(-jnp.inf, history0.dtype), history0, jnp.array(False))
     params, n_iter, _, history, converged = jax.lax.while_loop(cond, body, init)
     return EMResult(params, history, n_iter, converged)
-
-
-def compiled_em(e_step: Callable, m_step: Callable) -> Callable:
-    """``run_em`` jitted for a fixed pair of step functions: ``f(params, data, max_iter, tol)``."""
-    return jax.jit(lambda params, data, max_iter, tol: run_em(e_step, m_step, params, data, max_iter=max_iter, tol=tol),
-                   static_argnums=(2,))
