@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError
 
 FIT_KINDS = ("gmm", "bgmm", "fa", "ppca", "lda")
@@ -61,7 +62,7 @@ def fit_kind(summary: dict) -> str:
 
 def read_history(run: Path) -> list[dict]:
     """The per-epoch records of ``metrics.jsonl``; a torn last line (a run still writing) is skipped."""
-    path = Path(run) / "metrics.jsonl"
+    path = Path(run) / layout.METRICS
     records = []
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -73,9 +74,9 @@ def read_history(run: Path) -> list[dict]:
 
 
 def _vae_info(run: Path) -> RunInfo:
-    saved = _read_json(run / "config.json")
+    saved = _read_json(run / layout.CONFIG)
     if not isinstance(saved, dict) or "config" not in saved:
-        return RunInfo(run, "vae", "?", None, None, None, _mtime(run / "config.json"),
+        return RunInfo(run, "vae", "?", None, None, None, _mtime(run / layout.CONFIG),
                        ("config.json is corrupt: rerun bayesgen train with the same options and --force",))
     config, data = saved["config"], saved.get("data", {})
     m, t = config.get("model", {}), config.get("train", {})
@@ -88,10 +89,10 @@ def _vae_info(run: Path) -> RunInfo:
         model += f" on {data['name']}"
     history = read_history(run)
     missing = []
-    if not (run / "checkpoints" / "best.ckpt").is_file():
+    if not (run / layout.CHECKPOINTS / layout.BEST_CHECKPOINT).is_file():
         missing.append("no checkpoint yet (checkpoints/best.ckpt): training is still in its first epoch or was "
                        "interrupted; wait, or rerun bayesgen train with the same options and --force")
-    evaluation = _read_json(run / "evaluation.json")
+    evaluation = _read_json(run / layout.EVALUATION)
     if not isinstance(evaluation, dict) or "log_px" not in evaluation:
         evaluation = None
         if not missing:
@@ -134,10 +135,10 @@ def _fit_info(run: Path, summary: dict) -> RunInfo:
         model += f" on {Path(str(summary['data'])).name}"
     iterations = summary.get("draws_per_chain" if kind == "bayes" else "n_iter")
     missing = ()
-    if kind == "bayes" and not (run / "draws.npz").is_file():
+    if kind == "bayes" and not (run / layout.DRAWS).is_file():
         missing = ("draws.npz (the draws) is missing: rerun the bayesgen bayes fit command with --force",)
     return RunInfo(run, kind, model, iterations if isinstance(iterations, int) else None, metric_name,
-                   metric if isinstance(metric, (int, float)) else None, _mtime(run / "summary.json"), missing)
+                   metric if isinstance(metric, (int, float)) else None, _mtime(run / layout.SUMMARY), missing)
 
 
 def _mtime(path: Path) -> float:
@@ -149,7 +150,7 @@ def _mtime(path: Path) -> float:
 
 def is_run(path) -> bool:
     path = Path(path)
-    return (path / "config.json").is_file() or (path / "summary.json").is_file()
+    return (path / layout.CONFIG).is_file() or (path / layout.SUMMARY).is_file()
 
 
 def inspect_run(path) -> RunInfo:
@@ -157,15 +158,15 @@ def inspect_run(path) -> RunInfo:
     run = Path(path)
     if not run.is_dir():
         raise BayesgenError(f"run directory '{run}' does not exist; list the runs with: bayesgen runs {run.parent}")
-    if (run / "config.json").is_file():
+    if (run / layout.CONFIG).is_file():
         return _vae_info(run)
-    if (run / "summary.json").is_file():
-        summary = _read_json(run / "summary.json")
+    if (run / layout.SUMMARY).is_file():
+        summary = _read_json(run / layout.SUMMARY)
         if not isinstance(summary, dict):
-            return RunInfo(run, "unknown", "?", None, None, None, _mtime(run / "summary.json"),
+            return RunInfo(run, "unknown", "?", None, None, None, _mtime(run / layout.SUMMARY),
                            ("summary.json is corrupt: rerun the bayesgen fit command with --force",))
         return _fit_info(run, summary)
-    if (run / "params.npz").is_file() or (run / "plots").is_dir():
+    if (run / layout.PARAMS).is_file() or (run / layout.PLOTS).is_dir():
         return RunInfo(run, "unknown", "?", None, None, None, _mtime(run), (
             "no summary.json: the bayesgen fit that wrote it did not finish; rerun it with --force",))
     raise BayesgenError(f"'{run}' is not a run directory (no config.json or summary.json); "

@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bayesgen import cli_tools, plots
+from bayesgen import cli_tools, layout, plots
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 from bayesgen._version import __version__
 from bayesgen.bayes import cli_bayes
@@ -244,9 +244,9 @@ def cmd_train(args) -> int:
 
 def cmd_demo(args) -> int:
     out = Path(args.out)
-    if (out / "config.json").exists() and not args.force:
+    if (out / layout.CONFIG).exists() and not args.force:
         out = next(p for i in range(2, 10_000)
-                   if not ((p := out.with_name(f"{out.name}-{i}")) / "config.json").exists())
+                   if not ((p := out.with_name(f"{out.name}-{i}")) / layout.CONFIG).exists())
     config = Config.from_dict({
         "data": {"source": "digits"},
         "model": {"likelihood": "categorical", "latent_dim": 2, "hidden": [256, 128]},
@@ -257,7 +257,7 @@ def cmd_demo(args) -> int:
     started = time.perf_counter()
     result = train(config, out, overwrite=True, progress=_progress(args))
     _report_training(result, out, started)
-    print(f"plots: {out / 'plots'}   next: bayesgen report {out} | bayesgen sample {out} | "
+    print(f"plots: {out / layout.PLOTS}   next: bayesgen report {out} | bayesgen sample {out} | "
           f"bayesgen evaluate {out} --n-importance 5000")
     return 0
 
@@ -585,7 +585,7 @@ def _run_precision(args):
     """Commands on an existing run compute in its precision (float64 for an --x64 run)."""
     run = getattr(args, "run", None)
     try:
-        x64 = bool(run) and json.loads((Path(run) / "config.json").read_text())["config"]["train"]["x64"] is True
+        x64 = bool(run) and json.loads((Path(run) / layout.CONFIG).read_text())["config"]["train"]["x64"] is True
     except (OSError, ValueError, KeyError, TypeError):
         x64 = False  # no or a corrupt config: the command itself reports it
     if not x64:

@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 from bayesgen._version import __version__
 from bayesgen.bayes import plots as bayes_plots
@@ -201,7 +202,7 @@ class _Page:
     def leftover_images(self) -> None:
         """Every other PNG in the run directory and its plots/ (e.g. from bayesgen sample or other tools)."""
         extra = []
-        for folder in (self.run, self.run / "plots"):
+        for folder in (self.run, self.run / layout.PLOTS):
             if folder.is_dir():
                 extra += [p for p in sorted(folder.glob("*.png")) if p.resolve() not in self.used]
         body = "".join(self.image(str(p.relative_to(self.run)), p.stem.replace("_", " "), required=False)
@@ -266,8 +267,8 @@ def _training_summary(history: list[dict]) -> str:
 
 
 def _vae_page(page: _Page, run: Path, info: RunInfo, notes: list[str]) -> None:
-    saved = _read_json(run / "config.json") or {}
-    evaluation = _read_json(run / "evaluation.json")
+    saved = _read_json(run / layout.CONFIG) or {}
+    evaluation = _read_json(run / layout.EVALUATION)
     fix_plots = f"draw the plots with bayesgen plot {run}"
     if isinstance(evaluation, dict) and "elbo" in evaluation:  # (when missing, info.missing says so)
         rows = [(label, evaluation[key], why) for key, label, why in EVALUATION_ROWS if key in evaluation]
@@ -301,7 +302,7 @@ def _lda_topics(run: Path) -> str:
 
 
 def _fit_page(page: _Page, run: Path, info: RunInfo) -> None:
-    summary = _read_json(run / "summary.json") or {}
+    summary = _read_json(run / layout.SUMMARY) or {}
     scalars = [(k, v) for k, v in summary.items() if not isinstance(v, (list, dict))]
     page.section("Summary", _table(scalars, ("quantity", "value")), "From summary.json.")
     if isinstance(summary.get("weights"), list):
@@ -337,7 +338,7 @@ def _read_draws(run: Path) -> tuple[dict, dict] | None:
     """``draws.npz`` of a ``bayesgen bayes fit`` run (``draws/<site>``, ``stats/<name>``, each
     ``[chain, draw, ...]``) as (draws, stats); None when it is missing or unreadable."""
     try:
-        with open(run / "draws.npz", "rb") as f, np.load(f, allow_pickle=False) as npz:
+        with open(run / layout.DRAWS, "rb") as f, np.load(f, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return None
@@ -357,8 +358,8 @@ def _draw_missing_bayes_plots(run: Path, chains: int) -> list[str]:
                   "rank": lambda path: bayes_plots.rank_plot(draws, path) if chains > 1 else None,
                   "pair": lambda path: bayes_plots.pair_plot(draws, path, divergent=stats.get("diverging"))}
         for name, plot in wanted.items():
-            if not (run / "plots" / f"{name}.png").is_file():
-                plot(run / "plots" / f"{name}.png")
+            if not (run / layout.PLOTS / f"{name}.png").is_file():
+                plot(run / layout.PLOTS / f"{name}.png")
 
     return _draw_missing(run, _bayes_figures(chains), draw)
 
@@ -369,7 +370,7 @@ SUMMARY_ROWS_SHOWN = 200
 def _posterior_table(run: Path) -> tuple[str, str]:
     """(table, note) from summary.csv: one row per scalar, numbers rounded for reading."""
     try:
-        with open(run / "summary.csv", newline="") as f:
+        with open(run / layout.POSTERIOR_SUMMARY, newline="") as f:
             rows = list(csv.reader(f))
     except OSError:
         return "", ""
@@ -420,7 +421,7 @@ def _chain_diagnostics(stats: dict, settings: dict) -> str:
 
 
 def _bayes_page(page: _Page, run: Path, info: RunInfo, notes: list[str]) -> None:
-    summary = _read_json(run / "summary.json") or {}
+    summary = _read_json(run / layout.SUMMARY) or {}
     settings = summary.get("settings") if isinstance(summary.get("settings"), dict) else {}
     fit = {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
     page.section("Settings", _config_tables({"fit": fit, "sampler settings": settings}),
@@ -460,17 +461,17 @@ def write_report(run_dir, out=None, *, draw_missing: bool = True) -> Path:
     """
     run = Path(run_dir)
     info = inspect_run(run)
-    target = Path(out) if out is not None else run / "report.html"
+    target = Path(out) if out is not None else run / layout.REPORT
     require(target.suffix.lower() in (".html", ".htm"),
             f"the report is HTML: end its file name in .html, got '{target}'")
-    require(not target.is_dir(), f"'{target}' is a directory; pass a file name such as {target / 'report.html'}")
+    require(not target.is_dir(), f"'{target}' is a directory; pass a file name such as {target / layout.REPORT}")
     page = _Page(run)
     if info.kind == "vae":
         notes = _draw_missing_vae_plots(run) if draw_missing else []
         _vae_page(page, run, info, notes)
         title = f"bayesgen run {run.name}: {info.model}"
     elif info.kind == "bayes":
-        chains = int((_read_json(run / "summary.json") or {}).get("chains") or 1)
+        chains = int((_read_json(run / layout.SUMMARY) or {}).get("chains") or 1)
         notes = _draw_missing_bayes_plots(run, chains) if draw_missing else []
         _bayes_page(page, run, info, notes)
         title = f"bayesgen bayes fit: {run.name}"

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import kl_divergence
 
-from bayesgen import plots
+from bayesgen import layout, plots
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 from bayesgen.catalog import inspect_run, read_history
 from bayesgen.config import Config
@@ -296,7 +296,7 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
     """
     config = Config.from_dict(config.to_dict())  # a private copy: prepare_data resolves it in place
     run = Path(run_dir)
-    if (run / "config.json").exists() and not overwrite:
+    if (run / layout.CONFIG).exists() and not overwrite:
         raise BayesgenError(f"'{run}' already holds a run; choose another run directory or pass force=True "
                             "to replace it")
     require(not run.exists() or run.is_dir(), f"'{run}' exists and is not a directory; choose another run directory")
@@ -316,12 +316,12 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
                 f"pass batch_size={len(data.train)} or less")
         t.devices = resolve_devices(t.devices, t.batch_size)
         if is_primary():
-            (run / "checkpoints").mkdir(parents=True, exist_ok=True)
-            for old in (run / "checkpoints").glob("*.ckpt"):  # a replaced run must not be resumed from
+            (run / layout.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+            for old in (run / layout.CHECKPOINTS).glob("*.ckpt"):  # a replaced run must not be resumed from
                 old.unlink()
-            _write_json(run / "config.json", {"config": config.to_dict(), "data": data.info,
+            _write_json(run / layout.CONFIG, {"config": config.to_dict(), "data": data.info,
                                               "fingerprint": data_fingerprint(data)})
-            (run / "metrics.jsonl").write_text("")
+            (run / layout.METRICS).write_text("")
         return _fit_and_evaluate(run, config, data, model, None, progress=progress, make_plots=make_plots,
                                  n_importance=n_importance, on_epoch=on_epoch)
 
@@ -352,12 +352,12 @@ def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_p
                 "where it stopped; restore the data or start a new run")
         model = build_model(config, data.info, data.train)
         start = None
-        if (run / "checkpoints" / "last.ckpt").exists():
+        if (run / layout.CHECKPOINTS / layout.LAST_CHECKPOINT).exists():
             start = _restore_progress(run, config, model, len(data.train))
         if is_primary():
-            _truncate_metrics(run / "metrics.jsonl", start.epoch if start else 0)
+            _truncate_metrics(run / layout.METRICS, start.epoch if start else 0)
             if devices is not None:
-                _write_json(run / "config.json", {**saved, "config": config.to_dict()})
+                _write_json(run / layout.CONFIG, {**saved, "config": config.to_dict()})
         return _fit_and_evaluate(run, config, data, model, start, progress=progress, make_plots=make_plots,
                                  n_importance=n_importance)
 
@@ -365,7 +365,7 @@ def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_p
 def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, start: FitProgress | None, *,
                       progress: bool, make_plots: bool, n_importance: int | None, on_epoch=None) -> dict:
     t = config.train
-    metrics_path, checkpoints = run / "metrics.jsonl", run / "checkpoints"
+    metrics_path, checkpoints = run / layout.METRICS, run / layout.CHECKPOINTS
     meta = {"config": config.to_dict()}
     best = {"best_epoch": start.best_epoch if start else 0, "best_loss": start.best_loss if start else math.inf}
 
@@ -381,9 +381,9 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
         current = eqx.combine(state.params, static)
         if is_best:
             best.update(best_epoch=record["epoch"], best_loss=monitored_loss(record))
-            save_checkpoint(checkpoints / "best.ckpt", current,
+            save_checkpoint(checkpoints / layout.BEST_CHECKPOINT, current,
                             metadata={**meta, "epoch": record["epoch"], "kind": "best"})
-        save_checkpoint(checkpoints / "last.ckpt", (current, state.opt_state, state.key, state.step),
+        save_checkpoint(checkpoints / layout.LAST_CHECKPOINT, (current, state.opt_state, state.key, state.step),
                         metadata={**meta, "epoch": record["epoch"], "kind": "last", **best})
         if user_on_epoch is not None:
             user_on_epoch(record)
@@ -397,7 +397,7 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
                          epochs=t.epochs, batch_size=t.batch_size, patience=t.patience, binarize=config.data.binarize,
                          on_epoch=on_epoch, progress=progress, resume=start, should_stop=stop, devices=t.devices)
     except TrainingDiverged as err:
-        last = checkpoints / "last.ckpt"
+        last = checkpoints / layout.LAST_CHECKPOINT
         kept = (f"; checkpoints kept in {last.parent}" if last.exists()
                 else "; no epoch finished, so no checkpoint was written")
         raise TrainingDiverged(f"{err}{kept}", err.result) from None
@@ -416,7 +416,7 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
 
 def _restore_progress(run: Path, config: Config, model, n_train: int) -> FitProgress:
     """The FitProgress saved in last.ckpt (and the best parameters from best.ckpt)."""
-    path = run / "checkpoints" / "last.ckpt"
+    path = run / layout.CHECKPOINTS / layout.LAST_CHECKPOINT
     params = eqx.filter(model, eqx.is_inexact_array)
     like = (model, run_optimizer(config, n_train).init(params), seed_key(config, KEY_FIT), jnp.zeros((), jnp.int32))
     (restored, opt_state, key, step), meta = load_checkpoint(path, like)
@@ -426,7 +426,7 @@ def _restore_progress(run: Path, config: Config, model, n_train: int) -> FitProg
             "resumed: start a new run")
     epoch, best_epoch = int(meta["epoch"]), int(meta["best_epoch"])
     best_params = eqx.filter(restored, eqx.is_inexact_array)
-    best_path = run / "checkpoints" / "best.ckpt"
+    best_path = run / layout.CHECKPOINTS / layout.BEST_CHECKPOINT
     if best_epoch != epoch and best_path.exists():
         candidate, best_meta = load_checkpoint(best_path, model)
         # best.ckpt is written before last.ckpt: if it is newer (a kill between the two writes), the
@@ -467,8 +467,8 @@ def read_config(run: Path) -> tuple[Config, dict]:
     """The resolved config of a run directory and the whole saved ``config.json``."""
     run = Path(run)
     require(run.is_dir(), f"run directory '{run}' does not exist; train one first with: bayesgen train --out {run}")
-    config_path = run / "config.json"
-    if not config_path.is_file() and (run / "summary.json").is_file():
+    config_path = run / layout.CONFIG
+    if not config_path.is_file() and (run / layout.SUMMARY).is_file():
         kind = inspect_run(run).kind
         command = "bayesgen bayes fit" if kind == "bayes" else f"bayesgen fit {kind}"
         raise BayesgenError(f"'{run}' holds a '{command}' run, not a VAE run from bayesgen train; "
@@ -498,7 +498,7 @@ def open_run(run_dir, *, checkpoint: str = "best") -> Run:
     with precision(config):
         data = prepare_data(config)
         like = build_model(config, data.info)
-        path = run / "checkpoints" / f"{checkpoint}.ckpt"
+        path = run / layout.CHECKPOINTS / f"{checkpoint}.ckpt"
         require(path.is_file(), f"checkpoint '{path}' does not exist: training has not finished its first epoch or was "
                                 f"interrupted before it; wait for it, continue it with bayesgen train --resume {run}, "
                                 "or rerun bayesgen train with the same options and --force")
@@ -526,7 +526,7 @@ def evaluate_run(run: Run, *, split: str = "test", n_importance: int | None = No
     if isinstance(run.model.posterior, SemiSupervisedPosterior):  # M2: its classifier q(y|x) on the split
         result["accuracy"] = float(np.mean(classify(run.model, x) == run.data.labels[split]))
     if write and split == "test":
-        _write_json(run.path / "evaluation.json", result)
+        _write_json(run.path / layout.EVALUATION, result)
     return result
 
 
@@ -550,7 +550,7 @@ def format_table(result: dict) -> str:
 
 def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
     """All standard plots of a run into ``RUN/plots``; returns the files written."""
-    out, shape = run.path / "plots", run.data.info["image_shape"]
+    out, shape = run.path / layout.PLOTS, run.data.info["image_shape"]
     written = []
     history = read_history(run.path)
     if history:
@@ -594,10 +594,10 @@ def plot_rate_distortion(run_dirs, path) -> Path:
         info = inspect_run(run)
         require(info.kind == "vae",
                 f"'{run}' is a 'bayesgen fit {info.kind}' run; rate-distortion needs runs from bayesgen train")
-        path_eval = run / "evaluation.json"
+        path_eval = run / layout.EVALUATION
         require(path_eval.is_file(), f"'{run}' has no evaluation.json; run bayesgen evaluate {run} first")
         result = json.loads(path_eval.read_text())
-        config = json.loads((run / "config.json").read_text())["config"]
+        config = json.loads((run / layout.CONFIG).read_text())["config"]
         rates.append(result["kl"])
         distortions.append(-result["reconstruction"])
         t = config["train"]

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.image import imread
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 from bayesgen.catalog import fit_kind, inspect_run, read_history
 
@@ -67,7 +68,7 @@ def artifact_files(run: Path) -> list[Path]:
     names = ["config.json", "metrics.jsonl", "evaluation.json", "summary.json", "report.html", "params.npz",
              "checkpoints/best.ckpt"]
     files = [run / name for name in names if (run / name).is_file()]
-    files += sorted(run.glob("*.csv")) + sorted(run.glob("*.png")) + sorted((run / "plots").glob("*.png"))
+    files += sorted(run.glob("*.csv")) + sorted(run.glob("*.png")) + sorted((run / layout.PLOTS).glob("*.png"))
     return files
 
 
@@ -97,7 +98,7 @@ class Tracker(abc.ABC):
     def _log_config(self) -> None:
         if self._params_logged:
             return
-        saved = _read_json(self.run / "config.json")
+        saved = _read_json(self.run / layout.CONFIG)
         if isinstance(saved, dict) and "config" in saved:
             self.log_params({**flatten(saved["config"]), **flatten(saved.get("data", {}), "data_info.")})
             self._params_logged = True
@@ -110,7 +111,7 @@ class Tracker(abc.ABC):
     def finish_training(self) -> None:
         """After ``bayesgen train``: the test evaluation, then the run's files; closes the run."""
         self._log_config()
-        evaluation = _read_json(self.run / "evaluation.json")
+        evaluation = _read_json(self.run / layout.EVALUATION)
         if isinstance(evaluation, dict):
             epochs = len(read_history(self.run))
             self.log_metrics({f"test_{k}": v for k, v in _numbers(evaluation).items()}, step=epochs)
@@ -260,7 +261,7 @@ def track_run(run_dir, kind: str, *, uri: str | None = None) -> Tracker:
                 tracker.on_epoch(record)
             tracker.finish_training()
             return tracker
-        summary = _read_json(run / "summary.json") or {}
+        summary = _read_json(run / layout.SUMMARY) or {}
         tracker.log_params({**flatten(summary), "bayesgen.kind": fit_kind(summary)})  # settings and results
         history = _params_history(run)
         for step, value in enumerate(history, start=1):
@@ -276,7 +277,7 @@ def track_run(run_dir, kind: str, *, uri: str | None = None) -> Tracker:
 
 def _params_history(run: Path) -> list[float]:
     """The objective per iteration that ``bayesgen fit`` stored in params.npz (empty if none)."""
-    path = run / "params.npz"
+    path = run / layout.PARAMS
     if not path.is_file():
         return []
     with np.load(path, allow_pickle=False) as params:

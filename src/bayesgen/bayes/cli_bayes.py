@@ -35,6 +35,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 from bayesgen.bayes import plots as bayes_plots
 from bayesgen.bayes.mcmc import sample
@@ -339,11 +340,11 @@ def _replicate(posterior, seed: int):
 
 
 def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bool, replicas=None) -> None:
-    with open(tmp / "draws.npz", "wb") as f:
+    with open(tmp / layout.DRAWS, "wb") as f:
         np.savez(f, **posterior.to_npz_arrays())
-    (tmp / "summary.csv").write_text(summary.to_csv_text())
+    (tmp / layout.POSTERIOR_SUMMARY).write_text(summary.to_csv_text())
     (tmp / "summary.txt").write_text(text + "\n")
-    (tmp / "summary.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    (tmp / layout.SUMMARY).write_text(json.dumps(report, indent=2, default=float) + "\n")
     try:
         idata = posterior.to_arviz()
     except BayesgenError:  # arviz not installed: the .npz is the record
@@ -353,12 +354,13 @@ def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bo
             warnings.simplefilter("ignore")
             idata.to_netcdf(str(tmp / "posterior.nc"))
     if plots:
-        bayes_plots.trace_plot(posterior.draws, tmp / "plots" / "trace.png")
+        bayes_plots.trace_plot(posterior.draws, tmp / layout.PLOTS / "trace.png")
         if posterior.num_chains > 1:
-            bayes_plots.rank_plot(posterior.draws, tmp / "plots" / "rank.png")
-        bayes_plots.pair_plot(posterior.draws, tmp / "plots" / "pair.png", divergent=posterior.stats.get("diverging"))
+            bayes_plots.rank_plot(posterior.draws, tmp / layout.PLOTS / "rank.png")
+        bayes_plots.pair_plot(posterior.draws, tmp / layout.PLOTS / "pair.png",
+                              divergent=posterior.stats.get("diverging"))
         if replicas is not None:
-            bayes_plots.ppc_plot(*replicas, tmp / "plots" / "ppc.png")
+            bayes_plots.ppc_plot(*replicas, tmp / layout.PLOTS / "ppc.png")
 
 
 def _extreme(summary, column: str, reduce) -> float | None:

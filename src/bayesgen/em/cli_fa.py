@@ -30,6 +30,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 from bayesgen.data import SUPPORTED, load_data
 from bayesgen.em.factor_analysis import METHODS, PPCA, FactorAnalysis
@@ -105,11 +106,11 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
               "history": model.history_}
 
     def write(run: Path) -> None:
-        atomic_write_bytes(run / "params.npz", lambda f: np.savez(f, **arrays))
+        atomic_write_bytes(run / layout.PARAMS, lambda f: np.savez(f, **arrays))
         _write_csv(run / "latents.csv", latents, [f"z_{i}" for i in range(latents.shape[1])])
-        plot_history(model.history_, run / "plots" / "loglik.png", title=f"{name}: log-likelihood per example")
-        plot_loadings(model, run / "plots" / "loadings.png")
-        atomic_write_bytes(run / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+        plot_history(model.history_, run / layout.PLOTS / "loglik.png", title=f"{name}: log-likelihood per example")
+        plot_loadings(model, run / layout.PLOTS / "loadings.png")
+        atomic_write_bytes(run / layout.SUMMARY, lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
 
     # Built in a temporary sibling and renamed into place: a fit or write that fails (or is
     # killed) under --force leaves the previous run as it was.

@@ -25,6 +25,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError
 from bayesgen.data import load_data
 from bayesgen.em.gmm import COVARIANCE_TYPES, INIT_METHODS, BayesianGaussianMixture, GaussianMixture
@@ -83,17 +84,17 @@ def _write_run(tmp: Path, model, data, summary: dict, bayesian: bool) -> None:
     if bayesian:
         arrays.update(weight_concentration=model.weight_concentration_, mean_precision=model.mean_precision_,
                       degrees_of_freedom=model.degrees_of_freedom_)
-    with open(tmp / "params.npz", "wb") as f:
+    with open(tmp / layout.PARAMS, "wb") as f:
         np.savez(f, **{name: np.asarray(value) for name, value in arrays.items()})
     proba = model.predict_proba(data.x)
     component = np.argmax(proba, axis=1)
     table = np.column_stack([np.arange(len(component)), component, proba[np.arange(len(component)), component]])
     np.savetxt(tmp / "assignments.csv", table, delimiter=",", fmt=["%d", "%d", "%.6f"],
                header="index,component,probability", comments="")
-    (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_clusters(model, data.x, tmp / "plots" / "clusters.png", labels=data.labels)
+    (tmp / layout.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    plot_clusters(model, data.x, tmp / layout.PLOTS / "clusters.png", labels=data.labels)
     ylabel = "lower bound per row (nats, up to a constant)" if bayesian else "mean log-likelihood per row (nats)"
-    plot_history(model.history_, tmp / "plots" / "loglik.png", ylabel=ylabel,
+    plot_history(model.history_, tmp / layout.PLOTS / "loglik.png", ylabel=ylabel,
                  title="Variational EM" if bayesian else "EM")
 
 

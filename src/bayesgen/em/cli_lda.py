@@ -36,6 +36,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from bayesgen import layout
 from bayesgen._errors import require
 from bayesgen.data import completion_split, load_corpus, read_vocabulary, split_indices
 from bayesgen.em.lda import LEARNING_METHODS, LatentDirichletAllocation
@@ -215,7 +216,7 @@ def run(args, kind: str = "lda") -> int:
                  history=history, **extra)
 
     def write(run: Path) -> None:
-        atomic_write_bytes(run / "params.npz", write_npz)
+        atomic_write_bytes(run / layout.PARAMS, write_npz)
         if kind == "prodlda":
             save_checkpoint(run / "model.npz", fitted.model, metadata={
                 "kind": "prodlda", "vocab_size": corpus.vocab_size, "n_topics": args.topics,
@@ -225,10 +226,11 @@ def run(args, kind: str = "lda") -> int:
         atomic_write_bytes(run / "doc_topics.csv", lambda f: f.write(_csv_bytes(
             ["document", "split"] + [f"topic_{k}" for k in range(args.topics)],
             ([names[d], split[d], *(f"{p:.6f}" for p in doc_topics[d])] for d in range(corpus.n_docs)))))
-        plot_topics(fitted, run / "plots" / "topics.png", n_words=args.n_words)
+        plot_topics(fitted, run / layout.PLOTS / "topics.png", n_words=args.n_words)
         title = f"LDA ({args.method}, K={args.topics})" if kind == "lda" else f"ProdLDA (K={args.topics})"
-        plot_history(history, run / "plots" / "history.png", ylabel=history_label, title=title, show_increase=False)
-        atomic_write_bytes(run / "summary.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+        plot_history(history, run / layout.PLOTS / "history.png", ylabel=history_label, title=title,
+                     show_increase=False)
+        atomic_write_bytes(run / layout.SUMMARY, lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
 
     atomic_directory(out, write)
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 
 FORMAT = "bayesgen-checkpoint/1"
@@ -61,7 +62,7 @@ def check_replaceable_run(out: Path, force: bool) -> None:
     if not out.exists():
         return
     require(force, f"'{out}' already exists; choose another run directory or pass force=True to replace it")
-    require(out.is_dir() and (not any(out.iterdir()) or (out / "summary.json").is_file()),
+    require(out.is_dir() and (not any(out.iterdir()) or (out / layout.SUMMARY).is_file()),
             f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another run directory")
 
 
