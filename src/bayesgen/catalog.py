@@ -99,7 +99,7 @@ def _vae_info(run: Path) -> RunInfo:
             missing.append(f"not evaluated (no evaluation.json): run bayesgen evaluate {run}")
     metric_name, metric = ((f"test log p(x) K={evaluation.get('n_importance')}", evaluation["log_px"]) if evaluation
                            else (None, None))
-    modified = max(_mtime(run / name) for name in ("config.json", "metrics.jsonl", "evaluation.json"))
+    modified = max(_mtime(run / name) for name in (layout.CONFIG, layout.METRICS, layout.EVALUATION))
     return RunInfo(run, "vae", model, len(history) or None, metric_name, metric, modified, tuple(missing))
 
 

@@ -65,8 +65,8 @@ def _numbers(record: dict) -> dict[str, float]:
 def artifact_files(run: Path) -> list[Path]:
     """The files of a run worth keeping with the tracked run (not the tracking stores themselves)."""
     run = Path(run)
-    names = ["config.json", "metrics.jsonl", "evaluation.json", "summary.json", "report.html", "params.npz",
-             "checkpoints/best.ckpt"]
+    names = [layout.CONFIG, layout.METRICS, layout.EVALUATION, layout.SUMMARY, layout.REPORT, layout.PARAMS,
+             f"{layout.CHECKPOINTS}/{layout.BEST_CHECKPOINT}"]
     files = [run / name for name in names if (run / name).is_file()]
     files += sorted(run.glob("*.csv")) + sorted(run.glob("*.png")) + sorted((run / layout.PLOTS).glob("*.png"))
     return files

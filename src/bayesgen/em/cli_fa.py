@@ -38,7 +38,7 @@ from bayesgen.em.plots import plot_history, plot_loadings
 from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run
 
 KINDS = ("fa", "ppca")
-FILES = ("params.npz", "latents.csv", "summary.json", "plots/loglik.png", "plots/loadings.png")
+FILES = (layout.PARAMS, "latents.csv", layout.SUMMARY, f"{layout.PLOTS}/loglik.png", f"{layout.PLOTS}/loadings.png")
 
 
 def _check_kind(kind: str) -> None:
