@@ -169,11 +169,12 @@ def test_layers_train_below_lvm_except_the_listed_debt():
     assert _layer_violations() == set(LAYER_DEBT)
 
 
-def _library_strings():
-    """(module, line, text) of every string literal outside the CLI modules, docstrings excepted."""
+def _library_strings(with_cli: bool = False):
+    """(module, line, text) of every string literal (outside the CLI modules unless ``with_cli``),
+    docstrings excepted."""
     for module, path in MODULES.items():
         name = module.rsplit(".", 1)[-1]
-        if name.startswith("cli") or name == "completion":
+        if not with_cli and (name.startswith("cli") or name == "completion"):
             continue
         tree = ast.parse(path.read_text())
         docstrings = {id(node.body[0].value) for node in ast.walk(tree)
@@ -233,3 +234,16 @@ def test_abstract_or_final_no_concrete_method_is_overridden():
     # STYLE.md 2: an abstract base declares what a part provides; concrete parts implement it and
     # never redefine what a base already implements (equinox's abstract-or-final pattern).
     assert _concrete_overrides() == []
+
+
+def test_run_file_names_are_spelled_only_in_layout():
+    # bayesgen/layout.py owns the file names of a run directory; everyone else asks it. ("plots"
+    # is also a module name, so only names with a dot and the checkpoints folder are checked.)
+    from bayesgen import layout
+
+    names = {value for name, value in vars(layout).items()
+             if name.isupper() and isinstance(value, str) and ("." in value or value == layout.CHECKPOINTS)}
+    assert {"metrics.jsonl", "summary.json", "checkpoints"} <= names
+    found = [f"{module}:{line} spells {text!r}" for module, line, text in _library_strings(with_cli=True)
+             if text in names and module != "bayesgen.layout"]
+    assert found == []
