@@ -16,6 +16,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAZY = {
     "importlib": "bayesgen.__getattr__ loads bayesgen.bayes on first use; tracking probes optional packages",
     "sklearn": "importing scikit-learn takes ~0.9 s: only the digits data set and text corpora need it",
+    "scipy.stats": "~0.4 s to import: only the posterior's mode (a KDE) needs it",
+    "bayesgen.bayes": "its diagnostics and plots import scipy.stats (~0.4 s): the CLI and the report load them "
+                      "only for a bayes command or a bayes run",
+    "matplotlib.image": "~0.2 s to import (PIL): only PNG folders and TensorBoard images need it",
     "arviz": "optional: the bayes extra",
     "jaxoplanet": "optional: the transit extra",
     "mlflow": "optional: the track extra",

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from matplotlib.image import imread
 
 from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
@@ -214,9 +213,11 @@ class TensorBoardTracker(Tracker):
             self.writer.add_scalar(key, value, step)
 
     def log_artifacts(self, files):
+        import matplotlib.image  # lazy: ~0.2 s to import (PIL), only TensorBoard images need it
+
         for path in files:
             if path.suffix == ".png":
-                image = imread(path)[..., :3]  # RGB(A) floats in [0, 1], height x width x channels
+                image = matplotlib.image.imread(path)[..., :3]  # RGB(A) floats in [0, 1], height x width x channels
                 self.writer.add_image(str(path.relative_to(self.run).with_suffix("")), image, self._step,
                                       dataformats="HWC")
         self.writer.add_text("files", "\n".join(f"* {p.relative_to(self.run)}" for p in files), self._step)

@@ -15,7 +15,6 @@ import zlib
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib.image
 import numpy as np
 import scipy.io
 
@@ -384,6 +383,8 @@ def _png_files(folder: Path) -> list[Path]:
 
 def _read_png(file: Path) -> np.ndarray:
     """One PNG as uint8 (H, W, C), C = 1 for grey (also RGB with R = G = B) or 3 for colour."""
+    import matplotlib.image  # lazy: ~0.2 s to import (PIL), only image folders need it
+
     try:
         image = matplotlib.image.imread(file)
     except Exception as error:
