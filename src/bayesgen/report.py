@@ -39,6 +39,7 @@ import numpy as np
 from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 from bayesgen._version import __version__
+from bayesgen.bayes import plots as bayes_plots
 from bayesgen.catalog import RunInfo, inspect_run, read_history
 from bayesgen.runs import open_run, plot_run
 from bayesgen.train.checkpoint import atomic_write_bytes
@@ -349,8 +350,6 @@ def _read_draws(run: Path) -> tuple[dict, dict] | None:
 def _draw_missing_bayes_plots(run: Path, chains: int) -> list[str]:
     """Draw whichever of the trace, rank and pair plots of a ``bayesgen bayes fit`` run is
     missing, from draws.npz (the posterior predictive check needs the model: not redrawn)."""
-    from bayesgen.bayes import plots as bayes_plots  # lazy: bayes modules import scipy.stats (~0.4 s at CLI start-up)
-
     def draw():
         found = _read_draws(run)
         require(found is not None and found[0], "draws.npz is missing or corrupt; rerun the bayesgen bayes fit command")

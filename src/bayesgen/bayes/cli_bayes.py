@@ -37,6 +37,11 @@ import numpy as np
 
 from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
+from bayesgen.bayes import plots as bayes_plots
+from bayesgen.bayes.mcmc import sample
+from bayesgen.bayes.models.mixture import MixturePrior, gibbs_gaussian_mixture
+from bayesgen.bayes.sites import model_sites
+from bayesgen.bayes.vi import fit_vi
 from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 HELP = "Bayesian models with global parameters (NumPyro models): fit by NUTS / HMC / MH / Gibbs / VI."
@@ -173,10 +178,6 @@ def _lme(table, args):
 
 
 def _mixture(table, args):
-    from bayesgen.bayes.models.mixture import (
-        MixturePrior,  # lazy: bayes modules import scipy.stats (~0.4 s at CLI start-up)
-    )
-
     x = _covariates(table, (), "mixture")
     require(2 <= args.components <= len(x), f"--components must lie in 2..{len(x)} (the rows), got {args.components}")
     return (x, args.components, MixturePrior()), {}
@@ -230,8 +231,6 @@ def load_user_model(spec: str):
 def _check_user_model(model, spec: str, table: dict) -> None:
     """Trace the user's model on the data once (abstractly), so that a mismatch between its
     arguments and the data's columns is one line, not a traceback from inside a sampler."""
-    from bayesgen.bayes.sites import model_sites  # lazy: bayes modules import scipy.stats (~0.4 s at CLI start-up)
-
     try:
         model_sites(model, (), dict(table))
     except Exception as err:  # the user's code
@@ -306,12 +305,6 @@ def _model_and_data(args):
 
 
 def _fit(args, model, model_args, model_kwargs):
-    from bayesgen.bayes.mcmc import sample  # lazy: bayes modules import scipy.stats (~0.4 s at CLI start-up)
-    from bayesgen.bayes.models.mixture import (
-        gibbs_gaussian_mixture,  # lazy: bayes modules import scipy.stats (~0.4 s at CLI start-up)
-    )
-    from bayesgen.bayes.vi import fit_vi  # lazy: bayes modules import scipy.stats (~0.4 s at CLI start-up)
-
     key = jax.random.key(args.seed)
     progress = not args.quiet
     if args.method == "gibbs":
@@ -347,8 +340,6 @@ def _replicate(posterior, seed: int):
 
 
 def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bool, replicas=None) -> None:
-    from bayesgen.bayes import plots as bayes_plots  # lazy: bayes modules import scipy.stats (~0.4 s at CLI start-up)
-
     with open(tmp / layout.DRAWS, "wb") as f:
         np.savez(f, **posterior.to_npz_arrays())
     (tmp / layout.POSTERIOR_SUMMARY).write_text(summary.to_csv_text())

@@ -25,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 from numpyro.diagnostics import effective_sample_size, gelman_rubin, hpdi
 from scipy.special import ndtri
-from scipy.stats import rankdata
 
 __all__ = ["split_chains", "rank_normalize", "ess_bulk", "ess_tail", "ess_mean", "rhat", "mcse_mean", "hpdi"]
 
@@ -40,6 +39,8 @@ def split_chains(x: np.ndarray) -> np.ndarray:
 
 def rank_normalize(x: np.ndarray) -> np.ndarray:
     """Normal scores of the ranks over all chains and draws (average ranks for ties)."""
+    from scipy.stats import rankdata  # lazy: scipy.stats takes ~0.4 s to import (every CLI start loads this module)
+
     flat = x.reshape(x.shape[0] * x.shape[1], -1)
     ranks = rankdata(flat, axis=0, method="average")
     z = ndtri((ranks - 0.375) / (flat.shape[0] + 0.25))

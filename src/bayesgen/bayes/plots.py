@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from scipy.stats import rankdata
 
 from bayesgen._errors import require
 from bayesgen.bayes.diagnostics import scalar_names
@@ -92,6 +91,8 @@ def trace_plot(draws, path: PathLike, *, var_names=None, max_params: int = 12) -
 def rank_plot(draws, path: PathLike, *, var_names=None, max_params: int = 12, bins: int = 20) -> Path:
     """Histogram of each chain's ranks among all draws, one row per scalar parameter; the
     dashed line is the count expected when the chains mix."""
+    from scipy.stats import rankdata  # lazy: scipy.stats takes ~0.4 s to import (every CLI start loads this module)
+
     labels, values, total = _scalars(draws, var_names, max_params)
     chains, n, k = values.shape
     fig = _grid_figure(2.2 * chains + 1.0, 1.4 * k + 0.6)
