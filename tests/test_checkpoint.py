@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError
 from bayesgen.train import checkpoint as ckpt
 
@@ -56,8 +57,8 @@ def test_shape_or_count_mismatch_names_a_different_configuration(tmp_path):
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     path = tmp_path / "new" / "f.bin"
-    ckpt.atomic_write_bytes(path, lambda f: f.write(b"first"))
-    ckpt.atomic_write_bytes(path, lambda f: f.write(b"second"))
+    layout.atomic_write_bytes(path, lambda f: f.write(b"first"))
+    layout.atomic_write_bytes(path, lambda f: f.write(b"second"))
     assert path.read_bytes() == b"second"
 
     def fail(f):
@@ -65,26 +66,26 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        ckpt.atomic_write_bytes(path, fail)
+        layout.atomic_write_bytes(path, fail)
     assert path.read_bytes() == b"second" and _leftovers(path.parent) == []
 
 
 def test_replaceable_run_rules(tmp_path):
-    ckpt.check_replaceable_run(tmp_path / "absent", force=False)  # nothing there: fine without force
+    layout.check_replaceable_run(tmp_path / "absent", force=False)  # nothing there: fine without force
     run = tmp_path / "run"
     run.mkdir()
-    ckpt.check_replaceable_run(run, force=True)  # an empty directory may be replaced
+    layout.check_replaceable_run(run, force=True)  # an empty directory may be replaced
     with pytest.raises(BayesgenError, match="already exists"):
-        ckpt.check_replaceable_run(run, force=False)
+        layout.check_replaceable_run(run, force=False)
     (run / "notes.txt").write_text("mine")
     with pytest.raises(BayesgenError, match="not a run directory"):
-        ckpt.check_replaceable_run(run, force=True)  # someone's files, no summary.json
+        layout.check_replaceable_run(run, force=True)  # someone's files, no summary.json
     (run / "summary.json").write_text("{}")
-    ckpt.check_replaceable_run(run, force=True)  # a previous run may be replaced
+    layout.check_replaceable_run(run, force=True)  # a previous run may be replaced
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     with pytest.raises(BayesgenError, match="not a run directory"):
-        ckpt.check_replaceable_run(a_file, force=True)
+        layout.check_replaceable_run(a_file, force=True)
 
 
 def test_atomic_directory_replaces_a_run_and_keeps_it_on_failure(tmp_path):
@@ -95,8 +96,8 @@ def test_atomic_directory_replaces_a_run_and_keeps_it_on_failure(tmp_path):
             (tmp / "summary.json").write_text(json.dumps(content))
         return _write
 
-    ckpt.atomic_directory(out, write({"v": 1}))
-    ckpt.atomic_directory(out, write({"v": 2}))  # the parent exists now
+    layout.atomic_directory(out, write({"v": 1}))
+    layout.atomic_directory(out, write({"v": 2}))  # the parent exists now
     assert json.loads((out / "summary.json").read_text()) == {"v": 2}
     assert _leftovers(out.parent) == []
 
@@ -105,7 +106,7 @@ def test_atomic_directory_replaces_a_run_and_keeps_it_on_failure(tmp_path):
         raise RuntimeError("interrupted")
 
     with pytest.raises(RuntimeError):
-        ckpt.atomic_directory(out, broken)
+        layout.atomic_directory(out, broken)
     assert json.loads((out / "summary.json").read_text()) == {"v": 2} and _leftovers(out.parent) == []
 
 
@@ -120,7 +121,7 @@ def test_atomic_directory_puts_the_old_run_back_when_the_final_rename_fails(tmp_
             raise OSError("cross-device link")
         real_rename(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "rename", rename)
+    monkeypatch.setattr(layout.os, "rename", rename)
     with pytest.raises(OSError, match="cross-device"):
-        ckpt.atomic_directory(out, lambda tmp: (tmp / "summary.json").write_text('{"v": 2}'))
+        layout.atomic_directory(out, lambda tmp: (tmp / "summary.json").write_text('{"v": 2}'))
     assert (out / "summary.json").read_text() == '{"v": 1}' and _leftovers(tmp_path) == []

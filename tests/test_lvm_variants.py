@@ -240,17 +240,21 @@ def _assert_bounds_agree(model, x, kl: str, k: int, key):
     return (b["elbo"], b["elbo_2"]), b["iwae_k"]
 
 
+# the variants' options at tiny sizes
+TINY_OPTIONS = {"vamp-vae": {"n_pseudo": 20}, "planar-vae": {"n_flows": 2, "context_dim": 4},
+                "iaf-vae": {"n_flows": 2, "context_dim": 4}, "ladder-vae": {"context_dim": 4},
+                "gumbel-vae": {"categories": 4}, "avb-vae": {"noise_dim": 4}}
+
+
 # ladder-vae, gumbel-vae, m2, cvae and vae are built (not trained) and their bounds checked in
 # test_models_are_wired_from_their_names, and trained in their own files' tests without a whole run (CI time)
 @pytest.mark.parametrize("name", ["mog-vae", "vamp-vae", "planar-vae", "iaf-vae", "hvae", "avb-vae"])
 def test_every_variant_trains_and_evaluates_through_a_run(name, tmp_path):
     from conftest import tiny_config
 
-    from bayesgen.lvm.presets import MODELS
     from bayesgen.runs import build_model, open_run, train
 
-    config = tiny_config(model={"name": name, "hidden": [16], "n_pseudo": 20, "n_flows": 2, "context_dim": 4,
-                                "categories": 4, "noise_dim": 4},
+    config = tiny_config(model={"name": name, "hidden": [16], "options": TINY_OPTIONS.get(name, {})},
                          train={"epochs": 3 if name == "avb-vae" else 1, "batch_size": 256},  # AVB: T needs 15 steps
                          eval={"n_importance": 64})
     result = train(config, tmp_path / name, progress=False, make_plots=False)
@@ -258,8 +262,9 @@ def test_every_variant_trains_and_evaluates_through_a_run(name, tmp_path):
     # no closed-form KL for these: auto resolved to Monte Carlo; AVB's densities are its moment-matched Gaussian's
     assert run.config.train.kl == ("analytic" if name == "avb-vae" else "mc")
     assert run.config.train.kl_warmup == 0  # the model's default warm-up, resolved into config.json
-    expected_prior = {"mog": "MixtureOfGaussians", "vamp": "VampPrior"}.get(MODELS[name].get("prior"), None)
-    assert expected_prior is None or type(run.model.prior).__name__ == expected_prior
+    expected_prior = {"mog-vae": "MixtureOfGaussians", "vamp-vae": "VampPrior", "hvae": "HierarchicalPrior"}.get(
+        name, "StandardNormal")
+    assert type(run.model.prior).__name__ == expected_prior
     _, samples = run.model.sample(jax.random.key(0), 3)
     assert samples.shape == (3, run.model.data_dim) and np.all(np.isfinite(np.asarray(samples)))
 
@@ -310,7 +315,7 @@ def test_models_are_wired_from_their_names(name, prior, posterior, objective):
 
     from bayesgen.runs import build_model, make_objective, prepare_data, resolve_kl
 
-    config = tiny_config(model={"name": name, "hidden": [16], "context_dim": 4, "noise_dim": 4, "categories": 4},
+    config = tiny_config(model={"name": name, "hidden": [16], "options": TINY_OPTIONS.get(name, {})},
                          data={"labels_per_class": 5} if name == "m2" else {})
     data = prepare_data(config)
     model = build_model(config, data.info, data.train)

@@ -2,6 +2,8 @@
 image encoders/decoders' layouts, and every model built on a conv / resnet network training
 through one compiled epoch (compiled once per shape)."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -224,14 +226,16 @@ def test_every_model_trains_on_an_image_network(getkey):
     compiling all of them cost ~1 CI minute."""
     from conftest import tiny_config
 
-    from bayesgen.lvm.presets import MODELS
+    from bayesgen import variants
     from bayesgen.runs import build_model, make_objective, prepare_data, resolve_kl
     from bayesgen.train.loop import init, make_optimizer, make_step
 
-    for i, name in enumerate(MODELS):
+    tiny = {"n_pseudo": 10, "n_flows": 1, "context_dim": 2, "categories": 3, "noise_dim": 2}
+    for i, (name, variant) in enumerate(variants.variants().items()):
         network = ("conv", "resnet")[i % 2]
-        config = tiny_config(model={"name": name, "network": network, "channels": 2, "hidden": [8], "n_pseudo": 10,
-                                    "n_flows": 1, "context_dim": 2, "categories": 3, "noise_dim": 2},
+        options = {f.name: tiny[f.name] for f in dataclasses.fields(variant.Options) if f.name in tiny}
+        config = tiny_config(model={"name": name, "network": network, "channels": 2, "hidden": [8],
+                                    "options": options},
                              data={"labels_per_class": 5} if name == "m2" else {})
         data = prepare_data(config)
         model = build_model(config, data.info, data.train)

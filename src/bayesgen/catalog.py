@@ -1,10 +1,10 @@
 """Find and describe run directories of every kind, without loading a model.
 
-Two kinds of run directory exist:
+Three kinds of run directory exist, each named in its ``run.json`` (:func:`bayesgen.layout.read_manifest`):
 
 * ``bayesgen train`` (kind ``vae``, whatever the ``--model`` variant): ``config.json``,
   ``metrics.jsonl``, ``evaluation.json``, ``checkpoints/{best,last}.ckpt``, ``plots/``;
-* ``bayesgen fit MODEL`` (kinds ``gmm``, ``bgmm``, ``fa``, ``ppca``, ``lda``):
+* ``bayesgen fit MODEL`` (kinds ``gmm``, ``bgmm``, ``fa``, ``ppca``, ``lda``, ``prodlda``):
   ``summary.json`` (written last), ``params.npz``, model-specific CSV files and ``plots/``;
 * ``bayesgen bayes fit`` (kind ``bayes``): ``summary.json`` (its ``draws_per_chain`` tells it
   apart), ``draws.npz``, ``summary.csv``/``.txt`` and ``plots/``.
@@ -29,8 +29,6 @@ from typing import NamedTuple
 from bayesgen import layout
 from bayesgen._errors import BayesgenError
 
-FIT_KINDS = ("gmm", "bgmm", "fa", "ppca", "lda")
-
 
 class RunInfo(NamedTuple):
     path: Path
@@ -48,16 +46,6 @@ def _read_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-
-
-def fit_kind(summary: dict) -> str:
-    """The ``bayesgen fit`` model that wrote ``summary`` (LDA's summary has no ``model`` key);
-    ``"bayes"`` for ``bayesgen bayes fit``, whose ``model`` is a catalogue name or a user's file."""
-    if summary.get("model") in FIT_KINDS:
-        return summary["model"]
-    if "draws_per_chain" in summary:
-        return "bayes"
-    return "lda" if "n_topics" in summary else "unknown"
 
 
 def read_history(run: Path) -> list[dict]:
@@ -111,10 +99,9 @@ _FIT_METRICS = {  # kind -> (summary key, name)
 }
 
 
-def _fit_info(run: Path, summary: dict) -> RunInfo:
-    kind = fit_kind(summary)
-    if kind == "lda":
-        model = f"lda K={summary.get('n_topics')} {summary.get('method', '')}".rstrip()
+def _fit_info(run: Path, summary: dict, kind: str) -> RunInfo:
+    if kind in ("lda", "prodlda"):
+        model = f"{kind} K={summary.get('n_topics')} {summary.get('method', '')}".rstrip()
         held = summary.get("held_out_perplexity")
         metric_name, metric = (("held-out perplexity", held) if held is not None
                                else ("train perplexity", summary.get("perplexity")))
@@ -148,24 +135,20 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def is_run(path) -> bool:
-    path = Path(path)
-    return (path / layout.CONFIG).is_file() or (path / layout.SUMMARY).is_file()
-
-
 def inspect_run(path) -> RunInfo:
     """What a run directory holds, from its small files only. Raises BayesgenError if ``path`` is no run."""
     run = Path(path)
     if not run.is_dir():
         raise BayesgenError(f"run directory '{run}' does not exist; list the runs with: bayesgen runs {run.parent}")
-    if (run / layout.CONFIG).is_file():
+    found = layout.read_manifest(run)
+    if found is not None and found["kind"] == "vae":
         return _vae_info(run)
     if (run / layout.SUMMARY).is_file():
         summary = _read_json(run / layout.SUMMARY)
-        if not isinstance(summary, dict):
+        if found is None or not isinstance(summary, dict):
             return RunInfo(run, "unknown", "?", None, None, None, _mtime(run / layout.SUMMARY),
                            ("summary.json is corrupt: rerun the bayesgen fit command with --force",))
-        return _fit_info(run, summary)
+        return _fit_info(run, summary, found["kind"])
     if (run / layout.PARAMS).is_file() or (run / layout.PLOTS).is_dir():
         return RunInfo(run, "unknown", "?", None, None, None, _mtime(run), (
             "no summary.json: the bayesgen fit that wrote it did not finish; rerun it with --force",))
@@ -186,7 +169,7 @@ def find_runs(root, *, max_depth: int = 3) -> list[RunInfo]:
     found, stack = [], [(root, 0)]
     while stack:
         folder, depth = stack.pop()
-        if is_run(folder):
+        if layout.is_run(folder):
             found.append(inspect_run(folder))
             continue
         if depth >= max_depth:

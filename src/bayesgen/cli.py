@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import importlib
 import io
 import json
@@ -22,7 +23,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bayesgen import cli_tools, layout, plots
+from bayesgen import cli_tools, layout, plots, variants
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 from bayesgen._version import __version__
 from bayesgen.bayes import cli_bayes
@@ -43,7 +44,6 @@ from bayesgen.runs import (
     with_condition,
 )
 from bayesgen.tracking import require_tracker, track_run, tracked_training
-from bayesgen.train.checkpoint import atomic_write_bytes
 from bayesgen.train.sharding import initialize_distributed
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
@@ -120,8 +120,7 @@ TRAIN_FLAGS = {
     "--split-seed": ("data", "split_seed", dict(type=int)),
     "--labels-per-class": ("data", "labels_per_class", dict(type=int, metavar="N",
                                                             help="m2: keep N training labels per class")),
-    "--model": ("model", "name", dict(help="vae | mog-vae | vamp-vae | planar-vae | iaf-vae | hvae | "
-                                           "ladder-vae | cvae | gumbel-vae | m2 | avb-vae")),
+    "--model": ("model", "name", dict(metavar="NAME", help=" | ".join(variants.names()))),
     "--likelihood": ("model", "likelihood", dict(help="bernoulli | gaussian | gaussian-learned | categorical")),
     "--latent-dim": ("model", "latent_dim", dict(type=int)),
     "--network": ("model", "network", dict(help="mlp | conv | resnet (conv and resnet need image data)")),
@@ -132,13 +131,6 @@ TRAIN_FLAGS = {
     "--depth": ("model", "depth", dict(type=int, help="resnet: residual blocks per resolution")),
     "--sigma": ("model", "sigma", dict(type=float, help="fixed sigma of the gaussian likelihood")),
     "--levels": ("model", "levels", dict(type=int, help="grey levels of the categorical likelihood")),
-    "--noise-dim": ("model", "noise_dim", dict(type=int, help="avb-vae: noise inputs of the implicit encoder")),
-    "--categories": ("model", "categories", dict(type=int, help="gumbel-vae: classes per categorical latent")),
-    "--temperature": ("model", "temperature", dict(type=float, help="gumbel-vae: initial Gumbel-softmax temperature")),
-    "--min-temperature": ("model", "min_temperature", dict(type=float, help="gumbel-vae: the temperature's floor")),
-    "--temperature-decay": ("model", "temperature_decay", dict(type=float, metavar="RATE",
-                                                               help="gumbel-vae: "
-                                                                    "tau_t = max(min, tau_0 exp(-RATE step))")),
     "--objective": ("train", "objective", dict(help="elbo | iwae | renyi")),
     "--kl": ("train", "kl", dict(help="analytic | mc")),
     "--beta": ("train", "beta", dict(type=float, help="KL weight (beta-VAE)")),
@@ -162,6 +154,28 @@ TRAIN_FLAGS = {
     "--x64": ("train", "x64", dict(action="store_const", const=True, help="train and evaluate in float64")),
     "--n-importance": ("eval", "n_importance", dict(type=int, metavar="K", help="importance samples for log p(x)")),
 }
+
+
+def _option_flags() -> dict:
+    """One flag per option of the variants (``n_components`` -> ``--n-components``), its help
+    naming the variants that have it and their defaults; section ``options`` of ``[model]``."""
+    types = {"int": int, "float": float, "str": str}
+    found: dict[str, dict] = {}
+    for variant in variants.variants().values():
+        for f in dataclasses.fields(variant.Options):
+            entry = found.setdefault(f.name, {"type": types[str(f.type)], "metavar": f.metadata.get("metavar"),
+                                              "help": {}})
+            entry["help"].setdefault((f.metadata["help"], f.default), []).append(variant.name)
+    flags = {}
+    for name, entry in found.items():
+        help_text = "; ".join(f"{', '.join(owners)}: {text} (default {default:g})"
+                              for (text, default), owners in entry["help"].items())
+        flags["--" + name.replace("_", "-")] = ("options", name, dict(type=entry["type"], metavar=entry["metavar"],
+                                                                      help=help_text.replace("%", "%%")))
+    return flags
+
+
+TRAIN_FLAGS.update(_option_flags())
 
 EXAMPLES = {
     "train": "bayesgen train --data digits --likelihood categorical --latent-dim 2 --epochs 50 --out runs/digits\n"
@@ -207,7 +221,7 @@ def _config_from_args(args):
     for flag, (section, key, _) in TRAIN_FLAGS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
-            raw[section][key] = value
+            (raw["model"]["options"] if section == "options" else raw[section])[key] = value
     if raw["train"]["patience"] == 0:
         raw["train"]["patience"] = None
     return Config.from_dict(raw, origin="the options")
@@ -307,14 +321,14 @@ def cmd_reconstruct(args) -> int:
 
 def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) -> None:
     if path.suffix == ".npy":
-        atomic_write_bytes(path, lambda f: np.save(f, array, allow_pickle=False))
+        layout.atomic_write_bytes(path, lambda f: np.save(f, array, allow_pickle=False))
     elif path.suffix == ".csv":
         text = io.StringIO()
         writer = csv.writer(text)
         if header:
             writer.writerow(header)
         writer.writerows(array.tolist())
-        atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
+        layout.atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
     else:
         raise BayesgenError(f"cannot write '{path}': use a .npy or .csv file name")
 
@@ -429,8 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the plots after training")
     _add_tracking(p)
-    for flag, (_, _, kwargs) in TRAIN_FLAGS.items():
-        p.add_argument(flag, **kwargs)
+    by_variant = p.add_argument_group("options of the model variants (the table [model.options] of a config file)")
+    for flag, (section, _, kwargs) in TRAIN_FLAGS.items():
+        (by_variant if section == "options" else p).add_argument(flag, **kwargs)
 
     p = with_run(command("evaluate", cmd_evaluate, "ELBO, importance-sampled log p(x), bits/dim and active units."))
     p.add_argument("--split", default="test")

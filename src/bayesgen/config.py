@@ -17,8 +17,10 @@ from pathlib import Path
 from bayesgen._errors import BayesgenError, require
 from bayesgen.lvm.evaluation import MAX_IMPORTANCE
 from bayesgen.lvm.networks import ACTIVATIONS
-from bayesgen.lvm.presets import LIKELIHOODS, MODELS, NETWORKS
+from bayesgen.lvm.presets import LIKELIHOODS, NETWORKS
 from bayesgen.train.loop import BINARIZE, SCHEDULES
+from bayesgen.variants import get as get_variant
+from bayesgen.variants import variants
 
 OBJECTIVES = ("elbo", "iwae", "renyi")
 
@@ -38,8 +40,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "vae"                 # a name in presets.MODELS: vae, mog-vae, vamp-vae, planar-vae, iaf-vae, hvae,
-                                      # ladder-vae, cvae, gumbel-vae, m2, avb-vae
+    name: str = "vae"                 # a variant (bayesgen.variants): vae, mog-vae, vamp-vae, planar-vae, iaf-vae,
+                                      # hvae, ladder-vae, cvae, gumbel-vae, m2, avb-vae
     likelihood: str = "bernoulli"     # bernoulli | gaussian | gaussian-learned | categorical
     latent_dim: int = 2
     network: str = "mlp"              # mlp | conv | resnet
@@ -49,16 +51,8 @@ class ModelConfig:
     depth: int = 1                    # resnet: residual blocks per resolution
     sigma: float = 0.1                # fixed-sigma gaussian likelihood
     levels: int | None = None         # categorical likelihood; default: the data set's levels
-    n_components: int = 10            # mog-vae: mixture components of the prior
-    n_pseudo: int = 500               # vamp-vae: pseudo-inputs (at most the training-set size)
-    n_flows: int = 4                  # planar-vae / iaf-vae: flow steps
-    context_dim: int = 16             # planar-vae / iaf-vae: encoder context fed to the flow; ladder-vae: d1 width
-    top_latent_dim: int = 2           # hvae / ladder-vae: size of the top stochastic layer z2
-    categories: int = 10              # gumbel-vae: classes per categorical latent (latent_dim latents)
-    temperature: float = 1.0          # gumbel-vae: initial Gumbel-softmax temperature
-    min_temperature: float = 0.5      # gumbel-vae: the temperature's floor
-    temperature_decay: float = 1e-3   # gumbel-vae: tau_t = max(min, tau_0 exp(-decay * step))
-    noise_dim: int = 16               # avb-vae: noise inputs of the implicit encoder
+    options: object = None            # the variant's own settings: its Options dataclass (bayesgen.variants),
+                                      # a table [model.options] in TOML and config.json; None: its defaults
 
 
 @dataclass
@@ -100,8 +94,14 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict, *, origin: str = "config") -> "Config":
-        """Build from nested dicts; unknown sections or keys are errors, not silently ignored."""
+    def from_dict(cls, raw: dict, *, origin: str = "config", legacy: bool = False) -> "Config":
+        """Build from nested dicts; unknown sections or keys are errors, not silently ignored.
+
+        The model's options go in ``model["options"]``; the chosen variant's own option keys may
+        also stand in ``model`` itself (``[model] n_components = 5``). ``legacy=True`` reads a
+        ``config.json`` written before variants owned their options, which recorded every
+        variant's options side by side in ``model``: the others' are dropped.
+        """
         require(isinstance(raw, dict), f"{origin} must be a table of sections, got {type(raw).__name__}")
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = set(raw) - set(sections)
@@ -111,6 +111,8 @@ class Config:
             section_cls = f.default_factory().__class__
             values = raw.get(f.name, {})
             require(isinstance(values, dict), f"{origin} section [{f.name}] must be a table")
+            if f.name == "model":
+                values = _gather_options(values, origin, legacy)
             names = {g.name for g in dataclasses.fields(section_cls)}
             bad = set(values) - names
             require(not bad,
@@ -138,7 +140,8 @@ class Config:
         require(0 <= d.valid_fraction < 1 and 0 < d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1,
                 f"valid_fraction {d.valid_fraction} and test_fraction {d.test_fraction} "
                 "must lie in [0, 1) and sum below 1")
-        require(m.name in MODELS, f"unknown model '{m.name}'; available: {', '.join(MODELS)}")
+        variant = get_variant(m.name)
+        m.options = variant.options(m.options)
         require(m.likelihood in LIKELIHOODS,
                 f"unknown likelihood '{m.likelihood}'; choose one of {', '.join(LIKELIHOODS)}")
         require(m.network in NETWORKS, f"unknown network '{m.network}'; choose one of {', '.join(NETWORKS)}")
@@ -153,12 +156,6 @@ class Config:
         require(m.levels is None or m.levels >= 2, f"levels must be at least 2, got {m.levels}")
         require(t.objective in OBJECTIVES, f"unknown objective '{t.objective}'; choose one of {', '.join(OBJECTIVES)}")
         require(t.kl in ("auto", "analytic", "mc"), f"kl must be 'auto', 'analytic' or 'mc', got '{t.kl}'")
-        require(min(m.n_components, m.n_pseudo, m.n_flows, m.context_dim, m.top_latent_dim, m.noise_dim) >= 1,
-                "n_components, n_pseudo, n_flows, context_dim, top_latent_dim and noise_dim must be at least 1")
-        require(m.categories >= 2, f"categorical latents need at least 2 categories, got {m.categories}")
-        require(m.temperature > 0 and m.min_temperature > 0 and m.temperature_decay >= 0,
-                f"Gumbel-softmax temperatures must be positive and the decay >= 0, got {m.temperature}, "
-                f"{m.min_temperature}, {m.temperature_decay}")
         require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
         require(t.kl_warmup is None or t.kl_warmup >= 0,
                 f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
@@ -168,16 +165,12 @@ class Config:
                 "beta, kl_warmup and free_bits weight the ELBO's KL term; "
                 f"they do not apply to objective='{t.objective}'")
         require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
-        require(MODELS[m.name].get("posterior") != "implicit"
-                or (t.objective == "elbo" and t.n_samples == 1
-                    and not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
-                "adversarial variational Bayes trains with its own objective; drop objective, n_samples, beta, "
-                "kl_warmup and free_bits")
+        variant.check_training(t)
         require(t.classify_weight is None or (t.classify_weight >= 0 and math.isfinite(t.classify_weight)),
                 f"the classification weight must be a number >= 0, got {t.classify_weight}")
         require(d.labels_per_class is None or d.labels_per_class >= 1,
                 f"labels_per_class must be at least 1, got {d.labels_per_class}")
-        require(d.labels_per_class is None or MODELS[m.name].get("semi_supervised"),
+        require(d.labels_per_class is None or variant.semi_supervised,
                 f"labels_per_class hides training labels for a semi-supervised model (model='m2'), not for {m.name}")
         require(t.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {t.n_samples}")
         require(t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}")
@@ -202,6 +195,8 @@ def _typed(config: Config) -> None:
     for section in dataclasses.fields(config):
         obj = getattr(config, section.name)
         for f in dataclasses.fields(obj):
+            if f.name == "options":  # the variant checks its own options
+                continue
             value, ann = getattr(obj, f.name), str(f.type)
             if value is None and "None" in ann:
                 continue
@@ -218,3 +213,36 @@ def _typed(config: Config) -> None:
                     f"must be {base.replace('list[int]', 'a list of integers')}, got {value!r}")
             require(all(math.isfinite(v) and abs(v) < 2**31 for v in numbers),
                     f"[{section.name}] {f.name} = {value!r} is out of range: numbers must be finite and within +-2**31")
+
+
+def _gather_options(values: dict, origin: str, legacy: bool) -> dict:
+    """The model section with the variant's options gathered into ``options`` (a dict)."""
+    values = dict(values)
+    name = values.get("name", ModelConfig.name)
+    require(isinstance(name, str), f"[model] name must be str, got {name!r}")
+    variant = get_variant(name)
+    options = values.pop("options", None)
+    if dataclasses.is_dataclass(options):
+        options = dataclasses.asdict(options)
+    options = {} if options is None else options
+    require(isinstance(options, dict), f"{origin} section [model.options] must be a table")
+    options = dict(options)
+    own = {f.name for f in dataclasses.fields(variant.Options)}
+    common = {f.name for f in dataclasses.fields(ModelConfig)}
+    owners: dict[str, list[str]] = {}
+    for other in variants().values():
+        for f in dataclasses.fields(other.Options):
+            owners.setdefault(f.name, []).append(other.name)
+    for key in [k for k in values if k not in common and k in owners]:
+        value = values.pop(key)
+        if key in own:  # the shorthand [model] n_components = 5
+            require(key not in options, f"{origin} gives {key} twice, in [model] and in [model.options]; keep one")
+            options[key] = value
+        elif not legacy:
+            options[key] = value  # refused below, naming the variants that have it
+    for key in options:
+        require(key in own or key not in owners,
+                f"{origin}: {key} is an option of {', '.join(owners.get(key, []))}, not of the {name} model; "
+                f"drop it or choose one of those models")
+    values["options"] = options
+    return values

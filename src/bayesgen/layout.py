@@ -1,9 +1,27 @@
-"""Every file name of a run directory, in one place.
+"""The run directory: every file name in it, its ``run.json`` manifest, and how it is written.
 
 A run directory is written by ``bayesgen train`` (:mod:`bayesgen.runs`), ``bayesgen fit``
 (the EM and topic-model CLIs) or ``bayesgen bayes fit``; ``catalog``, ``report``, ``tracking``
-and the CLI read it. They all name its files through these constants.
+and the CLI read it. They all name its files through these constants, write them with
+:func:`atomic_write_bytes` / :func:`atomic_directory`, and learn a run's kind from
+:func:`read_manifest`.
+
+``run.json`` holds ``{"kind": ..., "format": FORMAT, "bayesgen": version}``. Format 1 is every
+directory written before the manifest existed (its kind is read from its files, as
+:func:`read_manifest` shows); format 2 records the model's options as ``config.json``'s
+``model.options`` table.
 """
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from bayesgen._errors import require
+from bayesgen._version import __version__
 
 CONFIG = "config.json"              # train: the resolved configuration (and the data's shape)
 METRICS = "metrics.jsonl"           # train: one JSON record per epoch
@@ -17,3 +35,104 @@ DRAWS = "draws.npz"                 # bayes fit: the posterior draws
 POSTERIOR_SUMMARY = "summary.csv"   # bayes fit: the posterior summary table
 PLOTS = "plots"                     # every kind: the figures
 REPORT = "report.html"              # bayesgen report: the default page
+MANIFEST = "run.json"               # every kind: what wrote the directory (see the module's docstring)
+
+FORMAT = 2
+KINDS = ("vae", "gmm", "bgmm", "fa", "ppca", "lda", "prodlda", "bayes")
+_FIT_KINDS = ("gmm", "bgmm", "fa", "ppca", "lda", "prodlda")
+
+
+def manifest(kind: str) -> bytes:
+    """The ``run.json`` of a new run of ``kind``."""
+    require(kind in KINDS, f"unknown run kind '{kind}'; one of {', '.join(KINDS)}")
+    return (json.dumps({"kind": kind, "format": FORMAT, "bayesgen": __version__}, indent=2) + "\n").encode()
+
+
+def write_manifest(run, kind: str) -> None:
+    """Write ``RUN/run.json`` for a run of ``kind`` (atomically)."""
+    data = manifest(kind)
+    atomic_write_bytes(Path(run) / MANIFEST, lambda f: f.write(data))
+
+
+def read_manifest(run) -> dict | None:
+    """``{"kind", "format"}`` of a run directory; None if it is none (or its files are unreadable).
+
+    A directory without ``run.json`` (format 1) gets its kind from its files: ``config.json``
+    is a ``bayesgen train`` run; a ``summary.json`` names its ``bayesgen fit`` model, or holds
+    ``draws_per_chain`` (``bayesgen bayes fit``) or ``n_topics`` (LDA, whose summary had no model).
+    """
+    run = Path(run)
+    saved = _read_json(run / MANIFEST)
+    if isinstance(saved, dict) and saved.get("kind") in KINDS and isinstance(saved.get("format"), int):
+        return {"kind": saved["kind"], "format": saved["format"]}
+    if (run / CONFIG).is_file():
+        return {"kind": "vae", "format": 1}
+    summary = _read_json(run / SUMMARY)
+    if not isinstance(summary, dict):
+        return None
+    if summary.get("model") in _FIT_KINDS:
+        kind = summary["model"]
+    elif "draws_per_chain" in summary:
+        kind = "bayes"
+    else:
+        kind = "lda" if "n_topics" in summary else "unknown"
+    return {"kind": kind, "format": 1}
+
+
+def is_run(path) -> bool:
+    """Whether ``path`` holds a run of any kind (finished or not)."""
+    path = Path(path)
+    return any((path / name).is_file() for name in (MANIFEST, CONFIG, SUMMARY))
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def check_replaceable_run(out: Path, force: bool) -> None:
+    """A ``fit`` run may replace ``out`` only with ``force`` and only if ``out`` is empty or a run."""
+    if not out.exists():
+        return
+    require(force, f"'{out}' already exists; choose another run directory or pass force=True to replace it")
+    require(out.is_dir() and (not any(out.iterdir()) or is_run(out)),
+            f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another run directory")
+
+
+def atomic_directory(out: Path, write) -> None:
+    """Build the run in a temporary sibling with ``write(tmp)``, then rename it to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if out.exists():
+            os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if old.exists():
+                os.rename(old, out)  # put the previous run back
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

@@ -42,7 +42,6 @@ from bayesgen._version import __version__
 from bayesgen.bayes import plots as bayes_plots
 from bayesgen.catalog import RunInfo, inspect_run, read_history
 from bayesgen.runs import open_run, plot_run
-from bayesgen.train.checkpoint import atomic_write_bytes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -484,5 +483,5 @@ def write_report(run_dir, out=None, *, draw_missing: bool = True) -> Path:
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.modified)) if info.modified else "unknown date"
     subtitle = f"{run.resolve()} · {info.model} · last written {stamp} · report by bayesgen {__version__}"
     text = page.render(title, subtitle)
-    atomic_write_bytes(target, lambda f: f.write(text.encode("utf-8")))
+    layout.atomic_write_bytes(target, lambda f: f.write(text.encode("utf-8")))
     return target

@@ -35,16 +35,15 @@ from bayesgen.catalog import inspect_run, read_history
 from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
-from bayesgen.lvm.adversarial import Adversarial
-from bayesgen.lvm.discrete import TemperatureSchedule
 from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
-from bayesgen.lvm.presets import MARGINAL_LIKELIHOODS, MODELS, build_vae
-from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
-from bayesgen.train.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from bayesgen.lvm.presets import MARGINAL_LIKELIHOODS, build_vae
+from bayesgen.lvm.semisupervised import SemiSupervisedPosterior, classify
+from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.train.driver import FitProgress, fit, monitored_loss
 from bayesgen.train.loop import TrainState, make_optimizer
 from bayesgen.train.sharding import is_primary, resolve_devices
 from bayesgen.train.signals import graceful_stop
+from bayesgen.variants import get as get_variant
 
 MAX_PARAMETERS = 2**28  # 1 GiB of float32: far beyond any deep LVM here; larger is a typo, not a model
 
@@ -107,7 +106,7 @@ def prepare_data(config: Config) -> PreparedData:
             "levels": levels, "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test)}
     labels = {s: getattr(splits, s).labels for s in ("train", "valid", "test")}
     train = splits.train.x
-    if MODELS[m.name].get("conditional"):
+    if get_variant(m.name).conditional:
         require(raw.labels is not None,
                 f"the {m.name} model conditions on class labels, but data set '{raw.name}' has none; "
                 "use data with labels (digits, an .npz with 'y', a PNG folder of class subfolders)")
@@ -158,30 +157,21 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
     or gaussian likelihood, starts the decoder's output bias at the training data's marginal
     (:func:`bayesgen.lvm.presets.output_bias`: from a zero bias a VampPrior model stays collapsed)."""
     m = config.model
-    parts = MODELS[m.name]
-    pseudo = data_mean = None
+    variant = get_variant(m.name)
+    data_mean = None
     if train_x is not None and m.network == "mlp" and m.likelihood in MARGINAL_LIKELIHOODS:
         data_mean = np.asarray(train_x)[:, : info["data_dim"]].mean(axis=0)
         if m.likelihood == "bernoulli" and not np.all((data_mean >= 0) & (data_mean <= 1)):
             data_mean = None  # data outside the support: the model's support check names the problem
-    condition_dim = info.get("condition_dim", 0) if parts.get("conditional") else 0
-    if parts.get("prior") == "vamp":
-        k = min(m.n_pseudo, info["n_train"])
-        pseudo = train_x[:k] if train_x is not None else np.zeros((k, info["data_dim"] + condition_dim), np.float32)
+    condition_dim = info.get("condition_dim", 0) if variant.conditional else 0
+    parts = variant.parts(m.options, data_dim=info["data_dim"], condition_dim=condition_dim, n_train=info["n_train"],
+                          train_x=train_x)
 
     def make():
         return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
                          hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
                          levels=info["levels"], sigma=m.sigma, channels=m.channels, depth=m.depth,
-                         key=seed_key(config, KEY_INIT),
-                         prior=parts.get("prior", "normal"), posterior=parts.get("posterior", "gaussian"),
-                         n_components=m.n_components, pseudo_inputs=pseudo, n_flows=m.n_flows,
-                         context_dim=m.context_dim,
-                         top_latent_dim=m.top_latent_dim if parts.get("hierarchical") else None,
-                         condition_dim=condition_dim, latent=parts.get("latent", "gaussian"), categories=m.categories,
-                         temperature=TemperatureSchedule(m.temperature, m.min_temperature, m.temperature_decay),
-                         semi_supervised=bool(parts.get("semi_supervised")), ladder=bool(parts.get("ladder")),
-                         noise_dim=m.noise_dim, data_mean=data_mean)
+                         key=seed_key(config, KEY_INIT), condition_dim=condition_dim, data_mean=data_mean, **parts)
 
     # Count the parameters from shapes alone (nothing allocated) before building for real.
     n_parameters = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(eqx.filter_eval_shape(make))
@@ -206,36 +196,17 @@ def resolve_kl(config: Config, model) -> str:
     return "analytic"
 
 
-LADDER_WARMUP_EPOCHS = 10
-
-
 def resolve_kl_warmup(config: Config) -> int:
-    """``kl_warmup = None`` -> the model's default epochs of KL warm-up: none, except for the
-    ladder VAE trained by the ELBO, which warms up over a fifth of the epochs, at most
-    ``LADDER_WARMUP_EPOCHS``.
-
-    Why the ladder VAE: its q(z1 | z2, x) is the precision-weighted mix of the bottom-up
-    estimate and the top-down p(z1 | z2). From the first steps at full KL weight the bottom-up
-    variance grows without bound (on binarized MNIST, 784-200-200-[50, 20] tanh: log sigma^2
-    ~ +3.8 after one epoch, the bottom-up share of the mean ~ 0.02), so q(z1 | z2, x) = p(z1 | z2),
-    the KL is ~0 and the bottom-up gradient is scaled by that share: a trap the model does not
-    leave (10 epochs: valid -ELBO 134.6, KL 7.9, against 108.3 for the bottom-up hvae). Ten
-    epochs of warm-up, as Sønderby et al. (2016) train it, give 103.8 (KL 22.4).
-    """
+    """``kl_warmup = None`` -> the model's default epochs of KL warm-up (the variant's, e.g. the
+    ladder VAE's: see :meth:`bayesgen.variants.ladder.LadderVAE.kl_warmup`)."""
     t = config.train
-    if t.kl_warmup is not None:
-        return t.kl_warmup
-    if MODELS[config.model.name].get("ladder") and t.objective == "elbo":
-        return min(LADDER_WARMUP_EPOCHS, max(1, t.epochs // 5))
-    return 0
+    return t.kl_warmup if t.kl_warmup is not None else get_variant(config.model.name).kl_warmup(t)
 
 
 def make_objective(config: Config, steps_per_epoch: int = 1, n_train: int = 1):
     """The configured training objective; ``steps_per_epoch`` turns the KL warm-up's epochs into
     steps, ``n_train`` sets M2's default classification weight (0.1 N, Kingma et al., 2014)."""
     t = config.train
-    if MODELS[config.model.name].get("posterior") == "implicit":  # its own objective (the config checked the options)
-        return Adversarial()
     if t.objective == "iwae":
         objective = IWAE(n_samples=t.n_samples)
     elif t.objective == "renyi":
@@ -243,10 +214,7 @@ def make_objective(config: Config, steps_per_epoch: int = 1, n_train: int = 1):
     else:
         objective = ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta, free_bits=t.free_bits,
                          warmup_steps=resolve_kl_warmup(config) * steps_per_epoch)
-    if MODELS[config.model.name].get("semi_supervised"):
-        alpha = 0.1 * n_train if t.classify_weight is None else t.classify_weight
-        objective = SemiSupervised(inner=objective, alpha=alpha)
-    return objective
+    return get_variant(config.model.name).objective(objective, t, n_train)
 
 
 def check_support(model, data: PreparedData, config: Config) -> None:
@@ -259,7 +227,7 @@ def check_support(model, data: PreparedData, config: Config) -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+    layout.atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
 def data_fingerprint(data: PreparedData) -> str:
@@ -319,6 +287,7 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
             (run / layout.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
             for old in (run / layout.CHECKPOINTS).glob("*.ckpt"):  # a replaced run must not be resumed from
                 old.unlink()
+            layout.write_manifest(run, "vae")
             _write_json(run / layout.CONFIG, {"config": config.to_dict(), "data": data.info,
                                               "fingerprint": data_fingerprint(data)})
             (run / layout.METRICS).write_text("")
@@ -452,13 +421,16 @@ def _truncate_metrics(path: Path, epoch: int) -> None:
     require(len(kept) == epoch,
             f"'{path}' holds {len(kept)} complete epochs but the last checkpoint is at epoch {epoch}; "
             "the run directory was modified, so it cannot be resumed: start a new run")
-    atomic_write_bytes(path, lambda f: f.write(b"".join(kept)))
+    layout.atomic_write_bytes(path, lambda f: f.write(b"".join(kept)))
 
 
 def _check_belongs(meta: dict, config: Config, path: Path) -> None:
     """A checkpoint must have been written for this run's model and training settings."""
-    saved = meta.get("config")
-    ok = isinstance(saved, dict) and saved.get("model") == config.to_dict()["model"]
+    try:  # a checkpoint written before run.json recorded every variant's options (format 1)
+        saved = Config.from_dict(meta.get("config"), legacy="options" not in meta["config"]["model"]).to_dict()
+    except (BayesgenError, KeyError, TypeError):
+        saved = None
+    ok = saved is not None and saved["model"] == config.to_dict()["model"]
     require(ok, f"checkpoint '{path}' was written for a different model configuration than this run's config.json; "
                 "retrain, or restore the run's own checkpoints")
 
@@ -468,8 +440,9 @@ def read_config(run: Path) -> tuple[Config, dict]:
     run = Path(run)
     require(run.is_dir(), f"run directory '{run}' does not exist; train one first with: bayesgen train --out {run}")
     config_path = run / layout.CONFIG
-    if not config_path.is_file() and (run / layout.SUMMARY).is_file():
-        kind = inspect_run(run).kind
+    found = layout.read_manifest(run)
+    if found is not None and found["kind"] != "vae":
+        kind = found["kind"]
         command = "bayesgen bayes fit" if kind == "bayes" else f"bayesgen fit {kind}"
         raise BayesgenError(f"'{run}' holds a '{command}' run, not a VAE run from bayesgen train; "
                             "its results are in its summary.json and plots/, "
@@ -478,7 +451,7 @@ def read_config(run: Path) -> tuple[Config, dict]:
             f"'{run}' is not a run directory (no config.json); pass the --out directory of a bayesgen train")
     try:
         saved = json.loads(config_path.read_text())
-        config = Config.from_dict(saved["config"], origin=f"'{config_path}'")
+        config = Config.from_dict(saved["config"], origin=f"'{config_path}'", legacy=found["format"] < 2)
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, OSError):
         raise BayesgenError(f"'{config_path}' is corrupt; retrain the run") from None
     return config, saved
@@ -573,7 +546,7 @@ def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
     if kl is not None:
         written.append(plots.kl_per_dimension(kl, out / "kl_per_dimension.png"))
     if (run.model.latent_dim >= 2 and not run.model.condition_dim
-            and MODELS[run.config.model.name].get("latent") != "categorical"):
+            and get_variant(run.config.model.name).continuous_latent):
         written.append(plots.manifold(lambda z: evaluation.decode(run.model, z), shape, out / "manifold.png",
                                       latent_dim=run.model.latent_dim))
     if len(test) >= 2:

@@ -34,7 +34,7 @@ import numpy as np
 
 from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
-from bayesgen.catalog import fit_kind, inspect_run, read_history
+from bayesgen.catalog import inspect_run, read_history
 
 TRACKERS = ("mlflow", "tensorboard")
 _INSTALL = "pip install 'bayesgen[track]'"
@@ -263,7 +263,7 @@ def track_run(run_dir, kind: str, *, uri: str | None = None) -> Tracker:
             tracker.finish_training()
             return tracker
         summary = _read_json(run / layout.SUMMARY) or {}
-        tracker.log_params({**flatten(summary), "bayesgen.kind": fit_kind(summary)})  # settings and results
+        tracker.log_params({**flatten(summary), "bayesgen.kind": info.kind})  # settings and results
         history = _params_history(run)
         for step, value in enumerate(history, start=1):
             tracker.log_metrics(_numbers({"objective": value}), step)

@@ -42,7 +42,6 @@ from bayesgen.bayes.mcmc import sample
 from bayesgen.bayes.models.mixture import MixturePrior, gibbs_gaussian_mixture
 from bayesgen.bayes.sites import model_sites
 from bayesgen.bayes.vi import fit_vi
-from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 HELP = "Bayesian models with global parameters (NumPyro models): fit by NUTS / HMC / MH / Gibbs / VI."
 EXAMPLE = ("bayesgen bayes fit eight-schools --data schools.csv --out runs/schools\n"
@@ -344,6 +343,7 @@ def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bo
         np.savez(f, **posterior.to_npz_arrays())
     (tmp / layout.POSTERIOR_SUMMARY).write_text(summary.to_csv_text())
     (tmp / "summary.txt").write_text(text + "\n")
+    layout.write_manifest(tmp, "bayes")
     (tmp / layout.SUMMARY).write_text(json.dumps(report, indent=2, default=float) + "\n")
     try:
         idata = posterior.to_arviz()
@@ -373,7 +373,7 @@ def _extreme(summary, column: str, reduce) -> float | None:
 def run(args: argparse.Namespace) -> int:
     """``bayesgen bayes fit``: fit, write the run directory, print the summary; returns 0."""
     out = Path(args.out)
-    check_replaceable_run(out, args.force)
+    layout.check_replaceable_run(out, args.force)
     require(args.warmup >= 0, f"--warmup must be >= 0, got {args.warmup}")
     require(args.target_accept is None or 0 < args.target_accept < 1,
             f"--target-accept must lie in (0, 1), got {args.target_accept}")
@@ -393,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
                      + [f"WARNING: {message}" for message in found])
     replicas = None if args.no_plots else _replicate(posterior, args.seed)
     try:
-        atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text,
+        layout.atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text,
                                                      not args.no_plots, replicas))
     except OSError as err:
         raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None

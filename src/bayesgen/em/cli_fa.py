@@ -35,7 +35,6 @@ from bayesgen._errors import BayesgenError, require
 from bayesgen.data import SUPPORTED, load_data
 from bayesgen.em.factor_analysis import METHODS, PPCA, FactorAnalysis
 from bayesgen.em.plots import plot_history, plot_loadings
-from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run
 
 KINDS = ("fa", "ppca")
 FILES = (layout.PARAMS, "latents.csv", layout.SUMMARY, f"{layout.PLOTS}/loglik.png", f"{layout.PLOTS}/loadings.png")
@@ -70,7 +69,7 @@ def _write_csv(path: Path, rows: np.ndarray, header: list[str]) -> None:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows.tolist())
-    atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
+    layout.atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
 
 
 def run(args: argparse.Namespace, *, kind: str) -> int:
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
 
     _check_kind(kind)
     out = Path(args.out)
-    check_replaceable_run(out, args.force)
+    layout.check_replaceable_run(out, args.force)
     data = load_data(args.data)
     options = dict(tol=args.tol, max_iter=args.max_iter, accelerate=not args.plain_em)
     if kind == "fa":
@@ -106,16 +105,18 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
               "history": model.history_}
 
     def write(run: Path) -> None:
-        atomic_write_bytes(run / layout.PARAMS, lambda f: np.savez(f, **arrays))
+        layout.write_manifest(run, summary["model"])
+        layout.atomic_write_bytes(run / layout.PARAMS, lambda f: np.savez(f, **arrays))
         _write_csv(run / "latents.csv", latents, [f"z_{i}" for i in range(latents.shape[1])])
         plot_history(model.history_, run / layout.PLOTS / "loglik.png", title=f"{name}: log-likelihood per example")
         plot_loadings(model, run / layout.PLOTS / "loadings.png")
-        atomic_write_bytes(run / layout.SUMMARY, lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+        text = (json.dumps(summary, indent=2) + "\n").encode()
+        layout.atomic_write_bytes(run / layout.SUMMARY, lambda f: f.write(text))
 
     # Built in a temporary sibling and renamed into place: a fit or write that fails (or is
     # killed) under --force leaves the previous run as it was.
     try:
-        atomic_directory(out, write)
+        layout.atomic_directory(out, write)
     except OSError as err:
         raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
 

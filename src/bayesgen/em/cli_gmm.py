@@ -30,7 +30,6 @@ from bayesgen._errors import BayesgenError
 from bayesgen.data import load_data
 from bayesgen.em.gmm import COVARIANCE_TYPES, INIT_METHODS, BayesianGaussianMixture, GaussianMixture
 from bayesgen.em.plots import plot_clusters, plot_history
-from bayesgen.train.checkpoint import atomic_directory, check_replaceable_run
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, bayesian: bool) -> None:
@@ -91,6 +90,7 @@ def _write_run(tmp: Path, model, data, summary: dict, bayesian: bool) -> None:
     table = np.column_stack([np.arange(len(component)), component, proba[np.arange(len(component)), component]])
     np.savetxt(tmp / "assignments.csv", table, delimiter=",", fmt=["%d", "%d", "%.6f"],
                header="index,component,probability", comments="")
+    layout.write_manifest(tmp, "bgmm" if bayesian else "gmm")
     (tmp / layout.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     plot_clusters(model, data.x, tmp / layout.PLOTS / "clusters.png", labels=data.labels)
     ylabel = "lower bound per row (nats, up to a constant)" if bayesian else "mean log-likelihood per row (nats)"
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, *, bayesian: bool) -> int:
     """Fit a (Bayesian) Gaussian mixture as ``args`` say and write the run directory; returns 0."""
 
     out = Path(args.out)
-    check_replaceable_run(out, args.force)
+    layout.check_replaceable_run(out, args.force)
     data = load_data(args.data)
     settings = dict(covariance_type=args.covariance_type, tol=args.tol, reg_covar=args.reg_covar,
                     max_iter=args.max_iter, n_init=args.n_init, init_params=getattr(args, "init_params", "kmeans"))
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, *, bayesian: bool) -> int:
     model.fit(data.x, key=jax.random.key(args.seed))
     summary = _summary(model, data, args, bayesian, time.perf_counter() - started)
     try:
-        atomic_directory(out, lambda tmp: _write_run(tmp, model, data, summary, bayesian))
+        layout.atomic_directory(out, lambda tmp: _write_run(tmp, model, data, summary, bayesian))
     except OSError as err:
         raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
     _print_table(summary, out)

@@ -42,7 +42,7 @@ from bayesgen.data import completion_split, load_corpus, read_vocabulary, split_
 from bayesgen.em.lda import LEARNING_METHODS, LatentDirichletAllocation
 from bayesgen.em.plots import plot_history, plot_topics
 from bayesgen.lvm.topics import ProdLDA
-from bayesgen.train.checkpoint import atomic_directory, atomic_write_bytes, check_replaceable_run, save_checkpoint
+from bayesgen.train.checkpoint import save_checkpoint
 
 EXAMPLE = "bayesgen fit lda --data ap.dat --vocab vocab.txt --topics 20 --out runs/ap20"
 KINDS = ("lda", "prodlda")
@@ -172,7 +172,7 @@ def run(args, kind: str = "lda") -> int:
     """Fit, evaluate and write the run directory; print the top words. Returns the exit code 0."""
     require(kind in KINDS, f"unknown topic model '{kind}'; choose one of {', '.join(KINDS)}")
     out = Path(args.out)
-    check_replaceable_run(out, args.force)
+    layout.check_replaceable_run(out, args.force)
     require(args.topics >= (2 if kind == "prodlda" else 1),
             f"--topics must be at least {2 if kind == 'prodlda' else 1}, got {args.topics}")
     require(args.n_words >= 1, f"--n-words must be at least 1, got {args.n_words}")
@@ -216,23 +216,25 @@ def run(args, kind: str = "lda") -> int:
                  history=history, **extra)
 
     def write(run: Path) -> None:
-        atomic_write_bytes(run / layout.PARAMS, write_npz)
+        layout.write_manifest(run, kind)
+        layout.atomic_write_bytes(run / layout.PARAMS, write_npz)
         if kind == "prodlda":
             save_checkpoint(run / "model.npz", fitted.model, metadata={
                 "kind": "prodlda", "vocab_size": corpus.vocab_size, "n_topics": args.topics,
                 "hidden": list(args.hidden), "doc_topic_prior": args.alpha})
-        atomic_write_bytes(run / "topics.csv", lambda f: f.write(_csv_bytes(
+        layout.atomic_write_bytes(run / "topics.csv", lambda f: f.write(_csv_bytes(
             ["topic"] + [f"word_{i + 1}" for i in range(len(top[0]))], [[k, *words] for k, words in enumerate(top)])))
-        atomic_write_bytes(run / "doc_topics.csv", lambda f: f.write(_csv_bytes(
+        layout.atomic_write_bytes(run / "doc_topics.csv", lambda f: f.write(_csv_bytes(
             ["document", "split"] + [f"topic_{k}" for k in range(args.topics)],
             ([names[d], split[d], *(f"{p:.6f}" for p in doc_topics[d])] for d in range(corpus.n_docs)))))
         plot_topics(fitted, run / layout.PLOTS / "topics.png", n_words=args.n_words)
         title = f"LDA ({args.method}, K={args.topics})" if kind == "lda" else f"ProdLDA (K={args.topics})"
         plot_history(history, run / layout.PLOTS / "history.png", ylabel=history_label, title=title,
                      show_increase=False)
-        atomic_write_bytes(run / layout.SUMMARY, lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
+        text = (json.dumps(summary, indent=2) + "\n").encode()
+        layout.atomic_write_bytes(run / layout.SUMMARY, lambda f: f.write(text))
 
-    atomic_directory(out, write)
+    layout.atomic_directory(out, write)
 
     for k, words in enumerate(top):
         print(f"topic {k:>3}: {' '.join(words)}")

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -22,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesgen import layout
-from bayesgen._errors import BayesgenError, require
+from bayesgen._errors import BayesgenError
+from bayesgen.layout import atomic_write_bytes
 
 FORMAT = "bayesgen-checkpoint/1"
 
@@ -40,51 +37,6 @@ def _digest(arrays: list[np.ndarray]) -> str:
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def check_replaceable_run(out: Path, force: bool) -> None:
-    if not out.exists():
-        return
-    require(force, f"'{out}' already exists; choose another run directory or pass force=True to replace it")
-    require(out.is_dir() and (not any(out.iterdir()) or (out / layout.SUMMARY).is_file()),
-            f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another run directory")
-
-
-def atomic_directory(out: Path, write) -> None:
-    """Build the run in a temporary sibling with ``write(tmp)``, then rename it to ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        tmp.mkdir()
-        write(tmp)
-        if out.exists():
-            os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if old.exists():
-                os.rename(old, out)  # put the previous run back
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(path, tree, *, metadata: dict | None = None) -> None:
