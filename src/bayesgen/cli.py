@@ -159,19 +159,21 @@ TRAIN_FLAGS = {
 def _option_flags() -> dict:
     """One flag per option of the variants (``n_components`` -> ``--n-components``), its help
     naming the variants that have it and their defaults; section ``options`` of ``[model]``."""
-    types = {"int": int, "float": float, "str": str}
+    kinds = {"int": dict(type=int), "float": dict(type=float), "str": dict(type=str),
+             "bool": dict(action="store_const", const=True)}
     found: dict[str, dict] = {}
     for variant in variants.variants().values():
         for f in dataclasses.fields(variant.Options):
-            entry = found.setdefault(f.name, {"type": types[str(f.type)], "metavar": f.metadata.get("metavar"),
-                                              "help": {}})
-            entry["help"].setdefault((f.metadata["help"], f.default), []).append(variant.name)
+            entry = found.setdefault(f.name, {**kinds[variants.type_name(f)], "help": {}})
+            if f.metadata.get("metavar"):
+                entry["metavar"] = f.metadata["metavar"]
+            default = "" if isinstance(f.default, bool) else f" (default {f.default:g})" if isinstance(
+                f.default, (int, float)) else f" (default {f.default})"
+            entry["help"].setdefault(f.metadata["help"] + default, []).append(variant.name)
     flags = {}
     for name, entry in found.items():
-        help_text = "; ".join(f"{', '.join(owners)}: {text} (default {default:g})"
-                              for (text, default), owners in entry["help"].items())
-        flags["--" + name.replace("_", "-")] = ("options", name, dict(type=entry["type"], metavar=entry["metavar"],
-                                                                      help=help_text.replace("%", "%%")))
+        entry["help"] = "; ".join(f"{', '.join(owners)}: {text}" for text, owners in entry["help"].items())
+        flags["--" + name.replace("_", "-")] = ("options", name, {**entry, "help": entry["help"].replace("%", "%%")})
     return flags
 
 

@@ -36,7 +36,7 @@ from bayesgen.config import Config
 from bayesgen.data import categorical_levels, load_data, prepare, split_data
 from bayesgen.lvm import evaluation
 from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
-from bayesgen.lvm.presets import MARGINAL_LIKELIHOODS, build_vae
+from bayesgen.lvm.presets import MARGINAL_LIKELIHOODS
 from bayesgen.lvm.semisupervised import SemiSupervisedPosterior, classify
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.train.driver import FitProgress, fit, monitored_loss
@@ -106,7 +106,7 @@ def prepare_data(config: Config) -> PreparedData:
             "levels": levels, "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test)}
     labels = {s: getattr(splits, s).labels for s in ("train", "valid", "test")}
     train = splits.train.x
-    if get_variant(m.name).conditional:
+    if get_variant(m.name).is_conditional(m.options):
         require(raw.labels is not None,
                 f"the {m.name} model conditions on class labels, but data set '{raw.name}' has none; "
                 "use data with labels (digits, an .npz with 'y', a PNG folder of class subfolders)")
@@ -163,15 +163,16 @@ def build_model(config: Config, info: dict, train_x: np.ndarray | None = None):
         data_mean = np.asarray(train_x)[:, : info["data_dim"]].mean(axis=0)
         if m.likelihood == "bernoulli" and not np.all((data_mean >= 0) & (data_mean <= 1)):
             data_mean = None  # data outside the support: the model's support check names the problem
-    condition_dim = info.get("condition_dim", 0) if variant.conditional else 0
+    condition_dim = info.get("condition_dim", 0) if variant.is_conditional(m.options) else 0
     parts = variant.parts(m.options, data_dim=info["data_dim"], condition_dim=condition_dim, n_train=info["n_train"],
                           train_x=train_x)
 
     def make():
-        return build_vae(data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood, network=m.network,
-                         hidden=tuple(m.hidden), activation=m.activation, image_shape=info["image_shape"],
-                         levels=info["levels"], sigma=m.sigma, channels=m.channels, depth=m.depth,
-                         key=seed_key(config, KEY_INIT), condition_dim=condition_dim, data_mean=data_mean, **parts)
+        return variant.build(m.options, data_dim=info["data_dim"], latent_dim=m.latent_dim, likelihood=m.likelihood,
+                             network=m.network, hidden=tuple(m.hidden), activation=m.activation,
+                             image_shape=info["image_shape"], levels=info["levels"], sigma=m.sigma,
+                             channels=m.channels, depth=m.depth, key=seed_key(config, KEY_INIT),
+                             condition_dim=condition_dim, data_mean=data_mean, **parts)
 
     # Count the parameters from shapes alone (nothing allocated) before building for real.
     n_parameters = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(eqx.filter_eval_shape(make))

@@ -2,7 +2,7 @@
 
 The model is still prior x likelihood x posterior over one latent vector z = [z1, z2]:
 - :class:`HierarchicalPrior` is p(z2) p(z1 | z2) (a Gaussian whose mean and log-variance
-  come from a network of z2),
+  come from a network of z2; p(z2) is a prior part of its own, N(0, I) by default),
 - :class:`BottomUpPosterior` draws z1 ~ q(z1 | x), then z2 ~ q(z2 | z1) (Burda et al., 2016),
 - :class:`LadderPosterior` infers top-down (Sønderby et al., 2016): z2 ~ q(z2 | x) from a
   deterministic bottom-up pass, then z1 ~ q(z1 | z2, x), the precision-weighted combination
@@ -23,7 +23,7 @@ import numpyro.distributions as dist
 from bayesgen._errors import require
 from bayesgen.lvm.networks import ACTIVATIONS, MLP
 from bayesgen.lvm.posteriors import LOG_VAR_RANGE, VariationalFamily
-from bayesgen.lvm.priors import Prior
+from bayesgen.lvm.priors import Prior, StandardNormal, VampPrior
 
 
 def _gaussian(out, size):
@@ -31,52 +31,67 @@ def _gaussian(out, size):
     return dist.Normal(mean, jnp.exp(0.5 * jnp.clip(log_var, *LOG_VAR_RANGE))).to_event(1)
 
 
-def _two_layer_log_prob(top_down, sizes, z):
-    """log N(z2; 0, I) + log N(z1; mu(z2), sigma^2(z2)) for z = [z1, z2]."""
-    l1, l2 = sizes
+def _two_layer_log_prob(top, top_down, sizes, z):
+    """log p(z2) + log N(z1; mu(z2), sigma^2(z2)) for z = [z1, z2]."""
+    l1 = sizes[0]
     z1, z2 = z[:l1], z[l1:]
-    top = dist.Normal(jnp.zeros(l2), 1.0).to_event(1)
     return top.log_prob(z2) + _gaussian(top_down(z2), l1).log_prob(z1)
 
 
-def _two_layer_sample(top_down, sizes, key, n: int):
+def _two_layer_sample(top, top_down, sizes, key, n: int):
     key2, key1 = jax.random.split(key)
-    z2 = jax.random.normal(key2, (n, sizes[1]))
+    z2 = top.sample(key2, n)
     z1 = jax.vmap(lambda k, v: _gaussian(top_down(v), sizes[0]).sample(k))(jax.random.split(key1, n), z2)
     return jnp.concatenate([z1, z2], axis=1)
 
 
+def _top_prior(top: Prior | None, sizes) -> Prior:
+    top = StandardNormal(latent_dim=sizes[1]) if top is None else top
+    require(isinstance(top, Prior) and top.latent_dim == sizes[1],
+            f"the top prior must be a Prior over the top layer's {sizes[1]} latents, got {top!r}")
+    require(not isinstance(top, VampPrior),
+            "a VampPrior on the top layer needs q(z2 | u) in closed form at its pseudo-inputs u, and a two-layer "
+            "posterior has q(z2 | x) only through z1 (bottom-up) or not as a part of its own (ladder); "
+            "use a standard-normal or mixture-of-Gaussians top prior")
+    return top
+
+
 class HierarchicalPrior(Prior):
-    """p(z) = N(z2; 0, I) N(z1; mu(z2), diag sigma^2(z2)) for z = [z1 (L1), z2 (L2)]."""
+    """p(z) = p(z2) N(z1; mu(z2), diag sigma^2(z2)) for z = [z1 (L1), z2 (L2)]; ``top`` is p(z2)
+    (default N(0, I); any prior over L2 latents that needs no posterior, e.g. a mixture)."""
 
     top_down: MLP                       # z2 -> 2 * L1
+    top: Prior                          # p(z2)
     sizes: tuple[int, int] = eqx.field(static=True)
     latent_dim: int = eqx.field(static=True)
 
-    def __init__(self, sizes: tuple[int, int], hidden=(64,), activation="tanh", *, key):
+    def __init__(self, sizes: tuple[int, int], hidden=(64,), activation="tanh", *, key, top: Prior | None = None):
         self.sizes = tuple(sizes)
         self.latent_dim = sum(sizes)
         self.top_down = MLP(sizes[1], 2 * sizes[0], hidden, activation, key=key)
+        self.top = _top_prior(top, self.sizes)
 
     def distribution(self):
         return None
 
     def log_prob(self, z, posterior=None):
-        return _two_layer_log_prob(self.top_down, self.sizes, z)
+        return _two_layer_log_prob(self.top, self.top_down, self.sizes, z)
 
     def sample(self, key, n: int, posterior=None):
-        return _two_layer_sample(self.top_down, self.sizes, key, n)
+        return _two_layer_sample(self.top, self.top_down, self.sizes, key, n)
 
 
 class LadderPrior(Prior):
     """The prior of :class:`HierarchicalPrior` with its top-down network held by the model's
     :class:`LadderPosterior` (one set of weights for generation and inference)."""
 
+    top: Prior                          # p(z2)
     sizes: tuple[int, int] = eqx.field(static=True)
     latent_dim: int = eqx.field(static=True)
 
-    def __init__(self, sizes: tuple[int, int]):
+    def __init__(self, sizes: tuple[int, int], top: Prior | None = None):
         self.sizes, self.latent_dim = tuple(sizes), sum(sizes)
+        self.top = _top_prior(top, self.sizes)
 
     def distribution(self):
         return None
@@ -87,10 +102,10 @@ class LadderPrior(Prior):
         return posterior.top_down
 
     def log_prob(self, z, posterior=None):
-        return _two_layer_log_prob(self._top_down(posterior), self.sizes, z)
+        return _two_layer_log_prob(self.top, self._top_down(posterior), self.sizes, z)
 
     def sample(self, key, n: int, posterior=None):
-        return _two_layer_sample(self._top_down(posterior), self.sizes, key, n)
+        return _two_layer_sample(self.top, self._top_down(posterior), self.sizes, key, n)
 
 
 class BottomUpPosterior(VariationalFamily):
@@ -194,10 +209,14 @@ class LadderPosterior(VariationalFamily):
 
 
 class FirstLayer(eqx.Module):
-    """A decoder that reads only the first ``size`` latent coordinates (z1 of [z1, z2])."""
+    """A decoder that reads only the first ``size`` latent coordinates (z1 of [z1, z2]) and, in a
+    conditional model (whose decoder input is [z1, z2, c]), the last ``condition_dim`` (c)."""
 
     decoder: eqx.Module
     size: int = eqx.field(static=True)
+    condition_dim: int = eqx.field(static=True, default=0)
 
     def __call__(self, z):
+        if self.condition_dim:
+            return self.decoder(jnp.concatenate([z[: self.size], z[z.shape[0] - self.condition_dim:]]))
         return self.decoder(z[: self.size])

@@ -132,15 +132,16 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
                 f"a categorical likelihood needs levels >= 2, got {levels}; pass levels=N")
     require(prior in PRIORS, f"unknown prior '{prior}'; choose one of {', '.join(PRIORS)}")
     require(posterior in POSTERIORS, f"unknown posterior '{posterior}'; choose one of {', '.join(POSTERIORS)}")
-    require(top_latent_dim is None or (top_latent_dim >= 1 and prior == "normal" and posterior == "gaussian"),
-            "a hierarchical VAE needs top_latent_dim >= 1 and the default prior and posterior")
+    require(top_latent_dim is None or (isinstance(top_latent_dim, int) and top_latent_dim >= 1),
+            f"top_latent_dim must be a positive integer, got {top_latent_dim}")
+    require(top_latent_dim is None or posterior == "gaussian",
+            f"a two-layer model infers z1 and z2 with its own posterior (bottom-up or ladder), which takes the "
+            f"place of posterior='{posterior}'; drop the posterior option or top_latent_dim")
     require(prior != "vamp" or posterior == "gaussian",
             f"a VampPrior is a mixture of the posterior's densities, which posterior '{posterior}' has no closed form "
             "for; use it with posterior='gaussian' or choose another prior")
     require(isinstance(condition_dim, int) and condition_dim >= 0,
             f"condition_dim must be an integer >= 0, got {condition_dim}")
-    require(condition_dim == 0 or top_latent_dim is None,
-            "a conditional model cannot be hierarchical (yet); drop one of them")
     require(latent in LATENTS, f"unknown latent type '{latent}'; choose one of {', '.join(LATENTS)}")
     discrete = latent == "categorical"
     require(not discrete or (prior == "normal" and posterior == "gaussian" and top_latent_dim is None),
@@ -187,7 +188,7 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
         decoder = IMAGE_DECODERS[network](code_dim + condition_dim, image_shape, n_params, channels, activation,
                                           key=key_dec, **sizes)
     if top_latent_dim is not None:
-        decoder = FirstLayer(decoder, latent_dim)
+        decoder = FirstLayer(decoder, latent_dim, condition_dim)
     if likelihood == "bernoulli":
         output = lik.Bernoulli(decoder=decoder, data_dim=data_dim)
     elif likelihood == "gaussian":
@@ -198,20 +199,29 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
             decoder=decoder, raw_sigma=jnp.full((data_dim,), jnp.log(jnp.expm1(0.1))), data_dim=data_dim)
     else:
         output = lik.Categorical(decoder=decoder, data_dim=data_dim, levels=levels)
+    top = None  # p(z2) of a two-layer model: N(0, I) unless another prior is asked for (the stack checks it)
+    if top_latent_dim is not None and prior == "mog":
+        top = MixtureOfGaussians(top_latent_dim, n_components, key=jax.random.fold_in(key, 5))
+    elif top_latent_dim is not None and prior == "vamp":
+        require(pseudo_inputs is not None, "a VampPrior needs pseudo_inputs (K, D), e.g. K training examples")
+        top = VampPrior(latent_dim=top_latent_dim, pseudo_inputs=jnp.asarray(pseudo_inputs, jnp.float32))
     if ladder:
         sizes, width = (latent_dim, top_latent_dim), (max(hidden[-1] // 2, 8),)
         return LatentVariableModel(
-            prior=LadderPrior(sizes), likelihood=output,
+            prior=LadderPrior(sizes, top), likelihood=output,
             posterior=LadderPosterior(encoder, MLP(context_dim, 2 * top_latent_dim, width, activation, key=key_post),
                                       MLP(top_latent_dim, 2 * latent_dim, width, activation, key=key_prior), sizes,
-                                      activation))
+                                      activation),
+            condition_dim=condition_dim)
     if top_latent_dim is not None:
         sizes = (latent_dim, top_latent_dim)
         return LatentVariableModel(
-            prior=HierarchicalPrior(sizes, hidden=(max(hidden[-1] // 2, 8),), activation=activation, key=key_prior),
+            prior=HierarchicalPrior(sizes, hidden=(max(hidden[-1] // 2, 8),), activation=activation, key=key_prior,
+                                    top=top),
             likelihood=output,
             posterior=BottomUpPosterior(encoder, MLP(latent_dim, 2 * top_latent_dim, (max(hidden[-1] // 2, 8),),
-                                                     activation, key=key_post), sizes))
+                                                     activation, key=key_post), sizes),
+            condition_dim=condition_dim)
     if discrete:
         return LatentVariableModel(
             prior=UniformCategorical(n_variables=latent_dim, n_classes=categories, schedule=temperature),

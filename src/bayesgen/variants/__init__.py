@@ -16,9 +16,9 @@ import importlib.metadata
 import pkgutil
 
 from bayesgen._errors import require
-from bayesgen.variants.base import NoOptions, Variant, option, require_positive
+from bayesgen.variants.base import NoOptions, Variant, option, require_positive, type_name
 
-__all__ = ["NoOptions", "Variant", "get", "names", "option", "register", "require_positive", "variants"]
+__all__ = ["NoOptions", "Variant", "get", "names", "option", "register", "require_positive", "type_name", "variants"]
 
 _REGISTRY: dict[str, Variant] = {}
 _LOADED = False

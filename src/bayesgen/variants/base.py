@@ -9,7 +9,7 @@ this package. It owns
   keys, and ``config.json`` records them;
 * their **validation**, once, in model terms (:meth:`Variant.check`);
 * the **parts** it changes relative to the VAE (:meth:`Variant.parts`, keyword arguments of
-  :func:`bayesgen.lvm.presets.build_vae`);
+  :func:`bayesgen.lvm.presets.build_vae`, or a part of its own swapped in by :meth:`Variant.build`);
 * its **training defaults**: the KL warm-up and the objective (:meth:`Variant.kl_warmup`,
   :meth:`Variant.objective`).
 
@@ -24,6 +24,7 @@ import math
 from typing import ClassVar
 
 from bayesgen._errors import require
+from bayesgen.lvm.presets import build_vae
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,8 @@ class Variant:
         name: how users pick it (``model.name``; ``bayesgen train --model NAME``).
         summary: one line for ``--help`` and the docs.
         Options: its options dataclass (frozen; every field made with :func:`option`).
-        conditional: it reads class labels as a condition: rows ``[x, one_hot(y)]``.
+        conditional: it reads class labels as a condition: rows ``[x, one_hot(y)]`` (a variant
+            whose options decide it overrides :meth:`is_conditional`).
         semi_supervised: it trains on partly labelled data (``labels_per_class`` applies).
         continuous_latent: its codes are continuous (a decoded manifold can be drawn).
     """
@@ -81,6 +83,10 @@ class Variant:
     def check(self, options) -> None:
         """Raise BayesgenError naming a bad option and the fix (in model terms). Default: nothing to check."""
 
+    def is_conditional(self, options) -> bool:
+        """Whether the model reads class labels as a condition (rows ``[x, one_hot(y)]``)."""
+        return self.conditional
+
     def check_training(self, train) -> None:
         """Raise BayesgenError if the training settings (a TrainConfig) do not suit this variant."""
 
@@ -89,6 +95,12 @@ class Variant:
         changes. ``train_x`` (rows of the training split) is None when only a skeleton is built
         (to load a checkpoint into); parts that start from data must then give same-shaped zeros."""
         return {}
+
+    def build(self, options, **parts):
+        """The model from ``build_vae``'s keyword arguments (the run's settings and :meth:`parts`).
+        A variant with a part ``build_vae`` does not know builds with it and swaps its part in
+        (``eqx.tree_at(lambda m: m.prior, model, MyPrior(...))``)."""
+        return build_vae(**parts)
 
     def kl_warmup(self, train) -> int:
         """Its default epochs of KL warm-up (``kl_warmup = None``): none."""
@@ -99,13 +111,19 @@ class Variant:
         return base
 
 
+def type_name(field: dataclasses.Field) -> str:
+    """The base type of an option field as a name (``int``, ``float``, ``str``, ``bool``), whether
+    its annotation is a class or, under ``from __future__ import annotations``, a string."""
+    return field.type.__name__ if isinstance(field.type, type) else str(field.type).split(" |")[0]
+
+
 def _check_types(variant: Variant, values: dict) -> None:
     """Each value's type against its field's annotation (TOML and flags can carry anything)."""
     kinds = {"int": int, "float": (int, float), "str": str, "bool": bool}
     for f in dataclasses.fields(variant.Options):
         if f.name not in values:
             continue
-        value, base = values[f.name], str(f.type).split(" |")[0]
+        value, base = values[f.name], type_name(f)
         if value is None and "None" in str(f.type):
             continue
         ok = isinstance(value, kinds[base]) and (base == "bool" or not isinstance(value, bool))

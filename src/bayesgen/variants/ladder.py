@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bayesgen.variants.base import Variant, option, require_positive
+from bayesgen.variants.base import option, require_positive
+from bayesgen.variants.hvae import HierarchicalVAE
 
 WARMUP_EPOCHS = 10
 
@@ -14,19 +15,25 @@ WARMUP_EPOCHS = 10
 @dataclass(frozen=True)
 class LadderOptions:
     top_latent_dim: int = option(2, "size of the top stochastic layer z2", "L2")
+    top_prior: str = option("normal", "p(z2): normal (N(0, I)) or mog (a learned mixture of n_components)", "PRIOR")
+    n_components: int = option(10, "mixture components of a mog top prior", "K")
+    conditional: bool = option(False, "condition on the class label: q(z | x, c), p(x | z1, c)")
     context_dim: int = option(16, "width of the deterministic bottom-up output d1 that z2 is inferred from", "N")
 
 
-class LadderVAE(Variant):
+class LadderVAE(HierarchicalVAE):
+    """The hierarchy of :class:`~bayesgen.variants.hvae.HierarchicalVAE`, inferred top-down."""
+
     name = "ladder-vae"
     summary = "two stochastic layers inferred top-down (precision-weighted)"
     Options = LadderOptions
 
     def check(self, options):
-        require_positive(options, "top_latent_dim", "context_dim")
+        super().check(options)
+        require_positive(options, "context_dim")
 
     def parts(self, options, **data):
-        return {"top_latent_dim": options.top_latent_dim, "ladder": True, "context_dim": options.context_dim}
+        return {**super().parts(options), "ladder": True, "context_dim": options.context_dim}
 
     def kl_warmup(self, train) -> int:
         """A fifth of the epochs, at most ``WARMUP_EPOCHS``, when trained by the ELBO.
