@@ -155,6 +155,9 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     require(not implicit or (isinstance(noise_dim, int) and noise_dim >= 1),
             f"noise_dim must be at least 1, got {noise_dim}")
     require(not ladder or top_latent_dim is not None, "a ladder VAE needs two stochastic layers: pass top_latent_dim")
+    require(not semi_supervised or not implicit,
+            "a semi-supervised model trains its posterior through the ELBO-type objective it wraps, and an implicit "
+            "posterior needs the adversarial objective, which it does not wrap (not built); drop one of them")
     require(not semi_supervised or condition_dim >= 2,
             f"a semi-supervised model needs condition_dim = the number of classes (>= 2), got {condition_dim}")
     n_params = levels if likelihood == "categorical" else 1

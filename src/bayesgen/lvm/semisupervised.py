@@ -90,9 +90,7 @@ class SemiSupervised(Objective):
         n_classes = model.condition_dim
         rows = jnp.concatenate([jnp.broadcast_to(x, (n_classes, x.shape[0])),
                                 jnp.eye(n_classes, dtype=x.dtype)], axis=1)
-        # the inner objective is on the conditional model itself, with q(z | x, y) as its posterior
-        conditional = eqx.tree_at(lambda m: m.posterior, model, model.posterior.posterior)
-        values, terms = jax.vmap(lambda row: self.inner(conditional, row, key, step))(rows)
+        values, terms = jax.vmap(lambda row: self.inner(model, row, key, step))(rows)
         log_prior = -math.log(n_classes)  # uniform p(y)
         return values + log_prior, terms[self.inner.bound_term] + log_prior
 
