@@ -350,7 +350,8 @@ def test_cli_writes_the_run_and_refuses_to_overwrite(blobs, fitted, tmp_path, ca
     args = parse(["--data", str(source), "--out", str(run), "-k", "3"])
     assert cli_gmm.run(args, bayesian=False) == 0
     assert "BIC" in capsys.readouterr().out
-    assert sorted(p.name for p in run.iterdir()) == ["assignments.csv", "params.npz", "plots", "summary.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["assignments.csv", "params.npz", "plots", "run.json",
+                                                     "summary.json"]
     assert sorted(p.name for p in (run / "plots").iterdir()) == ["clusters.png", "loglik.png"]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["n_components"] == 3 and summary["covariance_type"] == "full" and summary["converged"]

@@ -1,8 +1,6 @@
 """Image networks: the matrix-product conv layers against jax.lax (values and gradients), the
-image encoders/decoders' layouts, and every model built on a conv / resnet network training
-through one compiled epoch (compiled once per shape)."""
-
-import dataclasses
+image encoders/decoders' layouts, and one compiled epoch on them (compiled once per shape).
+Every model variant on a conv / resnet network: tests/test_lvm_contract.py."""
 
 import equinox as eqx
 import jax
@@ -17,8 +15,6 @@ from bayesgen.lvm.networks import (
     ConvDecoder,
     ConvEncoder,
     ConvTranspose2d,
-    ImageDecoder,
-    ImageEncoder,
     ResNetDecoder,
     ResNetEncoder,
 )
@@ -213,48 +209,3 @@ def test_the_epoch_compiles_once_per_shape(network, getkey):
     epoch(init(model, optimizer, getkey())[0], data)
     assert np.isfinite(float(info.loss))
     assert epoch._cache_size() == 1
-
-
-def test_every_model_trains_on_an_image_network(getkey):
-    """Every variant composes with the image networks (conditions and noise at the dense head,
-    flows' context, the hierarchy's z1, the VampPrior's pseudo-inputs): wired from its name as
-    `bayesgen train` wires it, on the 8x8 digits, one compiled training step lowers the loss's
-    bound to a finite value and samples have the image's size. The models take turns on the conv
-    and resnet networks (they share the image encoder/decoder frame) to keep the suite short;
-    tests/test_lvm_variants.py runs every model through a whole run on the MLP. Every model's step
-    and sampler are traced (that is where wiring fails); one in four is also compiled and run, as
-    compiling all of them cost ~1 CI minute."""
-    from conftest import tiny_config
-
-    from bayesgen import variants
-    from bayesgen.runs import build_model, make_objective, prepare_data, resolve_kl
-    from bayesgen.train.loop import init, make_optimizer, make_step
-
-    tiny = {"n_pseudo": 10, "n_flows": 1, "context_dim": 2, "categories": 3, "noise_dim": 2}
-    for i, (name, variant) in enumerate(variants.variants().items()):
-        network = ("conv", "resnet")[i % 2]
-        options = {f.name: tiny[f.name] for f in dataclasses.fields(variant.Options) if f.name in tiny}
-        config = tiny_config(model={"name": name, "network": network, "channels": 2, "hidden": [8],
-                                    "options": options},
-                             data={"labels_per_class": 5} if name == "m2" else {})
-        data = prepare_data(config)
-        model = build_model(config, data.info, data.train)
-        config.train.kl = resolve_kl(config, model)
-        nets = [m for m in jax.tree.leaves(model, is_leaf=lambda m: isinstance(m, (ImageEncoder, ImageDecoder)))
-                if isinstance(m, (ImageEncoder, ImageDecoder))]
-        assert sorted(type(m).__name__ for m in nets) == sorted(
-            {"conv": ["ConvEncoder", "ConvDecoder"], "resnet": ["ResNetEncoder", "ResNetDecoder"]}[network]), name
-        optimizer = make_optimizer(1e-3)
-        state, static = init(model, optimizer, getkey())
-        step = make_step(static, make_objective(config, 1, len(data.train)), optimizer)
-        args = ((state.params, state.opt_state), jnp.asarray(data.train[:16]), getkey(), jnp.int32(0))
-        condition = {"condition": jax.nn.one_hot(1, model.condition_dim)} if model.condition_dim else {}
-        (params, _), (loss, _, finite) = jax.eval_shape(step, *args)
-        assert loss.shape == () and finite.dtype == bool, (name, network)
-        _, x = eqx.filter_eval_shape(lambda m, k: m.sample(k, 2, **condition), model, getkey())
-        assert x.shape == (2, 64), (name, network)
-        if i % 4 == 0:
-            (params, _), (loss, _, finite) = jax.jit(step)(*args)
-            assert bool(finite) and np.isfinite(float(loss)), (name, network)
-            _, x = eqx.combine(params, static).sample(getkey(), 2, **condition)
-            assert x.shape == (2, 64) and np.all(np.isfinite(np.asarray(x))), (name, network)
