@@ -504,13 +504,13 @@ def argvs(draw, paths):
 def test_cli_argument_lists(cli_paths, workdir, capsys, monkeypatch, data):
     """Random argument lists for every command. Training itself is stubbed after its setup
     (config, data, model, support checks): the loop is covered by the fit targets and tests."""
-    import bayesgen.runs as runs
+    import bayesgen.runs.training as training
     from bayesgen.cli import main
 
     table = {"split": "test", "n_examples": 1, "elbo": 0.0, "reconstruction": 0.0, "kl": 0.0, "n_importance": 1,
              "log_px": 0.0, "log_px_stderr": 0.0, "log_px_mc_stderr": 0.0, "nll": 0.0,
              "bits_per_dim": 0.0, "active_units": 0, "latent_dim": 1}
-    monkeypatch.setattr(runs, "_fit_and_evaluate", lambda *a, **k: table)
+    monkeypatch.setattr(training, "_fit_and_evaluate", lambda *a, **k: table)
     monkeypatch.chdir(workdir)
     name, argv = data.draw(argvs(cli_paths))
 

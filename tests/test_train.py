@@ -104,9 +104,10 @@ def test_existing_run_is_not_overwritten(tiny_run):
 
 
 def test_divergence_in_a_run_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    import bayesgen.runs as runs
+    import bayesgen.runs.model as runs_model
 
-    monkeypatch.setattr(runs, "make_optimizer", lambda *a, **k: optax.sgd(lambda s: jnp.where(s < 20, 1e-3, 1e30)))
+    monkeypatch.setattr(runs_model, "make_optimizer",
+                        lambda *a, **k: optax.sgd(lambda s: jnp.where(s < 20, 1e-3, 1e30)))
     config = tiny_config(model={"likelihood": "gaussian", "hidden": [16]}, train={"epochs": 5})
     with pytest.raises(TrainingDiverged, match="checkpoints kept in"):
         train(config, tmp_path / "run", progress=False)

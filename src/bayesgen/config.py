@@ -61,7 +61,7 @@ class TrainConfig:
     kl: str = "auto"                  # auto | analytic | mc (auto: analytic where a closed form exists)
     beta: float = 1.0
     kl_warmup: int | None = None      # elbo: epochs of linear KL warm-up from 0 to beta (0: none; None: the
-                                      # model's default, runs.resolve_kl_warmup: 0 except for ladder-vae)
+                                      # model's default: 0 except for ladder-vae, see variants/ladder.py)
     free_bits: float = 0.0            # elbo: per-dimension KL floor in nats (0: none)
     alpha: float = 0.5                # renyi: VR-alpha (1: ELBO, 0: IWAE bound)
     classify_weight: float | None = None  # m2: weight of log q(y|x) on labelled rows (None: 0.1 x training rows)

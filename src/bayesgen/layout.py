@@ -108,6 +108,12 @@ def atomic_write_bytes(path: Path, write) -> None:
             tmp.unlink()
 
 
+def write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON at ``path``, atomically."""
+    data = (json.dumps(obj, indent=2) + "\n").encode()
+    atomic_write_bytes(path, lambda f: f.write(data))
+
+
 def check_replaceable_run(out: Path, force: bool) -> None:
     """A ``fit`` run may replace ``out`` only with ``force`` and only if ``out`` is empty or a run."""
     if not out.exists():

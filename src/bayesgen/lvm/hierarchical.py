@@ -153,7 +153,7 @@ class LadderPosterior(VariationalFamily):
 
     Train it with KL warm-up (``ELBO(warmup_steps=...)``; ``bayesgen train`` does by default):
     at full KL weight from the start, sigma_hat1 grows until q(z1 | z2, x) = p(z1 | z2) and the
-    latents go unused (see ``runs.resolve_kl_warmup``).
+    latents go unused (see ``bayesgen.variants.ladder.LadderVAE.kl_warmup``).
 
     Example:
         >>> q = LadderPosterior(encoder=MLP(64, 2 * 4 + 16, key=k1), upper=MLP(16, 2 * 2, key=k2),
