@@ -127,7 +127,8 @@ def test_the_epoch_passes_the_global_step_without_recompiling(model_and_batch):
 
 
 def test_validation_monitors_the_true_bound_and_the_flags_reach_the_objective(model_and_batch, tmp_path, capsys):
-    from bayesgen.cli import _config_from_args, build_parser, main
+    from bayesgen.cli import build_parser, main
+    from bayesgen.cli.train import config_from_args
     from bayesgen.runs import make_objective
     from bayesgen.train.driver import fit
 
@@ -142,11 +143,11 @@ def test_validation_monitors_the_true_bound_and_the_flags_reach_the_objective(mo
     np.testing.assert_allclose([r["train_kl_weight"] for r in result.history], [2 * 1.5 / 8, 2 * 5.5 / 8], rtol=1e-6)
     args = build_parser().parse_args(["train", "--out", "unused", "--kl-warmup", "3", "--free-bits", "0.25",
                                       "--beta", "2", "--kl", "analytic"])
-    elbo = make_objective(_config_from_args(args), steps_per_epoch=11)
+    elbo = make_objective(config_from_args(args), steps_per_epoch=11)
     assert (elbo.warmup_steps, elbo.free_bits, elbo.beta) == (33, 0.25, 2.0)
     args = build_parser().parse_args(["train", "--out", "unused", "--objective", "renyi",
                                       "--alpha", "0.3", "--samples", "4"])
-    assert make_objective(_config_from_args(args)) == Renyi(alpha=0.3, n_samples=4)
+    assert make_objective(config_from_args(args)) == Renyi(alpha=0.3, n_samples=4)
     code = main(["train", "--out", str(tmp_path / "bad"), "--objective", "iwae", "--free-bits", "1", "--quiet"])
     assert code == 2 and "do not apply to --objective iwae" in capsys.readouterr().err
 

@@ -1,8 +1,6 @@
-"""``bayesgen report``, ``bayesgen runs`` and ``bayesgen completion``: commands about runs and the shell.
-
-Registered by :func:`bayesgen.cli.build_parser` through :func:`add_commands`; the logic
-lives in :mod:`bayesgen.report`, :mod:`bayesgen.catalog` and :mod:`bayesgen.completion`.
-"""
+"""``bayesgen report``, ``runs``, ``track`` and ``completion``: commands about runs and the shell;
+the logic lives in :mod:`bayesgen.report`, :mod:`bayesgen.catalog`, :mod:`bayesgen.tracking` and
+:mod:`bayesgen.completion`."""
 
 from __future__ import annotations
 
@@ -44,21 +42,26 @@ def cmd_track(args) -> int:
     return 0
 
 
-def add_commands(command, with_run, root) -> None:
-    """Add the commands to the CLI; ``command(name, func, help)`` and ``with_run(parser)`` are cli.py's helpers,
-    ``root`` the whole parser (the completion script describes it)."""
-    p = with_run(command("report", cmd_report, "Write one self-contained HTML page with everything a run holds."))
+def register(commands) -> None:
+    p = commands.add_on_run("report", cmd_report, "Write one self-contained HTML page with everything a run holds.",
+                            "bayesgen report runs/digits                "
+                            "# -> runs/digits/report.html, one self-contained page")
     p.add_argument("--out", help="the .html file to write (default RUN/report.html)")
     p.add_argument("--no-draw", action="store_true", help="only embed what the run holds; do not draw missing plots")
 
-    p = command("runs", cmd_runs, "List the runs in a folder with their key metric, newest first.")
+    p = commands.add("runs", cmd_runs, "List the runs in a folder with their key metric, newest first.",
+                     "bayesgen runs runs/")
     p.add_argument("dir", nargs="?", default="runs", help="folder that holds run directories (default runs)")
     p.add_argument("--depth", type=int, default=3, help="how many folder levels to search (default 3)")
 
-    p = with_run(command("track", cmd_track, "Log a finished run (train or fit) to MLflow or TensorBoard."))
+    p = commands.add_on_run("track", cmd_track, "Log a finished run (train or fit) to MLflow or TensorBoard.",
+                            "bayesgen track runs/digits --to mlflow        "
+                            "# then: mlflow ui --backend-store-uri sqlite:///runs/digits/mlflow/mlflow.db")
     p.add_argument("--to", required=True, choices=("mlflow", "tensorboard"))
     p.add_argument("--uri", help="MLflow tracking URI or TensorBoard log folder (default: inside the run directory)")
 
-    p = command("completion", cmd_completion, "Print a shell completion script for bash or zsh.")
+    p = commands.add("completion", cmd_completion, "Print a shell completion script for bash or zsh.",
+                     "bayesgen completion bash > ~/.local/share/bash-completion/completions/bayesgen\n"
+                     "  bayesgen completion zsh > ~/.zfunc/_bayesgen")
     p.add_argument("shell", choices=("bash", "zsh"))
-    p.set_defaults(root_parser=root)
+    p.set_defaults(root_parser=commands.root)

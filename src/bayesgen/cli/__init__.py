@@ -1,0 +1,87 @@
+"""The ``bayesgen`` command line: a thin layer over :mod:`bayesgen.runs` and the model CLIs.
+
+One module per command group, each with ``register(commands)``: :mod:`~bayesgen.cli.train`
+(train, demo), :mod:`~bayesgen.cli.use` (the commands on a trained run), :mod:`~bayesgen.cli.fit`
+(the classical models), :mod:`~bayesgen.cli.tools` (report, runs, track, completion) and
+:mod:`~bayesgen.cli.bayes`; :mod:`~bayesgen.cli.common` holds what they share and
+:mod:`~bayesgen.cli.messages` translates the library's messages into flags.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the fix),
+3 training diverged (the last good checkpoint is kept), 128 + signal number when stopped by a
+signal (130 Ctrl-C, 143 SIGTERM; training saves its epoch first, see ``train --resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted
+from bayesgen._version import __version__
+from bayesgen.cli import bayes, fit, tools, train, use
+from bayesgen.cli.common import EXIT_BAD_INPUT, EXIT_DIVERGED, Commands, Parser, checked_numbers, run_precision
+from bayesgen.cli.messages import in_flags
+
+__all__ = ["build_parser", "command_examples", "in_flags", "main"]
+
+GROUPS = (train, use, fit, tools, bayes)  # in the order --help lists their commands
+
+
+def _commands() -> Commands:
+    parser = Parser(prog="bayesgen", description="Bayesian generative models on JAX: train, evaluate and use VAEs.",
+                    epilog="Start with: bayesgen demo", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bayesgen {__version__}")
+    commands = Commands(parser)
+    for group in GROUPS:
+        group.register(commands)
+    checked_numbers(parser)
+    return commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return _commands().root
+
+
+def command_examples() -> dict[str, str]:
+    """Every command's example, by command."""
+    return _commands().examples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already reported in one line
+        return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        with run_precision(args):
+            return args.func(args)
+    except BayesgenError as err:
+        print(f"bayesgen {args.command}: error: {in_flags(str(err), parser, args.command)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TrainingDiverged as err:
+        print(f"bayesgen {args.command}: {in_flags(str(err), parser, args.command)}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except TrainingInterrupted as err:
+        print(f"bayesgen {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signum
+    except KeyboardInterrupt:
+        print(f"bayesgen {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"bayesgen {args.command}: error: out of memory; ask for less (fewer samples, a smaller model or batch)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # XLA reports a failed allocation as a runtime error
+        if "RESOURCE_EXHAUSTED" not in str(err) and "Out of memory" not in str(err):
+            raise
+        print(f"bayesgen {args.command}: error: out of memory ({str(err).splitlines()[0][-80:]}); ask for less "
+              "(fewer samples, a smaller model or batch)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
