@@ -90,8 +90,8 @@ def main(argv=None) -> None:
 
     import jax
 
-    from bayesgen.lvm.evaluation import log_marginal_likelihood, mean_objective
-    from bayesgen.lvm.objectives import ELBO
+    from bayesgen.lvm.evaluation import log_marginal_likelihood
+    from bayesgen.lvm.objectives import ELBO, mean_objective
     from bayesgen.train.driver import fit
     from bayesgen.train.loop import make_optimizer
 

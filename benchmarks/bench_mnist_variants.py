@@ -76,7 +76,7 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
 
     from bayesgen import runs
     from bayesgen.lvm import evaluation
-    from bayesgen.lvm.objectives import ELBO
+    from bayesgen.lvm.objectives import ELBO, mean_objective
     from bayesgen.train.driver import fit
 
     config = config_for(variant, args.epochs, args.seed)
@@ -102,7 +102,7 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
     # average 133 lit pixels, the next 1,000 60), so its first rows are not a fair sample.
     x_eval = x_test[np.sort(np.random.default_rng(0).permutation(len(x_test))[: args.eval_rows])]
     key_elbo, key_is = jax.random.split(jax.random.key(args.seed + 1))
-    elbo, terms = evaluation.mean_objective(ELBO(kl=t.kl), result.model, x_eval, key_elbo)
+    elbo, terms = mean_objective(ELBO(kl=t.kl), result.model, x_eval, key_elbo)
     log_px = evaluation.log_marginal_likelihood(result.model, x_eval, key_is, n_samples=args.K)
     return {
         "variant": variant, "epochs": args.epochs, "seed": args.seed, "test_nll": -float(log_px.mean()),

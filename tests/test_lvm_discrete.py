@@ -99,8 +99,7 @@ def test_hard_codes_outside_training_relaxed_codes_inside(getkey):
 def test_relaxed_training_teaches_the_discrete_model_its_clusters():
     """Four clusters and one code of four classes: training on relaxed codes inside the compiled epoch must
     raise the ELBO of the discrete model (hard codes, evaluated outside training) far above its start."""
-    from bayesgen.lvm.evaluation import mean_objective
-    from bayesgen.lvm.objectives import ELBO
+    from bayesgen.lvm.objectives import ELBO, mean_objective
     from bayesgen.train.driver import fit
 
     rng = np.random.default_rng(0)

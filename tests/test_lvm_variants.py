@@ -12,11 +12,11 @@ import scipy.stats
 
 from bayesgen import BayesgenError
 from bayesgen.lvm.adversarial import Adversarial
-from bayesgen.lvm.evaluation import log_marginal_likelihood_with_stderr, objective_per_example
+from bayesgen.lvm.evaluation import log_marginal_likelihood_with_stderr
 from bayesgen.lvm.flows import FlowPosterior
 from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
 from bayesgen.lvm.networks import MLP
-from bayesgen.lvm.objectives import ELBO, IWAE, Objective
+from bayesgen.lvm.objectives import ELBO, IWAE, Objective, objective_per_example
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.presets import build_vae
 from bayesgen.lvm.priors import MixtureOfGaussians, VampPrior

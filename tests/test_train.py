@@ -13,8 +13,7 @@ from conftest import tiny_config
 
 from bayesgen import BayesgenError, TrainingDiverged
 from bayesgen.data import load_digits
-from bayesgen.lvm.evaluation import mean_objective, objective_per_example
-from bayesgen.lvm.objectives import ELBO
+from bayesgen.lvm.objectives import ELBO, mean_objective, objective_per_example
 from bayesgen.lvm.presets import build_vae
 from bayesgen.runs import evaluate_run, open_run, train
 from bayesgen.train import checkpoint

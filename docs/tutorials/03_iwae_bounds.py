@@ -31,7 +31,7 @@ import numpy as np
 
 import bayesgen
 from bayesgen.em.factor_analysis import as_latent_variable_model
-from bayesgen.lvm.evaluation import objective_per_example
+from bayesgen.lvm.objectives import objective_per_example
 
 TINY = os.environ.get("BAYESGEN_TUTORIAL_TINY") == "1"
 KS = (1, 8, 64) if TINY else (1, 4, 16, 64, 256, 1024)

@@ -21,33 +21,10 @@ from tqdm.auto import tqdm
 from bayesgen._errors import require
 
 MAX_IMPORTANCE = 2**20  # importance samples per example: K = 5000 is the usual; a million already takes hours
-from bayesgen.lvm.objectives import ELBO, Objective
+from bayesgen.lvm.objectives import ELBO, example_keys, mean_objective
 
 # Importance samples held at once per compiled step (examples x samples); bounds memory.
 SAMPLES_PER_STEP = 8192
-
-
-def _example_keys(key, n: int):
-    return jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n))
-
-
-@eqx.filter_jit
-def _objective_per_example(objective: Objective, model, xs, keys, batch_size: int):
-    return jax.lax.map(lambda a: objective(model, a[0], a[1]), (xs, keys), batch_size=batch_size)
-
-
-def objective_per_example(objective: Objective, model, x, key, *, batch_size: int = 512):
-    """``(values, terms)`` of ``objective`` for every row of ``x`` ``(N, D)``, as numpy arrays ``(N,)``."""
-    x = jnp.asarray(x)
-    values, terms = _objective_per_example(objective, model, x, _example_keys(key, x.shape[0]),
-                                           min(batch_size, x.shape[0]))
-    return np.asarray(values), {k: np.asarray(v) for k, v in terms.items()}
-
-
-def mean_objective(objective: Objective, model, x, key, *, batch_size: int = 512):
-    """Data-mean of an objective and of its terms, as Python floats."""
-    values, terms = objective_per_example(objective, model, x, key, batch_size=batch_size)
-    return float(values.mean()), {k: float(v.mean()) for k, v in terms.items()}
 
 
 def _add_weights(sums, log_w):
@@ -147,7 +124,7 @@ def log_marginal_likelihood_with_stderr(model, x, key, *, n_samples: int = 1000,
     chunk_size = chunk_size or min(n_samples, 256)
     batch_size = batch_size or max(1, SAMPLES_PER_STEP // chunk_size)
     batch_size = min(batch_size, n)
-    keys = _example_keys(key, n)
+    keys = example_keys(key, n)
     log_px, stderr = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
     starts = range(0, n, batch_size)
     for start in tqdm(starts, desc=f"log p(x), K={n_samples}", unit="block",

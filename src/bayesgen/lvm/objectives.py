@@ -7,7 +7,8 @@ array inside the compiled epoch, so schedules such as KL warm-up run without
 recompiling) or ``None`` outside training, where every schedule takes its final value.
 ``terms[objective.bound_term]`` is always a true lower bound on log p(x) (no KL weight, no
 free bits): validation, early stopping and reports use it. :func:`batch_objective` is the
-one place where objectives are batched.
+one place where objectives are batched for training; :func:`objective_per_example` and
+:func:`mean_objective` evaluate one on a data set (validation, evaluation).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 from numpyro.distributions import Independent, kl_divergence
 
@@ -213,3 +215,27 @@ def batch_objective(objective: Objective, model, xs, key, step=None):
         model = model.at_step(step)
     values, terms = jax.vmap(lambda x, k: objective(model, x, k, step))(xs, keys)
     return jnp.mean(values), jax.tree.map(jnp.mean, terms)
+
+
+def example_keys(key, n: int):
+    """One key per example, ``fold_in(key, i)``: an example's randomness does not depend on its batch."""
+    return jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n))
+
+
+@eqx.filter_jit
+def _objective_per_example(objective: Objective, model, xs, keys, batch_size: int):
+    return jax.lax.map(lambda a: objective(model, a[0], a[1]), (xs, keys), batch_size=batch_size)
+
+
+def objective_per_example(objective: Objective, model, x, key, *, batch_size: int = 512):
+    """``(values, terms)`` of ``objective`` for every row of ``x`` ``(N, D)``, as numpy arrays ``(N,)``."""
+    x = jnp.asarray(x)
+    values, terms = _objective_per_example(objective, model, x, example_keys(key, x.shape[0]),
+                                           min(batch_size, x.shape[0]))
+    return np.asarray(values), {k: np.asarray(v) for k, v in terms.items()}
+
+
+def mean_objective(objective: Objective, model, x, key, *, batch_size: int = 512):
+    """Data-mean of an objective and of its terms, as Python floats."""
+    values, terms = objective_per_example(objective, model, x, key, batch_size=batch_size)
+    return float(values.mean()), {k: float(v.mean()) for k, v in terms.items()}

@@ -22,8 +22,7 @@ import optax
 from tqdm.auto import tqdm
 
 from bayesgen._errors import TrainingDiverged, require
-from bayesgen.lvm.evaluation import mean_objective
-from bayesgen.lvm.objectives import ELBO, Objective
+from bayesgen.lvm.objectives import ELBO, Objective, mean_objective
 from bayesgen.train import sharding, streaming
 from bayesgen.train.loop import BINARIZE, TrainState, float_dtype, init, make_epoch, make_optimizer
 

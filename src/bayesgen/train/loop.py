@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import optax
 
 from bayesgen._errors import require
-from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.objectives import Objective, batch_objective
 
 BINARIZE = ("none", "static", "dynamic")
@@ -83,8 +82,9 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
     replicated and XLA inserts the gradient all-reduce.
     """
 
-    # a conditional model's rows end with the condition, which is never binarized
-    n_binarized = static.data_dim if isinstance(static, LatentVariableModel) else None
+    # a conditional model's rows end with the condition, which is never binarized (the model
+    # says how many columns are data by its data_dim; a model without one is all data)
+    n_binarized = getattr(static, "data_dim", None)
 
     def loss_fn(params, x, key, global_step):
         value, terms = batch_objective(objective, eqx.combine(params, static), x, key, global_step)
