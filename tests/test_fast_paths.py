@@ -8,7 +8,7 @@ import numpyro.distributions as dist
 
 from bayesgen.lvm import evaluation
 from bayesgen.lvm import likelihoods as lik
-from bayesgen.lvm.objectives import ELBO, batch_objective
+from bayesgen.lvm.objectives import ELBO, batch_objective, example_keys
 from bayesgen.lvm.presets import build_vae
 
 
@@ -77,7 +77,7 @@ def test_log_px_flat_batch_matches_per_example_loop(getkey):
     x = np.asarray(jax.random.bernoulli(getkey(), 0.4, (5, 12)), np.float32)
     key = getkey()
     out = evaluation.log_marginal_likelihood(model, x, key, n_samples=70, chunk_size=32, batch_size=2)
-    keys = evaluation._example_keys(key, 5)
+    keys = example_keys(key, 5)
 
     @eqx.filter_jit
     def chunk_weights(model, key, xi):
