@@ -188,7 +188,7 @@ def test_kl_weight_at_the_ends_of_the_warmup():
 
 
 @pytest.mark.parametrize("make, error", [  # error: None (accepted) or what the one-line message must say
-    (lambda: ELBO(n_samples=1), None), (lambda: ELBO(n_samples=0), "n_samples must be at least 1"),
+    (lambda: ELBO(n_samples=1), None), (lambda: ELBO(n_samples=0), "samples per example .K. must be at least 1"),
     (lambda: ELBO(beta=0.0), None), (lambda: ELBO(beta=0.5), None),
     (lambda: ELBO(beta=-0.5), "beta must be a finite number >= 0"),
     (lambda: ELBO(beta=float("inf")), "beta must be a finite"),

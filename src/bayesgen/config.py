@@ -17,8 +17,10 @@ from pathlib import Path
 from bayesgen._errors import BayesgenError, require
 from bayesgen.lvm.evaluation import MAX_IMPORTANCE
 from bayesgen.lvm.networks import ACTIVATIONS
+from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import LIKELIHOODS, NETWORKS
-from bayesgen.train.loop import BINARIZE, SCHEDULES
+from bayesgen.train.driver import check_fit_options
+from bayesgen.train.loop import BINARIZE, make_optimizer
 from bayesgen.variants import get as get_variant
 from bayesgen.variants import variants
 
@@ -75,6 +77,17 @@ class TrainConfig:
     devices: int | None = None        # data-parallel devices; None: as many as divide batch_size
                                       # (resolved in config.json)
     x64: bool = False                 # train and evaluate in float64
+
+
+    def base_objective(self, warmup_steps: int = 0):
+        """The bound this section describes (a variant may adapt it: see ``Variant.objective``);
+        ``warmup_steps`` turns the KL warm-up's epochs into steps."""
+        if self.objective == "iwae":
+            return IWAE(n_samples=self.n_samples)
+        if self.objective == "renyi":
+            return Renyi(alpha=self.alpha, n_samples=self.n_samples)
+        return ELBO(n_samples=self.n_samples, kl=self.kl, beta=self.beta, free_bits=self.free_bits,
+                    warmup_steps=warmup_steps)
 
 
 @dataclass
@@ -156,15 +169,15 @@ class Config:
         require(m.levels is None or m.levels >= 2, f"levels must be at least 2, got {m.levels}")
         require(t.objective in OBJECTIVES, f"unknown objective '{t.objective}'; choose one of {', '.join(OBJECTIVES)}")
         require(t.kl in ("auto", "analytic", "mc"), f"kl must be 'auto', 'analytic' or 'mc', got '{t.kl}'")
-        require(t.beta >= 0 and math.isfinite(t.beta), f"beta must be a finite number >= 0, got {t.beta}")
+        # the training values' owners check them, in their words: the bound, the optimiser, fit
+        dataclasses.replace(t, kl="analytic" if t.kl == "auto" else t.kl).base_objective()
+        make_optimizer(t.learning_rate, schedule=t.lr_schedule)
+        check_fit_options(epochs=t.epochs, batch_size=t.batch_size, patience=t.patience)
         require(t.kl_warmup is None or t.kl_warmup >= 0,
                 f"the KL warm-up must be a whole number of epochs >= 0, got {t.kl_warmup}")
-        require(t.free_bits >= 0 and math.isfinite(t.free_bits),
-                f"free bits must be a finite number of nats >= 0, got {t.free_bits}")
         require(t.objective == "elbo" or (not t.kl_warmup and t.free_bits == 0 and t.beta == 1),
                 "beta, kl_warmup and free_bits weight the ELBO's KL term; "
                 f"they do not apply to objective='{t.objective}'")
-        require(math.isfinite(t.alpha), f"the Rényi alpha must be a finite number, got {t.alpha}")
         variant.check_training(t)
         require(t.classify_weight is None or (t.classify_weight >= 0 and math.isfinite(t.classify_weight)),
                 f"the classification weight must be a number >= 0, got {t.classify_weight}")
@@ -172,14 +185,6 @@ class Config:
                 f"labels_per_class must be at least 1, got {d.labels_per_class}")
         require(d.labels_per_class is None or variant.semi_supervised,
                 f"labels_per_class hides training labels for a semi-supervised model (model='m2'), not for {m.name}")
-        require(t.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {t.n_samples}")
-        require(t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}")
-        require(t.batch_size >= 1, f"batch size must be at least 1, got {t.batch_size}")
-        require(t.learning_rate > 0 and math.isfinite(t.learning_rate),
-                f"learning rate must be a positive number, got {t.learning_rate}; pass e.g. learning_rate=1e-3")
-        require(t.lr_schedule in SCHEDULES,
-                f"unknown learning-rate schedule '{t.lr_schedule}'; choose one of {', '.join(SCHEDULES)}")
-        require(t.patience is None or t.patience >= 1, f"patience must be at least 1 epoch, got {t.patience}")
         require(t.devices is None or t.devices >= 1,
                 f"devices must be at least 1, got {t.devices}; pass e.g. devices=4")
         require(1 <= e.n_importance <= MAX_IMPORTANCE,

@@ -95,7 +95,7 @@ class ELBO(Objective):
     bound_term = "elbo"
 
     def __check_init__(self):
-        require(self.n_samples >= 1, f"n_samples must be at least 1, got {self.n_samples}")
+        require(self.n_samples >= 1, f"the number of samples per example (K) must be at least 1, got {self.n_samples}")
         require(self.kl in ("analytic", "mc"), f"kl must be 'analytic' or 'mc', got '{self.kl}'")
         require(self.beta >= 0 and math.isfinite(self.beta), f"beta must be a finite number >= 0, got {self.beta}")
         require(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,

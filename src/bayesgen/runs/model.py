@@ -12,7 +12,6 @@ from numpyro.distributions import kl_divergence
 
 from bayesgen._errors import require
 from bayesgen.config import Config
-from bayesgen.lvm.objectives import ELBO, IWAE, Renyi
 from bayesgen.lvm.presets import MARGINAL_LIKELIHOODS
 from bayesgen.train.loop import make_optimizer
 from bayesgen.variants import get as get_variant
@@ -85,13 +84,7 @@ def make_objective(config: Config, steps_per_epoch: int = 1, n_train: int = 1):
     """The configured training objective; ``steps_per_epoch`` turns the KL warm-up's epochs into
     steps, ``n_train`` sets M2's default classification weight (0.1 N, Kingma et al., 2014)."""
     t = config.train
-    if t.objective == "iwae":
-        objective = IWAE(n_samples=t.n_samples)
-    elif t.objective == "renyi":
-        objective = Renyi(alpha=t.alpha, n_samples=t.n_samples)
-    else:
-        objective = ELBO(n_samples=t.n_samples, kl=t.kl, beta=t.beta, free_bits=t.free_bits,
-                         warmup_steps=resolve_kl_warmup(config) * steps_per_epoch)
+    objective = t.base_objective(resolve_kl_warmup(config) * steps_per_epoch)
     return get_variant(config.model.name).objective(objective, t, n_train)
 
 

@@ -80,6 +80,14 @@ class _Progress:
             self.bar.close()
 
 
+def check_fit_options(*, epochs: int, batch_size: int, patience: int | None, binarize: str = "none") -> None:
+    """The checks of :func:`fit`'s settings that need no data (a config runs them before loading any)."""
+    require(isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer, got {epochs}")
+    require(isinstance(batch_size, int) and batch_size >= 1, f"batch size must be a positive integer, got {batch_size}")
+    require(patience is None or patience >= 1, f"patience must be at least 1 epoch, got {patience}")
+    require(binarize in BINARIZE, f"unknown binarization '{binarize}'; choose one of {', '.join(BINARIZE)}")
+
+
 def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None,
         optimizer: optax.GradientTransformation | None = None, learning_rate: float = 1e-3,
         epochs: int = 50, batch_size: int = 128, patience: int | None = None, binarize: str = "none",
@@ -120,14 +128,11 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
         >>> result.best_model
     """
     objective = objective or ELBO()
-    require(isinstance(epochs, int) and epochs >= 1, f"epochs must be a positive integer, got {epochs}")
-    require(isinstance(batch_size, int) and batch_size >= 1, f"batch size must be a positive integer, got {batch_size}")
+    check_fit_options(epochs=epochs, batch_size=batch_size, patience=patience, binarize=binarize)
     train_x = _checked_rows(train_x, "training data", model)
     require(batch_size <= len(train_x),
             f"batch size {batch_size} is larger than the {len(train_x)} training examples; "
             f"pass batch_size={len(train_x)} or less")
-    require(patience is None or patience >= 1, f"patience must be at least 1 epoch, got {patience}")
-    require(binarize in BINARIZE, f"unknown binarization '{binarize}'; choose one of {', '.join(BINARIZE)}")
     mesh = sharding.data_parallel(sharding.resolve_devices(devices, batch_size))
     params, static = eqx.partition(model, eqx.is_inexact_array)
     dtype = float_dtype(params)
