@@ -124,6 +124,10 @@ def test_csv_with_header_and_label_column(tmp_path):
     np.testing.assert_array_equal(data.labels, [7, 8])
     (tmp_path / "h.csv").write_text("a,b\n1,2\n")
     assert load_data(tmp_path / "h.csv").labels is None
+    # a feature named y is a feature (it used to become the labels, and a GMM fitted on x alone)
+    (tmp_path / "xy.csv").write_text("x,y\n1,0\n2,1\n3,0\n")
+    data = load_data(tmp_path / "xy.csv")
+    assert data.labels is None and data.x.shape == (3, 2)
 
 
 def test_amat(tmp_path, rng):

@@ -29,11 +29,27 @@ class NaNGradient(Objective):
 def test_nan_gradient_with_finite_loss_is_divergence(getkey):
     x = np.asarray(jax.random.normal(getkey(), (32, 3)), np.float32)
     model = build_vae(data_dim=3, latent_dim=1, likelihood="gaussian", hidden=(4,), key=getkey())
-    with pytest.raises(TrainingDiverged, match="diverged at epoch 1: the loss or a gradient became NaN/inf") as caught:
+    message = "diverged at epoch 1: a training or validation value or a gradient became NaN/inf"
+    with pytest.raises(TrainingDiverged, match=message) as caught:
         fit(model, x, key=getkey(), objective=NaNGradient(), epochs=3, batch_size=8, progress=False)
     before = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
     after = jax.tree.leaves(eqx.filter(caught.value.result.model, eqx.is_inexact_array))
     assert all(np.array_equal(a, b) for a, b in zip(before, after))  # the last good state: untouched
+
+
+def test_a_non_finite_validation_loss_is_divergence_and_never_reaches_the_history(getkey):
+    # training data are tame; validation rows so large that their squared error overflows float32:
+    # early stopping used to treat the inf validation loss as "no better" and end the run normally
+    x = np.asarray(jax.random.normal(getkey(), (32, 3)), np.float32)
+    model = build_vae(data_dim=3, latent_dim=1, likelihood="gaussian", hidden=(4,), key=getkey())
+    records = []
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 1: a training or validation value") as caught:
+        fit(model, x, valid_x=np.full((4, 3), 1e30, np.float32), key=getkey(), epochs=3, batch_size=8,
+            progress=False, on_epoch=lambda record, *_: records.append(record))
+    assert records == [] and caught.value.result.history == []
+    before = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+    after = jax.tree.leaves(eqx.filter(caught.value.result.model, eqx.is_inexact_array))
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))  # the state before the bad epoch
 
 
 def test_x64_run_trains_and_reopens_in_float64(tmp_path, capsys):

@@ -27,7 +27,7 @@ SUPPORTED = (
 )
 _DATA_KEYS = ("x", "X", "data", "images")
 _LABEL_KEYS = ("y", "labels", "targets")
-_CSV_LABEL_COLUMNS = ("label", "y")
+_CSV_LABEL_COLUMNS = ("label",)  # only a column named label: a feature called y stays a feature
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_IMAGES = re.compile(r"(.*)images([-.]idx)3(-ubyte)(\.gz)?", re.IGNORECASE)
 
@@ -179,7 +179,7 @@ def _binary_mnist(loaded: Loaded) -> Loaded:
 
 
 def read_csv(path: Path) -> Loaded:
-    """Comma-separated numbers; an optional header line; a 'label' or 'y' column becomes labels."""
+    """Comma-separated numbers; an optional header line; a column named 'label' becomes labels."""
     hint = "CSV input must be all numbers (an optional header line is allowed)"
     rows = _text_rows(path, hint)
     first = [field.strip() for field in rows[0][1].split(",")]

@@ -222,7 +222,7 @@ def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None 
         "reconstruction": terms["reconstruction"],
         "kl": terms["kl"],
         "log_px": mean_log_px,
-        "log_px_stderr": float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan"),
+        "log_px_stderr": float(log_px.std(ddof=1, dtype=np.float64) / math.sqrt(n)) if n > 1 else float("nan"),
         "log_px_mc_stderr": float(np.sqrt(np.sum(np.square(mc_stderr, dtype=np.float64))) / n),
         "nll": -mean_log_px,
         "bits_per_dim": -mean_log_px / (model.data_dim * math.log(2)),

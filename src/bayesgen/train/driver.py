@@ -172,15 +172,18 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
                 stop_reason = "diverged"
                 break
             images_per_s = images_per_epoch / (time.perf_counter() - started)
-            state = new_state
-            record = {"epoch": epoch, "step": int(state.step), "train_loss": float(info.loss)}
+            record = {"epoch": epoch, "step": int(new_state.step), "train_loss": float(info.loss)}
             record.update({f"train_{k}": float(v) for k, v in info.terms.items()})
-            current = eqx.combine(state.params, static)
+            current = eqx.combine(new_state.params, static)
             if valid_x is not None:
                 _, terms = mean_objective(objective, current, valid_x, key_valid)
                 # the true bound, not a beta- or warm-up-weighted one
                 record["valid_loss"] = -terms[objective.bound_term]
                 record.update({f"valid_{k}": v for k, v in terms.items()})
+            if not all(math.isfinite(v) for v in record.values()):  # e.g. parameters that overflow on new data
+                stop_reason = "diverged"
+                break
+            state = new_state
             is_best = monitored_loss(record) < best_loss
             if is_best:
                 best_loss, best_epoch, best_params = monitored_loss(record), epoch, state.params
@@ -201,7 +204,8 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     if stop_reason == "diverged":
         last = resume.epoch + len(history)
         raise TrainingDiverged(
-            f"training diverged at epoch {last + 1}: the loss or a gradient became NaN/inf; the last good "
+            f"training diverged at epoch {last + 1}: a training or validation value or a gradient became NaN/inf; "
+            "the last good "
             f"state (epoch {last}) was kept; "
             f"lower the learning rate (e.g. learning_rate={learning_rate / 10:g}) or check the data",
             result)
