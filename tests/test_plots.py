@@ -263,7 +263,7 @@ def test_bad_paths(tmp_path, rng):
     with pytest.raises(BayesgenError, match="image format"):
         plots.image_grid(x, (8, 8), tmp_path / "grid.nope")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(BayesgenError, match="cannot create the directory"):
+    with pytest.raises(NotADirectoryError):
         plots.image_grid(x, (8, 8), tmp_path / "file" / "grid.png")
     assert no_temp_files(tmp_path)
 

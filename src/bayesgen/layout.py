@@ -14,6 +14,7 @@ directory written before the manifest existed (its kind is read from its files, 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -114,8 +115,32 @@ def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, lambda f: f.write(data))
 
 
+def check_writable(path, *, folder: bool = False) -> Path:
+    """Raise the OSError that writing ``path`` (a file, or with ``folder`` a directory to fill)
+    would raise, before any work is done and without creating anything: ``path`` must not be a
+    directory (a file) or a file (a folder), and its nearest existing ancestor must be a
+    directory this process may write to. Returns ``path``. (A full disk shows only when writing.)"""
+    path = Path(path)
+    if path.exists():
+        if folder != path.is_dir():
+            kind = (errno.ENOTDIR, "Not a directory") if folder else (errno.EISDIR, "Is a directory")
+            raise OSError(*kind, str(path))
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return path
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(ancestor))
+    if not os.access(ancestor, os.W_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(ancestor))
+    return path
+
+
 def check_replaceable_run(out: Path, force: bool) -> None:
     """A ``fit`` run may replace ``out`` only with ``force`` and only if ``out`` is empty or a run."""
+    check_writable(out, folder=True)  # before the fit: its folder (or nearest existing one) can be written
     if not out.exists():
         return
     require(force, f"'{out}' already exists; choose another run directory or pass force=True to replace it")

@@ -47,6 +47,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from scipy.special import ndtri
 
+from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 
 __all__ = [
@@ -213,13 +214,8 @@ def _save(fig: Figure, path: PathLike) -> Path:
             fmt in fig.canvas.get_supported_filetypes(),
             f"cannot tell the image format from {str(target)!r}; end the file name in .png (or .pdf/.svg)",
         )
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BayesgenError(
-                f"cannot create the directory {str(target.parent)!r} for the plot ({exc.strerror}); "
-                "pass a writable path"
-            ) from None
+        layout.check_writable(target)  # an OSError names the path; the CLI says it in one line
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             with open(tmp, "xb") as fh:  # "x": never clobber; mode honours the umask

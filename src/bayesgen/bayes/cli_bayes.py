@@ -392,11 +392,8 @@ def run(args: argparse.Namespace) -> int:
                       f"{posterior.num_draws} draws, {seconds:.1f} s", str(summary)]
                      + [f"WARNING: {message}" for message in found])
     replicas = None if args.no_plots else _replicate(posterior, args.seed)
-    try:
-        layout.atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text,
-                                                     not args.no_plots, replicas))
-    except OSError as err:
-        raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
+    layout.atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text,
+                                                 not args.no_plots, replicas))
     print(text)
     print(f"run directory: {out}")
     return 0

@@ -7,8 +7,10 @@ One module per command group, each with ``register(commands)``: :mod:`~bayesgen.
 :mod:`~bayesgen.cli.messages` translates the library's messages into flags.
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and the fix),
-3 training diverged (the last good checkpoint is kept), 128 + signal number when stopped by a
-signal (130 Ctrl-C, 143 SIGTERM; training saves its epoch first, see ``train --resume``).
+3 training diverged (the last good checkpoint is kept), 4 the operating system refused a read or
+write (permissions, a full disk, a read-only file system; one line naming the path and the fix),
+128 + signal number when stopped by a signal (130 Ctrl-C, 143 SIGTERM; training saves its epoch
+first, see ``train --resume``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ import sys
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted
 from bayesgen._version import __version__
 from bayesgen.cli import bayes, fit, tools, train, use
-from bayesgen.cli.common import EXIT_BAD_INPUT, EXIT_DIVERGED, Commands, Parser, checked_numbers, run_precision
+from bayesgen.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_DIVERGED,
+    EXIT_OS_ERROR,
+    Commands,
+    Parser,
+    checked_numbers,
+    os_error_line,
+    run_precision,
+)
 from bayesgen.cli.messages import in_flags
 
 __all__ = ["build_parser", "command_examples", "in_flags", "main"]
@@ -71,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bayesgen {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the library writes through layout's checks; the OS may still refuse
+        print(f"bayesgen {args.command}: error: {os_error_line(err)}", file=sys.stderr)
+        return EXIT_OS_ERROR
     except MemoryError:
         print(f"bayesgen {args.command}: error: out of memory; ask for less (fewer samples, a smaller model or batch)",
               file=sys.stderr)

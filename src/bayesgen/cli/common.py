@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -75,6 +76,27 @@ def checked_numbers(parser: argparse.ArgumentParser) -> None:
             checked_numbers(child)
 
 
+EXIT_OS_ERROR = 4  # the operating system refused a read or write (permissions, full disk, ...)
+
+_OS_FIXES = {
+    errno.EACCES: "permission denied; choose a location you may write to (or read, for an input)",
+    errno.EPERM: "operation not permitted; choose a location you may write to",
+    errno.ENOSPC: "no space left on the device; free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
+    errno.EROFS: "read-only file system; write elsewhere",
+    errno.EISDIR: "it is a directory; give a file name",
+    errno.ENOTDIR: "a part of the path is a file, not a directory; choose another path",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+    errno.ENOENT: "no such file or directory; check the path",
+}
+
+
+def os_error_line(err: OSError) -> str:
+    """One line naming the path, what the operating system said and the fix."""
+    where = f"'{err.filename}': " if err.filename else ""
+    return f"{where}{_OS_FIXES.get(err.errno, err.strerror or str(err))}"
+
+
 class Commands:
     """The root parser's subcommands: each command group's ``register(commands)`` adds its own
     with :meth:`add` (or :meth:`add_on_run`, for a command that reads a run directory)."""
@@ -104,8 +126,18 @@ def progress(args) -> bool:
     return not getattr(args, "quiet", False)
 
 
-def output_path(path: str | None, run: Path, default: str) -> Path:
-    return Path(path) if path else run / default
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")  # what the plots can write
+
+
+def output_path(path: str | None, run, default: str, suffixes: tuple[str, ...] | None = None) -> Path:
+    """The file a command will write (``path``, else ``default`` inside the run directory), checked
+    before any work: its suffix and that it can be written (``layout.check_writable``)."""
+    out = Path(path) if path else Path(run) / default
+    require(suffixes is None or out.suffix in suffixes,
+            f"cannot write '{out}': use a {' or '.join(suffixes or ())} file name")
+    if path or Path(run).is_dir():  # a missing run directory is reported by the command itself
+        layout.check_writable(out)
+    return out
 
 
 def split_rows(run, name: str) -> np.ndarray:

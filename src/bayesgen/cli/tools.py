@@ -7,13 +7,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bayesgen import layout
 from bayesgen.catalog import find_runs, format_runs
+from bayesgen.cli.common import output_path
 from bayesgen.completion import completion_script
 from bayesgen.report import write_report
 from bayesgen.tracking import track_run
 
 
 def cmd_report(args) -> int:
+    output_path(args.out, args.run, layout.REPORT)  # where it goes can be written (its suffix: write_report)
     print(write_report(args.run, args.out, draw_missing=not args.no_draw))
     return 0
 

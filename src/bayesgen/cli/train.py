@@ -145,6 +145,7 @@ def cmd_demo(args) -> int:
         "train": {"epochs": args.epochs, "batch_size": 64, "learning_rate": 2e-3, "patience": 20},
         "eval": {"n_importance": 1000},
     })
+    layout.check_writable(out, folder=True)
     print(f"bayesgen demo: a VAE with a 17-level categorical likelihood on the 8x8 digits -> {out}", file=sys.stderr)
     started = time.perf_counter()
     result = train(config, out, overwrite=True, progress=progress(args))

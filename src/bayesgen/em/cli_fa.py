@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from bayesgen import layout
-from bayesgen._errors import BayesgenError, require
+from bayesgen._errors import require
 from bayesgen.data import SUPPORTED, load_data
 from bayesgen.em.factor_analysis import METHODS, PPCA, FactorAnalysis
 from bayesgen.em.plots import plot_history, plot_loadings
@@ -115,10 +115,7 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
 
     # Built in a temporary sibling and renamed into place: a fit or write that fails (or is
     # killed) under --force leaves the previous run as it was.
-    try:
-        layout.atomic_directory(out, write)
-    except OSError as err:
-        raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
+    layout.atomic_directory(out, write)
 
     status = ("closed form" if model.n_iter_ == 0
               else f"{model.n_iter_} ({'converged' if model.converged_ else 'NOT converged: raise --max-iter'})")

@@ -26,7 +26,6 @@ import jax
 import numpy as np
 
 from bayesgen import layout
-from bayesgen._errors import BayesgenError
 from bayesgen.data import load_data
 from bayesgen.em.gmm import COVARIANCE_TYPES, INIT_METHODS, BayesianGaussianMixture, GaussianMixture
 from bayesgen.em.plots import plot_clusters, plot_history
@@ -125,9 +124,6 @@ def run(args: argparse.Namespace, *, bayesian: bool) -> int:
     started = time.perf_counter()
     model.fit(data.x, key=jax.random.key(args.seed))
     summary = _summary(model, data, args, bayesian, time.perf_counter() - started)
-    try:
-        layout.atomic_directory(out, lambda tmp: _write_run(tmp, model, data, summary, bayesian))
-    except OSError as err:
-        raise BayesgenError(f"cannot write the run directory '{out}' ({err.strerror}); pass a writable --out") from None
+    layout.atomic_directory(out, lambda tmp: _write_run(tmp, model, data, summary, bayesian))
     _print_table(summary, out)
     return 0

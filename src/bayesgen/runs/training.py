@@ -51,6 +51,7 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
         raise BayesgenError(f"'{run}' already holds a run; choose another run directory or pass force=True "
                             "to replace it")
     require(not run.exists() or run.is_dir(), f"'{run}' exists and is not a directory; choose another run directory")
+    layout.check_writable(run, folder=True)  # before the data are read and the model built
     with precision(config):
         data = prepare_data(config)
         model = build_model(config, data.info, data.train)
