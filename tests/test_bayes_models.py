@@ -370,3 +370,38 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
     argv = [a.replace("{csv}", str(tmp_path / "data.csv")).replace("{tmp}", str(tmp_path)) for a in argv]
     code, _, err = _cli(argv + ["--out", str(tmp_path / "run"), "--quiet"], capsys)
     assert code == 2 and err.count("\n") == 1 and re.search(match, err), err
+
+
+def test_a_failing_extra_costs_only_itself_never_the_draws(tmp_path, capsys):
+    # no plate: the model scores the data, but replaying it draws one y per draw, not four,
+    # and the predictive plot cannot compare them (issue 20: this used to lose the whole run)
+    (tmp_path / "mine.py").write_text(
+        "import numpyro, numpyro.distributions as dist\n"
+        "def model(y):\n"
+        "    mu = numpyro.sample('mu', dist.Normal(0.0, 10.0))\n"
+        "    numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n")
+    (tmp_path / "data.json").write_text(json.dumps({"y": [0.5, 1.5, 1.0, 2.0]}))
+    out = tmp_path / "run"
+    argv = ["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data", str(tmp_path / "data.json"),
+            "--out", str(out), "--method", "mh", "--chains", "1", "--warmup", "200", "--samples", "300", "--quiet"]
+    code, _, err = _cli(argv, capsys)
+    assert code == 0, err
+    assert np.load(out / "draws.npz")["draws/mu"].size == 300
+    notes = json.loads((out / "summary.json").read_text())["notes"]
+    assert notes and all("skipped" in note for note in notes), notes
+    assert all(f"note: {note}" in err for note in notes)
+
+
+def test_a_model_that_refuses_its_data_is_one_line(tmp_path, capsys):
+    (tmp_path / "schools.csv").write_text("y,sigma\n28,15\n8,-10\n")
+    code, _, err = _cli(["bayes", "fit", "eight-schools", "--data", str(tmp_path / "schools.csv"),
+                         "--out", str(tmp_path / "r"), "--quiet"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "row 2 has -10" in err, err
+    (tmp_path / "mine.py").write_text(  # a user's model: numpyro's own validation, in one line
+        "import numpyro, numpyro.distributions as dist\n"
+        "def model(s):\n"
+        "    numpyro.sample('x', dist.Normal(0.0, s))\n")
+    (tmp_path / "data.json").write_text(json.dumps({"s": -1.0}))
+    code, _, err = _cli(["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data",
+                         str(tmp_path / "data.json"), "--out", str(tmp_path / "r2"), "--quiet"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "invalid scale parameter" in err, err

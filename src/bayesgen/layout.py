@@ -140,12 +140,13 @@ def check_writable(path, *, folder: bool = False) -> Path:
 
 def check_replaceable_run(out: Path, force: bool) -> None:
     """A ``fit`` run may replace ``out`` only with ``force`` and only if ``out`` is empty or a run."""
-    check_writable(out, folder=True)  # before the fit: its folder (or nearest existing one) can be written
     if not out.exists():
+        check_writable(out, folder=True)  # before the fit: the nearest existing folder can be written
         return
     require(force, f"'{out}' already exists; choose another run directory or pass force=True to replace it")
     require(out.is_dir() and (not any(out.iterdir()) or is_run(out)),
             f"refusing to replace '{out}': it is not a run directory (no summary.json); choose another run directory")
+    check_writable(out, folder=True)
 
 
 def atomic_directory(out: Path, write) -> None:

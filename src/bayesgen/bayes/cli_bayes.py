@@ -138,7 +138,10 @@ class Entry:
 
 
 def _eight_schools(table, args):
-    return (_column(table, "sigma", "eight-schools"),), {"y": _column(table, "y", "eight-schools")}
+    sigma = _column(table, "sigma", "eight-schools")
+    require(np.all(sigma > 0), f"column 'sigma' holds the schools' standard errors, which must be positive; "
+                               f"row {int(np.argmin(sigma > 0)) + 1} has {sigma[np.argmin(sigma > 0)]:g}")
+    return (sigma,), {"y": _column(table, "y", "eight-schools")}
 
 
 def _hier_regression(table, args):
@@ -323,9 +326,9 @@ def _fit(args, model, model_args, model_kwargs):
                   **model_kwargs)
 
 
-def _replicate(posterior, seed: int):
-    """(observed, replicated) for the posterior predictive check, or None with a note on stderr
-    when the model cannot replay its data (the check is an extra; the fit stands without it)."""
+def _replicate(posterior, seed: int, notes: list):
+    """(observed, replicated) for the posterior predictive check, or None with a note (in
+    ``notes``) when the model cannot replay its data (the check is an extra; the fit stands without it)."""
     try:
         names = posterior.observed_sites() if posterior.model is not None else []
         if not names:
@@ -334,33 +337,48 @@ def _replicate(posterior, seed: int):
         observed = posterior.observed_data()
         return {n: observed[n] for n in names}, {n: replicated[n] for n in names}
     except Exception as err:  # the model may be the user's code
-        print(f"posterior predictive check skipped ({type(err).__name__}: {err})", file=sys.stderr)
+        notes.append(f"posterior predictive check skipped ({type(err).__name__}: {str(err).splitlines()[0]})")
         return None
 
 
-def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bool, replicas=None) -> None:
+def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bool, replicas=None,
+               notes: list | None = None) -> None:
+    """The draws first, then the extras (the ArviZ file, the plots): an extra that fails on a
+    user's model costs only itself, as a note in summary.json (and on stderr), never the draws."""
+    notes = list(notes or [])
     with open(tmp / layout.DRAWS, "wb") as f:
         np.savez(f, **posterior.to_npz_arrays())
     (tmp / layout.POSTERIOR_SUMMARY).write_text(summary.to_csv_text())
     (tmp / "summary.txt").write_text(text + "\n")
     layout.write_manifest(tmp, "bayes")
-    (tmp / layout.SUMMARY).write_text(json.dumps(report, indent=2, default=float) + "\n")
-    try:
+
+    def extra(what: str, make) -> None:
+        try:
+            make()
+        except BayesgenError as err:
+            notes.append(f"{what} skipped ({err})")
+        except Exception as err:  # the model may be the user's code
+            notes.append(f"{what} skipped ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+
+    def netcdf():
         idata = posterior.to_arviz()
-    except BayesgenError:  # arviz not installed: the .npz is the record
-        idata = None
-    if idata is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             idata.to_netcdf(str(tmp / "posterior.nc"))
+
+    if importlib.util.find_spec("arviz") is not None:  # without arviz the .npz is the record
+        extra("the ArviZ file posterior.nc", netcdf)
     if plots:
-        bayes_plots.trace_plot(posterior.draws, tmp / layout.PLOTS / "trace.png")
+        extra("the trace plot", lambda: bayes_plots.trace_plot(posterior.draws, tmp / layout.PLOTS / "trace.png"))
         if posterior.num_chains > 1:
-            bayes_plots.rank_plot(posterior.draws, tmp / layout.PLOTS / "rank.png")
-        bayes_plots.pair_plot(posterior.draws, tmp / layout.PLOTS / "pair.png",
-                              divergent=posterior.stats.get("diverging"))
+            extra("the rank plot", lambda: bayes_plots.rank_plot(posterior.draws, tmp / layout.PLOTS / "rank.png"))
+        extra("the pair plot", lambda: bayes_plots.pair_plot(posterior.draws, tmp / layout.PLOTS / "pair.png",
+                                                             divergent=posterior.stats.get("diverging")))
         if replicas is not None:
-            bayes_plots.ppc_plot(*replicas, tmp / layout.PLOTS / "ppc.png")
+            extra("the predictive plot", lambda: bayes_plots.ppc_plot(*replicas, tmp / layout.PLOTS / "ppc.png"))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    (tmp / layout.SUMMARY).write_text(json.dumps({**report, "notes": notes}, indent=2, default=float) + "\n")
 
 
 def _extreme(summary, column: str, reduce) -> float | None:
@@ -379,7 +397,11 @@ def run(args: argparse.Namespace) -> int:
             f"--target-accept must lie in (0, 1), got {args.target_accept}")
     model, label, model_args, model_kwargs = _model_and_data(args)
     started = time.perf_counter()
-    posterior = _fit(args, model, model_args, model_kwargs)
+    try:
+        posterior = _fit(args, model, model_args, model_kwargs)
+    except ValueError as err:  # numpyro's argument validation, e.g. a negative scale built from the data
+        raise BayesgenError(f"the model refused its data or parameters ({str(err).splitlines()[0]}); "
+                            "check the data's columns and ranges") from None
     seconds = time.perf_counter() - started
     summary = posterior.summary()
     found = posterior.problems()
@@ -391,9 +413,10 @@ def run(args: argparse.Namespace) -> int:
     text = "\n".join([f"model {label}, method {posterior.method}, {posterior.num_chains} chain(s) x "
                       f"{posterior.num_draws} draws, {seconds:.1f} s", str(summary)]
                      + [f"WARNING: {message}" for message in found])
-    replicas = None if args.no_plots else _replicate(posterior, args.seed)
+    notes = []
+    replicas = None if args.no_plots else _replicate(posterior, args.seed, notes)
     layout.atomic_directory(out, lambda tmp: _write_run(tmp, posterior, summary, report, text,
-                                                 not args.no_plots, replicas))
+                                                 not args.no_plots, replicas, notes))
     print(text)
     print(f"run directory: {out}")
     return 0
