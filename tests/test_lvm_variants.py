@@ -358,3 +358,20 @@ def test_run_models_start_at_the_training_marginal(name, likelihood):
     np.testing.assert_allclose(bias[:dim], output_bias(data.train[:, :dim].mean(0), likelihood), rtol=1e-5)
     skeleton = build_model(config, data.info).likelihood.decoder.layers[-1].bias  # to load a checkpoint into
     assert not np.allclose(skeleton[:dim], bias[:dim])
+
+
+def test_a_conditional_two_layer_model_with_a_mixture_on_top_trains_through_a_run(tmp_path, capsys):
+    # parts composing through the run layer: the variant's options decide the condition and p(z2)
+    from bayesgen.cli import main
+    from bayesgen.runs import open_run
+
+    argv = ["train", "--data", "digits", "--likelihood", "categorical", "--model", "ladder-vae", "--conditional",
+            "--top-prior", "mog", "--n-components", "3", "--top-latent-dim", "2", "--context-dim", "4",
+            "--hidden", "16", "--epochs", "1", "--n-importance", "4", "--no-plots", "--quiet",
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 0, capsys.readouterr().err
+    run = open_run(tmp_path / "run")
+    assert run.model.condition_dim == 10 and run.data.test.shape[1] == 74
+    assert type(run.model.prior.top).__name__ == "MixtureOfGaussians" and run.model.prior.top.means.shape == (3, 2)
+    _, x = run.model.sample(jax.random.key(0), 4, condition=np.eye(10, dtype=np.float32)[[1, 2, 3, 4]])
+    assert x.shape == (4, 64) and np.all(np.isfinite(np.asarray(x)))

@@ -96,6 +96,7 @@ TRAIN_FLAGS.update(_option_flags())
 def config_from_args(args):
     config = Config.from_toml(args.config) if args.config else Config()
     raw = config.to_dict()
+    raw["model"]["options"] = raw["model"]["options"] or {}  # Config() holds None: the defaults
     for flag, (section, key, _) in TRAIN_FLAGS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:

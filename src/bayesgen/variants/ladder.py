@@ -7,17 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bayesgen.variants.base import option, require_positive
-from bayesgen.variants.hvae import HierarchicalVAE
+from bayesgen.variants.hvae import HierarchicalVAE, HierarchyOptions
 
 WARMUP_EPOCHS = 10
 
 
 @dataclass(frozen=True)
-class LadderOptions:
-    top_latent_dim: int = option(2, "size of the top stochastic layer z2", "L2")
-    top_prior: str = option("normal", "p(z2): normal (N(0, I)) or mog (a learned mixture of n_components)", "PRIOR")
-    n_components: int = option(10, "mixture components of a mog top prior", "K")
-    conditional: bool = option(False, "condition on the class label: q(z | x, c), p(x | z1, c)")
+class LadderOptions(HierarchyOptions):
     context_dim: int = option(16, "width of the deterministic bottom-up output d1 that z2 is inferred from", "N")
 
 
