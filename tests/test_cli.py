@@ -102,7 +102,8 @@ def files(tmp_path):
     (["--data", "{d}/empty.npy"], "no rows|empty"),
     (["--data", "{d}/missing.npy"], "missing.npy"),
     (["--config", "{d}/bad.toml"], "not valid TOML"),
-    (["--config", "{d}/unknown.toml"], "unknown key.*latent_dimension"),
+    (["--config", "{d}/unknown.toml"], r"unknown key.*latent_dimension.*did you mean latent_dimension -> latent_dim\?"),
+    (["--config", "{d}"], "is a directory; pass the TOML file itself"),
     (["--batch-size", "100000"], r"larger than the .* training examples; pass --batch-size \d+ or less$"),
     (["--data", "{d}/pixels.npy", "--no-scale", "--batch-size", "8"], r"dynamic binarization needs .* in \[0, 1\]"),
 ])
@@ -115,6 +116,8 @@ def test_train_bad_input_is_one_line_exit_2(argv, pattern, files, capsys):
 
 def test_bad_run_directories(tiny_run, capsys, tmp_path):
     assert_one_line_error(*run_cli(capsys, "evaluate", tmp_path / "nope")[::2], "does not exist")
+    (tmp_path / "a_file").write_text("x")
+    assert_one_line_error(*run_cli(capsys, "evaluate", tmp_path / "a_file")[::2], "is a file, not a run directory")
     (tmp_path / "empty").mkdir()
     assert_one_line_error(*run_cli(capsys, "sample", tmp_path / "empty")[::2], "not a run directory")
     run, _ = tiny_run

@@ -9,6 +9,7 @@ flags override it.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -128,15 +129,19 @@ class Config:
                 values = _gather_options(values, origin, legacy)
             names = {g.name for g in dataclasses.fields(section_cls)}
             bad = set(values) - names
+            guesses = [f"{key} -> {close[0]}" for key in sorted(bad)
+                       if (close := difflib.get_close_matches(key, names, n=1, cutoff=0.6))]
             require(not bad,
                     f"{origin} section [{f.name}] has unknown key(s) {sorted(bad)}; "
-                    f"allowed: {', '.join(sorted(names))}")
+                    + (f"did you mean {', '.join(guesses)}? " if guesses else "")
+                    + f"allowed: {', '.join(sorted(names))}")
             parts[f.name] = section_cls(**values)
         return cls(**parts).validated()
 
     @classmethod
     def from_toml(cls, path) -> "Config":
         path = Path(path)
+        require(not path.is_dir(), f"config file '{path}' is a directory; pass the TOML file itself")
         require(path.is_file(), f"config file '{path}' does not exist; check the path")
         try:
             raw = tomllib.loads(path.read_text())

@@ -39,6 +39,7 @@ def check_belongs(meta: dict, config: Config, path: Path) -> None:
 def read_config(run: Path) -> tuple[Config, dict]:
     """The resolved config of a run directory and the whole saved ``config.json``."""
     run = Path(run)
+    require(not run.is_file(), f"'{run}' is a file, not a run directory; pass the --out directory of a bayesgen train")
     require(run.is_dir(), f"run directory '{run}' does not exist; train one first with: bayesgen train --out {run}")
     config_path = run / layout.CONFIG
     found = layout.read_manifest(run)
