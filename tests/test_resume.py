@@ -108,10 +108,28 @@ def test_resume_refuses_changed_data_edited_metrics_and_other_flags(reference, t
     (run / "metrics.jsonl").write_text("")
     assert main(["train", "--resume", str(run), "--quiet"]) == 2
     assert "holds 0 complete epochs but the last checkpoint is at epoch" in capsys.readouterr().err
-    assert main(["train", "--resume", str(run), "--epochs", "3"]) == 2
-    assert "--epochs cannot be changed" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--lr", "0.1"]) == 2
+    assert "--lr cannot be changed" in capsys.readouterr().err
     assert main(["train", "--quiet"]) == 2
     assert "needs --out DIR" in capsys.readouterr().err
+
+
+def test_a_finished_run_extends_to_more_epochs_as_if_asked_from_the_start(reference, tmp_path, capsys):
+    run = tmp_path / "short"
+    train(tiny_config(train={"epochs": 3, "batch_size": BATCH}), run, progress=False, make_plots=False)
+    assert main(["train", "--resume", str(run), "--epochs", "5", "--quiet", "--no-plots"]) == 0
+    capsys.readouterr()
+    # epochs 1-5 byte for byte those of the run asked for 16 epochs from the start (constant learning rate)
+    assert (run / "metrics.jsonl").read_bytes().splitlines()[:5] == (reference / "metrics.jsonl").read_bytes(
+        ).splitlines()[:5] and len((run / "metrics.jsonl").read_bytes().splitlines()) == 5
+    assert json.loads((run / "config.json").read_text())["config"]["train"]["epochs"] == 5
+    assert main(["train", "--resume", str(run), "--epochs", "4"]) == 2
+    assert "has trained 5 epochs already; pass --epochs 5 or more" in capsys.readouterr().err
+    cosine = tmp_path / "cosine"
+    train(tiny_config(train={"epochs": 1, "batch_size": 256, "lr_schedule": "cosine"}), cosine, progress=False,
+          make_plots=False)
+    assert main(["train", "--resume", str(cosine), "--epochs", "2"]) == 2
+    assert "decays its learning rate (cosine) over its 1 epochs" in capsys.readouterr().err
 
 
 # --- Ctrl-C inside one process ---------------------------------------------------------------

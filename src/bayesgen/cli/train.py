@@ -118,11 +118,13 @@ def cmd_train(args) -> int:
     if args.distributed:
         initialize_distributed(args.distributed)
     if args.resume:
+        may_change = ("--devices", "--epochs")
         given = [flag for flag in ("--config", *TRAIN_FLAGS, "--out", "--force")
-                 if flag != "--devices" and getattr(args, flag[2:].replace("-", "_")) not in (None, False)]
+                 if flag not in may_change and getattr(args, flag[2:].replace("-", "_")) not in (None, False)]
         require(not given, f"--resume continues a run with its recorded settings, so {' '.join(given)} cannot be "
-                           "changed (only --devices); start a new run with --out instead")
-        result = resume(args.resume, devices=args.devices, progress=progress(args), make_plots=not args.no_plots)
+                           "changed (only --devices, and --epochs to extend it); start a new run with --out instead")
+        result = resume(args.resume, devices=args.devices, epochs=args.epochs, progress=progress(args),
+                        make_plots=not args.no_plots)
         report_training(result, Path(args.resume), started)
         return 0
     require(args.out, "train needs --out DIR (a new run directory), or --resume RUN to continue a stopped run")

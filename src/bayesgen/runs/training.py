@@ -79,8 +79,8 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
                                  n_importance=n_importance, on_epoch=on_epoch)
 
 
-def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_plots: bool = True,
-           n_importance: int | None = None) -> dict:
+def resume(run_dir, *, devices: int | None = None, epochs: int | None = None, progress: bool = True,
+           make_plots: bool = True, n_importance: int | None = None) -> dict:
     """Continue a run that stopped (killed, interrupted, out of time) from its last checkpoint.
 
     Parameters, optimiser state, PRNG key, epoch, data order and early-stopping state come
@@ -90,6 +90,12 @@ def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_p
     of the numbers may differ from the uninterrupted run's). A run killed before its first
     checkpoint starts over; a finished run is only evaluated again.
 
+    ``epochs`` extends the run (a finished one too) to that many epochs in all: with a constant
+    learning rate the result is byte-identical to a run asked for ``epochs`` from the start,
+    except that a KL warm-up keeps the length recorded when the run began (the ladder VAE's
+    default depends on the epochs). A decaying schedule is laid out over the epochs, so such a
+    run is refused, and so is a run that stopped early (it would stop again at once).
+
     Example:
         >>> resume("runs/mnist")   # after bayesgen train --out runs/mnist was killed
     """
@@ -97,7 +103,14 @@ def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_p
     config, saved = read_config(run)
     if devices is not None:
         config.train.devices = devices
-        config.validated()
+    recorded_epochs = config.train.epochs
+    if epochs is not None:
+        require(config.train.lr_schedule == "constant" or epochs == recorded_epochs,
+                f"run '{run}' decays its learning rate ({config.train.lr_schedule}) over its {recorded_epochs} epochs, "
+                "so it cannot be extended without changing the epochs it trained; start a new run with the epochs "
+                "you want")
+        config.train.epochs = epochs
+    config.validated()
     with precision(config):
         data = prepare_data(config)
         require(saved.get("fingerprint") in (None, data_fingerprint(data)),
@@ -107,9 +120,17 @@ def resume(run_dir, *, devices: int | None = None, progress: bool = True, make_p
         start = None
         if (run / layout.CHECKPOINTS / layout.LAST_CHECKPOINT).exists():
             start = _restore_progress(run, config, model, len(data.train))
+        if epochs is not None and start is not None:
+            t = config.train
+            require(epochs >= start.epoch,
+                    f"run '{run}' has trained {start.epoch} epochs already; pass epochs={start.epoch} or more")
+            require(epochs == recorded_epochs or t.patience is None or not len(data.valid)
+                    or start.epoch - start.best_epoch < t.patience,
+                    f"run '{run}' stopped early at epoch {start.epoch} (no better validation loss for {t.patience} "
+                    "epochs), so it would stop again at once; start a new run, e.g. with a larger patience")
         if is_primary():
             _truncate_metrics(run / layout.METRICS, start.epoch if start else 0)
-            if devices is not None:
+            if devices is not None or epochs is not None:
                 layout.write_json(run / layout.CONFIG, {**saved, "config": config.to_dict()})
         return _fit_and_evaluate(run, config, data, model, start, progress=progress, make_plots=make_plots,
                                  n_importance=n_importance)
