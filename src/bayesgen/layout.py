@@ -40,19 +40,13 @@ MANIFEST = "run.json"               # every kind: what wrote the directory (see 
 
 FORMAT = 2
 KINDS = ("vae", "gmm", "bgmm", "fa", "ppca", "lda", "prodlda", "bayes")
-_FIT_KINDS = ("gmm", "bgmm", "fa", "ppca", "lda", "prodlda")
-
-
-def manifest(kind: str) -> bytes:
-    """The ``run.json`` of a new run of ``kind``."""
-    require(kind in KINDS, f"unknown run kind '{kind}'; one of {', '.join(KINDS)}")
-    return (json.dumps({"kind": kind, "format": FORMAT, "bayesgen": __version__}, indent=2) + "\n").encode()
+_FIT_KINDS = tuple(kind for kind in KINDS if kind not in ("vae", "bayes"))  # written by bayesgen fit
 
 
 def write_manifest(run, kind: str) -> None:
     """Write ``RUN/run.json`` for a run of ``kind`` (atomically)."""
-    data = manifest(kind)
-    atomic_write_bytes(Path(run) / MANIFEST, lambda f: f.write(data))
+    require(kind in KINDS, f"unknown run kind '{kind}'; one of {', '.join(KINDS)}")
+    write_json(Path(run) / MANIFEST, {"kind": kind, "format": FORMAT, "bayesgen": __version__})
 
 
 def read_manifest(run) -> dict | None:

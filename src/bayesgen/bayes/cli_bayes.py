@@ -355,10 +355,8 @@ def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bo
     def extra(what: str, make) -> None:
         try:
             make()
-        except BayesgenError as err:
-            notes.append(f"{what} skipped ({err})")
         except Exception as err:  # the model may be the user's code
-            notes.append(f"{what} skipped ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+            notes.append(f"{what} skipped ({type(err).__name__}: {(str(err) or '?').splitlines()[0]})")
 
     def netcdf():
         idata = posterior.to_arviz()
@@ -397,11 +395,7 @@ def run(args: argparse.Namespace) -> int:
             f"--target-accept must lie in (0, 1), got {args.target_accept}")
     model, label, model_args, model_kwargs = _model_and_data(args)
     started = time.perf_counter()
-    try:
-        posterior = _fit(args, model, model_args, model_kwargs)
-    except ValueError as err:  # numpyro's argument validation, e.g. a negative scale built from the data
-        raise BayesgenError(f"the model refused its data or parameters ({str(err).splitlines()[0]}); "
-                            "check the data's columns and ranges") from None
+    posterior = _fit(args, model, model_args, model_kwargs)
     seconds = time.perf_counter() - started
     summary = posterior.summary()
     found = posterior.problems()

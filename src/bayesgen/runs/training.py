@@ -110,7 +110,8 @@ def resume(run_dir, *, devices: int | None = None, epochs: int | None = None, pr
                 "so it cannot be extended without changing the epochs it trained; start a new run with the epochs "
                 "you want")
         config.train.epochs = epochs
-    config.validated()
+    if devices is not None or epochs is not None:
+        config.validated()
     with precision(config):
         data = prepare_data(config)
         require(saved.get("fingerprint") in (None, data_fingerprint(data)),
