@@ -342,7 +342,7 @@ def test_cli_force_replaces_a_run_atomically(kind, tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli_fa, "plot_loadings", disk_full)
+    monkeypatch.setattr(em_plots, "plot_loadings", disk_full)  # cli_fa imports it when it runs
     with pytest.raises(OSError, match="No space left on device"):  # the CLI turns it into one line, exit 4
         _cli(kind, "--data", str(tmp_path / "x.npy"), "--out", str(out), "-k", "1", "--force")
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

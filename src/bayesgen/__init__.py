@@ -13,53 +13,103 @@ The common path::
 
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted
 from bayesgen._version import __version__
-from bayesgen.config import Config
-from bayesgen.data import Corpus, Dataset, load_corpus, load_data, load_digits, prepare, split_data
-from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
-from bayesgen.em.gmm import BayesianGaussianMixture, GaussianMixture
-from bayesgen.em.lda import LatentDirichletAllocation
-from bayesgen.lvm.adversarial import Adversarial, ImplicitPosterior
-from bayesgen.lvm.discrete import GumbelSoftmaxPosterior, TemperatureSchedule, UniformCategorical
-from bayesgen.lvm.evaluation import (
-    active_units,
-    decode,
-    encode,
-    evaluate,
-    interpolate,
-    log_marginal_likelihood,
-    reconstruct,
-)
-from bayesgen.lvm.flows import FlowPosterior
-from bayesgen.lvm.hierarchical import BottomUpPosterior, FirstLayer, HierarchicalPrior, LadderPosterior, LadderPrior
-from bayesgen.lvm.likelihoods import Bernoulli, Categorical, Gaussian, LearnedGaussian, Likelihood, Multinomial
-from bayesgen.lvm.model import LatentVariableModel
-from bayesgen.lvm.networks import MLP, ConvDecoder, ConvEncoder
-from bayesgen.lvm.objectives import ELBO, IWAE, Objective, Renyi, batch_objective
-from bayesgen.lvm.posteriors import DiagonalGaussian, ExplicitFamily, VariationalFamily
-from bayesgen.lvm.presets import build_vae
-from bayesgen.lvm.priors import LogisticNormal, MixtureOfGaussians, Prior, StandardNormal, VampPrior
-from bayesgen.lvm.semisupervised import SemiSupervised, SemiSupervisedPosterior, classify
-from bayesgen.lvm.topics import ProdLDA, build_prodlda
-from bayesgen.report import write_report
-from bayesgen.runs import open_run, resume, train
-from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
-from bayesgen.train.driver import FitProgress, FitResult, fit
-from bayesgen.train.loop import make_optimizer
 
-# Bayesian models with global parameters (NumPyro): imported on first use, e.g.
-# bayesgen.sample_posterior(model, key, ...) or bayesgen.bayes.sample(...).
-_BAYES_EXPORTS = {"bayes": None, "sample_posterior": "sample", "fit_vi": "fit_vi", "Posterior": "Posterior"}
+# Everything is imported on first use (PEP 562), so that ``import bayesgen`` and the command
+# line's ``--help`` do not pay for JAX, NumPyro and matplotlib (~2.5 s) before they need them.
+# ``bayesgen.bayes`` (NumPyro models with global parameters) and its shortcuts are reached the same way.
+_EXPORTS = {  # name -> the module that defines it; imported on first use (PEP 562)
+    "Config": "bayesgen.config",
+    "Corpus": "bayesgen.data",
+    "Dataset": "bayesgen.data",
+    "load_corpus": "bayesgen.data",
+    "load_data": "bayesgen.data",
+    "load_digits": "bayesgen.data",
+    "prepare": "bayesgen.data",
+    "split_data": "bayesgen.data",
+    "PPCA": "bayesgen.em.factor_analysis",
+    "FactorAnalysis": "bayesgen.em.factor_analysis",
+    "BayesianGaussianMixture": "bayesgen.em.gmm",
+    "GaussianMixture": "bayesgen.em.gmm",
+    "LatentDirichletAllocation": "bayesgen.em.lda",
+    "Adversarial": "bayesgen.lvm.adversarial",
+    "ImplicitPosterior": "bayesgen.lvm.adversarial",
+    "GumbelSoftmaxPosterior": "bayesgen.lvm.discrete",
+    "TemperatureSchedule": "bayesgen.lvm.discrete",
+    "UniformCategorical": "bayesgen.lvm.discrete",
+    "active_units": "bayesgen.lvm.evaluation",
+    "decode": "bayesgen.lvm.evaluation",
+    "encode": "bayesgen.lvm.evaluation",
+    "evaluate": "bayesgen.lvm.evaluation",
+    "interpolate": "bayesgen.lvm.evaluation",
+    "log_marginal_likelihood": "bayesgen.lvm.evaluation",
+    "reconstruct": "bayesgen.lvm.evaluation",
+    "FlowPosterior": "bayesgen.lvm.flows",
+    "BottomUpPosterior": "bayesgen.lvm.hierarchical",
+    "FirstLayer": "bayesgen.lvm.hierarchical",
+    "HierarchicalPrior": "bayesgen.lvm.hierarchical",
+    "LadderPosterior": "bayesgen.lvm.hierarchical",
+    "LadderPrior": "bayesgen.lvm.hierarchical",
+    "Bernoulli": "bayesgen.lvm.likelihoods",
+    "Categorical": "bayesgen.lvm.likelihoods",
+    "Gaussian": "bayesgen.lvm.likelihoods",
+    "LearnedGaussian": "bayesgen.lvm.likelihoods",
+    "Likelihood": "bayesgen.lvm.likelihoods",
+    "Multinomial": "bayesgen.lvm.likelihoods",
+    "LatentVariableModel": "bayesgen.lvm.model",
+    "MLP": "bayesgen.lvm.networks",
+    "ConvDecoder": "bayesgen.lvm.networks",
+    "ConvEncoder": "bayesgen.lvm.networks",
+    "ELBO": "bayesgen.lvm.objectives",
+    "IWAE": "bayesgen.lvm.objectives",
+    "Objective": "bayesgen.lvm.objectives",
+    "Renyi": "bayesgen.lvm.objectives",
+    "batch_objective": "bayesgen.lvm.objectives",
+    "DiagonalGaussian": "bayesgen.lvm.posteriors",
+    "ExplicitFamily": "bayesgen.lvm.posteriors",
+    "VariationalFamily": "bayesgen.lvm.posteriors",
+    "build_vae": "bayesgen.lvm.presets",
+    "LogisticNormal": "bayesgen.lvm.priors",
+    "MixtureOfGaussians": "bayesgen.lvm.priors",
+    "Prior": "bayesgen.lvm.priors",
+    "StandardNormal": "bayesgen.lvm.priors",
+    "VampPrior": "bayesgen.lvm.priors",
+    "SemiSupervised": "bayesgen.lvm.semisupervised",
+    "SemiSupervisedPosterior": "bayesgen.lvm.semisupervised",
+    "classify": "bayesgen.lvm.semisupervised",
+    "ProdLDA": "bayesgen.lvm.topics",
+    "build_prodlda": "bayesgen.lvm.topics",
+    "write_report": "bayesgen.report",
+    "open_run": "bayesgen.runs",
+    "resume": "bayesgen.runs",
+    "train": "bayesgen.runs",
+    "load_checkpoint": "bayesgen.train.checkpoint",
+    "save_checkpoint": "bayesgen.train.checkpoint",
+    "FitProgress": "bayesgen.train.driver",
+    "FitResult": "bayesgen.train.driver",
+    "fit": "bayesgen.train.driver",
+    "make_optimizer": "bayesgen.train.loop",
+}
+_EXPORTS.update({"sample_posterior": "bayesgen.bayes:sample", "fit_vi": "bayesgen.bayes",
+                 "Posterior": "bayesgen.bayes"})
 
 
 def __getattr__(name):
-    if name in _BAYES_EXPORTS:
-        import importlib
+    import importlib
 
-        bayes = importlib.import_module("bayesgen.bayes")
-        value = bayes if _BAYES_EXPORTS[name] is None else getattr(bayes, _BAYES_EXPORTS[name])
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'bayesgen' has no attribute '{name}'")
+    if name == "bayes":
+        value = importlib.import_module("bayesgen.bayes")
+    elif name in _EXPORTS:
+        module, _, attribute = _EXPORTS[name].partition(":")
+        value = getattr(importlib.import_module(module), attribute or name)
+    else:
+        raise AttributeError(f"module 'bayesgen' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BayesgenError", "TrainingDiverged", "TrainingInterrupted", "Config",

@@ -39,9 +39,7 @@ import numpy as np
 from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 from bayesgen._version import __version__
-from bayesgen.bayes import plots as bayes_plots
 from bayesgen.catalog import RunInfo, inspect_run, read_history
-from bayesgen.runs import open_run, plot_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -330,6 +328,8 @@ def _draw_missing(run: Path, sections, draw) -> list[str]:
 
 def _draw_missing_vae_plots(run: Path) -> list[str]:
     """Draw the standard plots of a train run from its best checkpoint when any is missing."""
+    from bayesgen.runs import open_run, plot_run  # lazy, as below: a report of a complete run needs no JAX
+
     return _draw_missing(run, VAE_SECTIONS, lambda: plot_run(open_run(run)))
 
 
@@ -349,6 +349,8 @@ def _read_draws(run: Path) -> tuple[dict, dict] | None:
 def _draw_missing_bayes_plots(run: Path, chains: int) -> list[str]:
     """Draw whichever of the trace, rank and pair plots of a ``bayesgen bayes fit`` run is
     missing, from draws.npz (the posterior predictive check needs the model: not redrawn)."""
+    from bayesgen.bayes import plots as bayes_plots
+
     def draw():
         found = _read_draws(run)
         require(found is not None and found[0], "draws.npz is missing or corrupt; rerun the bayesgen bayes fit command")

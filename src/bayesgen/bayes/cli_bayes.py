@@ -32,16 +32,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
-from bayesgen.bayes import plots as bayes_plots
-from bayesgen.bayes.mcmc import sample
-from bayesgen.bayes.models.mixture import MixturePrior, gibbs_gaussian_mixture
-from bayesgen.bayes.sites import model_sites
-from bayesgen.bayes.vi import fit_vi
 
 HELP = "Bayesian models with global parameters (NumPyro models): fit by NUTS / HMC / MH / Gibbs / VI."
 EXAMPLE = ("bayesgen bayes fit eight-schools --data schools.csv --out runs/schools\n"
@@ -180,6 +174,8 @@ def _lme(table, args):
 
 
 def _mixture(table, args):
+    from bayesgen.bayes.models.mixture import MixturePrior
+
     x = _covariates(table, (), "mixture")
     require(2 <= args.components <= len(x), f"--components must lie in 2..{len(x)} (the rows), got {args.components}")
     return (x, args.components, MixturePrior()), {}
@@ -233,6 +229,8 @@ def load_user_model(spec: str):
 def _check_user_model(model, spec: str, table: dict) -> None:
     """Trace the user's model on the data once (abstractly), so that a mismatch between its
     arguments and the data's columns is one line, not a traceback from inside a sampler."""
+    from bayesgen.bayes.sites import model_sites
+
     try:
         model_sites(model, (), dict(table))
     except Exception as err:  # the user's code
@@ -307,6 +305,12 @@ def _model_and_data(args):
 
 
 def _fit(args, model, model_args, model_kwargs):
+    import jax
+
+    from bayesgen.bayes.mcmc import sample
+    from bayesgen.bayes.models.mixture import gibbs_gaussian_mixture
+    from bayesgen.bayes.vi import fit_vi
+
     key = jax.random.key(args.seed)
     progress = not args.quiet
     if args.method == "gibbs":
@@ -329,6 +333,8 @@ def _fit(args, model, model_args, model_kwargs):
 def _replicate(posterior, seed: int, notes: list):
     """(observed, replicated) for the posterior predictive check, or None with a note (in
     ``notes``) when the model cannot replay its data (the check is an extra; the fit stands without it)."""
+    import jax
+
     try:
         names = posterior.observed_sites() if posterior.model is not None else []
         if not names:
@@ -345,6 +351,8 @@ def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bo
                notes: list | None = None) -> None:
     """The draws first, then the extras (the ArviZ file, the plots): an extra that fails on a
     user's model costs only itself, as a note in summary.json (and on stderr), never the draws."""
+    from bayesgen.bayes import plots as bayes_plots
+
     notes = list(notes or [])
     with open(tmp / layout.DRAWS, "wb") as f:
         np.savez(f, **posterior.to_npz_arrays())

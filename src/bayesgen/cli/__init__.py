@@ -30,6 +30,7 @@ from bayesgen.cli.common import (
     checked_numbers,
     os_error_line,
     run_precision,
+    use_compilation_cache,
 )
 from bayesgen.cli.messages import in_flags
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    use_compilation_cache()
     try:
         with run_precision(args):
             return args.func(args)

@@ -10,10 +10,10 @@ import errno
 import io
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from bayesgen import layout
@@ -39,6 +39,30 @@ def int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
+
+
+CACHE_SIZE = 2**30  # bytes of compiled programs kept; JAX drops the least recently used beyond it
+
+
+def use_compilation_cache() -> None:
+    """Keep compiled programs between calls (JAX's persistent compilation cache) in the user's
+    cache directory, so that a command's second call loads what its first one compiled
+    (``bayesgen sample`` on the demo run: 5.0 s -> see BENCHMARKS.md). JAX reads these variables
+    when it is imported, which the commands do after this; a user's own
+    ``JAX_COMPILATION_CACHE_DIR`` wins, ``BAYESGEN_CACHE_DIR`` moves it, and a directory that
+    cannot be written turns it off rather than fail a command."""
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        folder = Path(os.environ.get("BAYESGEN_CACHE_DIR") or Path(base, "bayesgen", "jax"))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small programs add up
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_SIZE))
 
 
 INT_RANGE = (-(2**31), 2**31 - 1)  # what a JAX int32 holds: larger values overflow inside compiled code
@@ -187,5 +211,6 @@ def run_precision(args):
         x64 = False  # no or a corrupt config: the command itself reports it
     if not x64:
         return contextlib.nullcontext()
+    import jax
 
     return jax.enable_x64(True)

@@ -11,10 +11,6 @@ from pathlib import Path
 from bayesgen import layout, variants
 from bayesgen._errors import require
 from bayesgen.cli.common import add_tracking, int_list, progress
-from bayesgen.config import Config
-from bayesgen.runs import format_table, resume, train
-from bayesgen.tracking import tracked_training
-from bayesgen.train.sharding import initialize_distributed
 
 # flag -> (section, key, argparse kwargs)
 TRAIN_FLAGS = {
@@ -94,6 +90,8 @@ TRAIN_FLAGS.update(_option_flags())
 
 
 def config_from_args(args):
+    from bayesgen.config import Config  # the commands import what they run: --help must not import JAX
+
     config = Config.from_toml(args.config) if args.config else Config()
     raw = config.to_dict()
     raw["model"]["options"] = raw["model"]["options"] or {}  # Config() holds None: the defaults
@@ -109,11 +107,17 @@ def config_from_args(args):
 def report_training(result: dict, run: Path, started: float) -> None:
     if not result:  # a secondary process of a multi-process run: process 0 reports
         return
+    from bayesgen.runs import format_table
+
     print(f"\nrun directory: {run}   ({time.perf_counter() - started:.0f} s)")
     print(format_table(result))
 
 
 def cmd_train(args) -> int:
+    from bayesgen.runs import resume, train
+    from bayesgen.tracking import tracked_training
+    from bayesgen.train.sharding import initialize_distributed
+
     started = time.perf_counter()
     if args.distributed:
         initialize_distributed(args.distributed)
@@ -138,6 +142,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from bayesgen.config import Config
+    from bayesgen.runs import train
+
     out = Path(args.out)
     if (out / layout.CONFIG).exists() and not args.force:
         out = next(p for i in range(2, 10_000)

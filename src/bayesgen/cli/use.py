@@ -1,28 +1,17 @@
-"""The commands on a trained run: evaluate, sample, reconstruct, encode, interpolate, plot, anomaly."""
+"""The commands on a trained run: evaluate, sample, reconstruct, encode, interpolate, plot, anomaly.
+
+Each command imports what it runs (JAX, the model, matplotlib) when it runs: building the parser
+and checking the arguments must not wait for them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from bayesgen import layout, plots
+from bayesgen import layout
 from bayesgen._errors import require
 from bayesgen.cli.common import IMAGE_SUFFIXES, output_path, progress, save_array, split_rows
-from bayesgen.data import load_data, prepare
-from bayesgen.lvm.evaluation import encode, interpolate, log_marginal_likelihood, reconstruct
-from bayesgen.runs import (
-    KEY_EVAL,
-    class_conditions,
-    evaluate_run,
-    format_table,
-    open_run,
-    plot_rate_distortion,
-    plot_run,
-    seed_key,
-    with_condition,
-)
 
 MAX_SAMPLES = 100_000  # bayesgen sample --n: one grid or array per call
 
@@ -30,18 +19,26 @@ MAX_SAMPLES = 100_000  # bayesgen sample --n: one grid or array per call
 def cmd_evaluate(args) -> int:
     if args.split == "test":  # the test table is written to RUN/evaluation.json
         output_path(None, args.run, layout.EVALUATION)
+    from bayesgen.runs import evaluate_run, format_table, open_run
+
     run = open_run(args.run, checkpoint=args.checkpoint)
     print(format_table(evaluate_run(run, split=args.split, n_importance=args.n_importance, progress=progress(args))))
     return 0
 
 
 def cmd_sample(args) -> int:
-
     require(1 <= args.n <= MAX_SAMPLES, f"--n must be in 1..{MAX_SAMPLES:,}, got {args.n}; call sample again for more")
     out = output_path(args.out, args.run, "samples.png", (*IMAGE_SUFFIXES, ".npy"))
+    import equinox as eqx
+    import jax
+
+    from bayesgen import plots
+    from bayesgen.runs import class_conditions, open_run
+
     run = open_run(args.run)
     condition = class_conditions(run.model, args.n, args.condition)
-    _, x = run.model.sample(jax.random.key(args.seed), args.n, mean=not args.draw, condition=condition)
+    draw = eqx.filter_jit(type(run.model).sample)  # one compiled program (kept by the compilation cache)
+    _, x = draw(run.model, jax.random.key(args.seed), args.n, mean=not args.draw, condition=condition)
     x = np.asarray(x)
     if out.suffix == ".npy":
         save_array(out, x)
@@ -54,6 +51,10 @@ def cmd_sample(args) -> int:
 def cmd_reconstruct(args) -> int:
     require(args.n >= 1, f"--n must be at least 1, got {args.n}")
     out = output_path(args.out, args.run, "reconstructions.png", IMAGE_SUFFIXES)
+    from bayesgen import plots
+    from bayesgen.lvm.evaluation import reconstruct
+    from bayesgen.runs import open_run
+
     run = open_run(args.run)
     x = split_rows(run, args.split)[: args.n]
     plots.reconstructions(x[:, : run.model.data_dim], reconstruct(run.model, x), run.data.info["image_shape"], out)
@@ -63,6 +64,9 @@ def cmd_reconstruct(args) -> int:
 
 def cmd_encode(args) -> int:
     out = output_path(args.out, args.run, f"codes_{args.split}.csv", (".npy", ".csv"))
+    from bayesgen.lvm.evaluation import encode
+    from bayesgen.runs import open_run
+
     run = open_run(args.run)
     mean, std = encode(run.model, split_rows(run, args.split))
     latent = run.model.latent_dim
@@ -74,6 +78,10 @@ def cmd_encode(args) -> int:
 
 def cmd_interpolate(args) -> int:
     out = output_path(args.out, args.run, "interpolation.png", IMAGE_SUFFIXES)
+    from bayesgen import plots
+    from bayesgen.lvm.evaluation import interpolate
+    from bayesgen.runs import open_run
+
     run = open_run(args.run)
     x = split_rows(run, args.split)
     for name, i in (("--from", args.start), ("--to", args.end)):
@@ -85,6 +93,8 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from bayesgen.runs import open_run, plot_rate_distortion, plot_run
+
     if args.rate_distortion:
         require(args.run is None,
                 "pass the runs after --rate-distortion only, e.g. bayesgen plot --rate-distortion RUN1 RUN2")
@@ -102,12 +112,18 @@ def cmd_plot(args) -> int:
 
 
 def cmd_anomaly(args) -> int:
-
     require(args.n_importance is None or args.n_importance >= 1,
             f"--n-importance must be at least 1, got {args.n_importance}")
     out = output_path(args.out, args.run, "anomaly_scores.csv", (".npy", ".csv"))
     if args.out or Path(args.run).is_dir():
         layout.check_writable(out.with_suffix(".png"))  # the histogram beside it
+    import jax
+
+    from bayesgen import plots
+    from bayesgen.data import load_data, prepare
+    from bayesgen.lvm.evaluation import log_marginal_likelihood
+    from bayesgen.runs import KEY_EVAL, open_run, seed_key, with_condition
+
     run = open_run(args.run)
     if args.data:
         d, m = run.config.data, run.config.model

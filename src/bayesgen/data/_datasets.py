@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 from dataclasses import dataclass
@@ -103,10 +104,19 @@ def load_digits() -> Dataset:
         >>> load_digits().x.shape
         (1797, 64)
     """
-    from sklearn.datasets import load_digits as sklearn_digits  # lazy: importing scikit-learn takes ~0.9 s
+    # scikit-learn ships them as a CSV (64 values, then the label); reading that file directly
+    # takes 0.1 s where importing scikit-learn takes 1.1 s, which every command on a digits run paid
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz") if spec else None
+    if path is not None and path.is_file():
+        table = np.loadtxt(path, delimiter=",")
+        x, y = table[:, :-1], table[:, -1].astype(int)
+    else:  # a scikit-learn that keeps them elsewhere: ask it
+        from sklearn.datasets import load_digits as sklearn_digits
 
-    bunch = sklearn_digits()
-    return Dataset(bunch.data, labels=bunch.target, image_shape=(8, 8), levels=17, name="digits")
+        bunch = sklearn_digits()
+        x, y = bunch.data, bunch.target
+    return Dataset(x, labels=y, image_shape=(8, 8), levels=17, name="digits")
 
 
 def load_data(source: str | os.PathLike, *, image_shape: tuple[int, ...] | None = None) -> Dataset:

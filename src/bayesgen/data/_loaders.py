@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import scipy.io
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.data._preprocess import _reason
@@ -86,6 +85,8 @@ def read_npz(path: Path) -> Loaded:
 def read_mat(path: Path) -> Loaded:
     """A MATLAB .mat file (binarized MNIST): data under 'X' (or its only array), levels 2 if 0/1."""
     try:
+        import scipy.io  # lazy: ~0.3 s that only .mat files need
+
         contents = scipy.io.loadmat(path)
     except Exception as error:
         raise BayesgenError(

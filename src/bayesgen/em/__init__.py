@@ -5,6 +5,12 @@ state and driven by :func:`bayesgen.em._driver.run_em` (one compiled loop with a
 and a history).
 """
 
-from bayesgen.em._driver import EMResult, run_em
-
 __all__ = ["EMResult", "run_em"]
+
+
+def __getattr__(name):  # lazy (PEP 562): the CLI reads em.options without importing JAX
+    if name in __all__:
+        from bayesgen.em import _driver
+
+        return getattr(_driver, name)
+    raise AttributeError(f"module 'bayesgen.em' has no attribute '{name}'")

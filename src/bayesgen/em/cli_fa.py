@@ -27,14 +27,12 @@ import json
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from bayesgen import layout
 from bayesgen._errors import require
 from bayesgen.data import SUPPORTED, load_data
-from bayesgen.em.factor_analysis import METHODS, PPCA, FactorAnalysis
-from bayesgen.em.plots import plot_history, plot_loadings
+from bayesgen.em.options import FA_METHODS
 
 KINDS = ("fa", "ppca")
 FILES = (layout.PARAMS, "latents.csv", layout.SUMMARY, f"{layout.PLOTS}/loglik.png", f"{layout.PLOTS}/loadings.png")
@@ -55,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, kind: str) -> argparse.Arg
     parser.add_argument("--tol", type=float, default=1e-6,
                         help="stop when the log-likelihood per example changes by less, in nats (default 1e-6)")
     if kind == "ppca":
-        parser.add_argument("--method", choices=METHODS, default="closed_form",
+        parser.add_argument("--method", choices=FA_METHODS, default="closed_form",
                             help="closed_form: eigendecomposition (default); em: EM with isotropic noise")
     parser.add_argument("--plain-em", action="store_true",
                         help="classic EM (Ghahramani & Hinton) instead of parameter-expanded EM (same optimum, slower)")
@@ -79,6 +77,10 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     exists without ``--force`` (or, with it, is not a run directory). The run is built beside
     ``--out`` and renamed into place, so a failed ``--force`` fit leaves the old run intact.
     """
+    import jax  # the fit imports what it runs: building the parser must not import JAX
+
+    from bayesgen.em.factor_analysis import PPCA, FactorAnalysis
+    from bayesgen.em.plots import plot_history, plot_loadings
 
     _check_kind(kind)
     out = Path(args.out)

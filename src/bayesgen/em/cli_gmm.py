@@ -22,13 +22,11 @@ import json
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from bayesgen import layout
 from bayesgen.data import load_data
-from bayesgen.em.gmm import COVARIANCE_TYPES, INIT_METHODS, BayesianGaussianMixture, GaussianMixture
-from bayesgen.em.plots import plot_clusters, plot_history
+from bayesgen.em.options import BAYESIAN_COVARIANCE_TYPES, COVARIANCE_TYPES, INIT_METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, bayesian: bool) -> None:
@@ -39,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, bayesian: bool) -> None:
     parser.add_argument("--components", "-k", type=int, default=10 if bayesian else 3,
                         help="number of components" + (" (an upper bound: unused ones are pruned)" if bayesian else ""))
     parser.add_argument("--covariance-type", default="full",
-                        choices=("full", "diag", "spherical") if bayesian else COVARIANCE_TYPES)
+                        choices=BAYESIAN_COVARIANCE_TYPES if bayesian else COVARIANCE_TYPES)
     parser.add_argument("--max-iter", type=int, default=200 if bayesian else 100)
     parser.add_argument("--tol", type=float, default=1e-5 if bayesian else 1e-3,
                         help="stop when the per-row " + ("lower bound" if bayesian else "log-likelihood")
@@ -77,6 +75,8 @@ def _summary(model, data, args, bayesian: bool, seconds: float) -> dict:
 
 
 def _write_run(tmp: Path, model, data, summary: dict, bayesian: bool) -> None:
+    from bayesgen.em.plots import plot_clusters, plot_history
+
     arrays = {"weights": model.weights_, "means": model.means_, "covariances": model.covariances_,
               "precisions_cholesky": model.precisions_cholesky_}
     if bayesian:
@@ -114,6 +114,9 @@ def _print_table(summary: dict, out: Path) -> None:
 
 def run(args: argparse.Namespace, *, bayesian: bool) -> int:
     """Fit a (Bayesian) Gaussian mixture as ``args`` say and write the run directory; returns 0."""
+    import jax  # the fit imports what it runs: building the parser must not import JAX
+
+    from bayesgen.em.gmm import BayesianGaussianMixture, GaussianMixture
 
     out = Path(args.out)
     layout.check_replaceable_run(out, args.force)

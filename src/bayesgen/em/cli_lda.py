@@ -33,16 +33,12 @@ import json
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from bayesgen import layout
 from bayesgen._errors import require
 from bayesgen.data import completion_split, load_corpus, read_vocabulary, split_indices
-from bayesgen.em.lda import LEARNING_METHODS, LatentDirichletAllocation
-from bayesgen.em.plots import plot_history, plot_topics
-from bayesgen.lvm.topics import ProdLDA
-from bayesgen.train.checkpoint import save_checkpoint
+from bayesgen.em.options import LEARNING_METHODS
 
 EXAMPLE = "bayesgen fit lda --data ap.dat --vocab vocab.txt --topics 20 --out runs/ap20"
 KINDS = ("lda", "prodlda")
@@ -118,6 +114,9 @@ def _csv_bytes(header: list[str], rows) -> bytes:
 
 def _fit_lda(args, train, test_pair, summary):
     """Fit LDA; fill ``summary``; return (fitted, history, history label, extra params)."""
+    import jax  # the fits import what they run: building the parser must not import JAX
+
+    from bayesgen.em.lda import LatentDirichletAllocation
 
     require(args.max_iter >= 1, f"--max-iter must be at least 1, got {args.max_iter}")
     model = LatentDirichletAllocation(args.topics, doc_topic_prior=args.alpha, topic_word_prior=args.eta,
@@ -139,6 +138,9 @@ def _fit_lda(args, train, test_pair, summary):
 
 def _fit_prodlda(args, train, test_pair, summary):
     """Fit ProdLDA; fill ``summary``; return (fitted, history, history label, extra params)."""
+    import jax
+
+    from bayesgen.lvm.topics import ProdLDA
 
     require(args.epochs >= 1, f"--epochs must be at least 1, got {args.epochs}")
     require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
@@ -170,6 +172,9 @@ def _fit_prodlda(args, train, test_pair, summary):
 
 def run(args, kind: str = "lda") -> int:
     """Fit, evaluate and write the run directory; print the top words. Returns the exit code 0."""
+    from bayesgen.em.plots import plot_history, plot_topics
+    from bayesgen.train.checkpoint import save_checkpoint
+
     require(kind in KINDS, f"unknown topic model '{kind}'; choose one of {', '.join(KINDS)}")
     out = Path(args.out)
     layout.check_replaceable_run(out, args.force)

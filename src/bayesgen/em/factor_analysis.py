@@ -37,12 +37,12 @@ from jax.scipy.linalg import cho_solve, solve
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.em._driver import run_em
+from bayesgen.em.options import FA_METHODS
 from bayesgen.lvm.likelihoods import LearnedGaussian
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.priors import StandardNormal
 
-METHODS = ("closed_form", "em")
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -448,7 +448,7 @@ class PPCA(_LinearGaussian):
 
     def __init__(self, n_components: int, *, method: str = "closed_form", tol: float = 1e-6, max_iter: int = 1000,
                  min_noise: float = 1e-6, accelerate: bool = True):
-        require(method in METHODS, f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        require(method in FA_METHODS, f"unknown method {method!r}; choose one of {', '.join(FA_METHODS)}")
         super().__init__(n_components, tol=tol, max_iter=max_iter, min_noise=min_noise, accelerate=accelerate)
         self.method = method
 

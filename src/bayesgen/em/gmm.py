@@ -45,13 +45,11 @@ from jax.scipy.special import betaln, digamma, gammaln, logsumexp
 from bayesgen._errors import BayesgenError, require
 from bayesgen.em._driver import run_em
 from bayesgen.em._kmeans import RowBlocks, as_row_blocks, kmeans_plusplus, lloyd, nearest_center
+from bayesgen.em.options import BAYESIAN_COVARIANCE_TYPES, COVARIANCE_TYPES, INIT_METHODS, PRIOR_TYPES
 
 __all__ = ["GMMParams", "GMMStats", "BGMMParams", "BGMMPrior", "GaussianMixture", "BayesianGaussianMixture",
            "init", "e_step", "m_step", "bayes_e_step", "bayes_m_step", "lower_bound"]
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-INIT_METHODS = ("kmeans", "k-means++", "random")
-PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -750,7 +748,7 @@ class BayesianGaussianMixture(_Mixture):
         bgmm.n_effective_components_, bgmm.predict(x)
     """
 
-    _covariance_types = ("full", "diag", "spherical")
+    _covariance_types = BAYESIAN_COVARIANCE_TYPES
 
     def __init__(self, n_components: int, *, covariance_type: str = "full", tol: float = 1e-5, reg_covar: float = 1e-6,
                  max_iter: int = 200, n_init: int = 1, init_params: str = "kmeans",

@@ -76,6 +76,7 @@ import numpy as np
 from bayesgen._errors import require
 from bayesgen.data import Corpus
 from bayesgen.em._driver import EMResult, run_em
+from bayesgen.em.options import LEARNING_METHODS
 
 __all__ = [
     "LatentDirichletAllocation",
@@ -90,7 +91,6 @@ _EPS = 1e-30               # guards 0/0 only; the max-scaling keeps normalisers 
 COMPACTION_STAGES = 4      # the E-step runs on all rows, then on the active ones in buffers
 COMPACTION_RATIO = 0.5     # ... each this fraction of the previous one
 COMPACTION_MIN_ROWS = 16   # ... and no smaller than this (fewer stages compile faster for small blocks)
-LEARNING_METHODS = ("batch", "online", "gibbs")
 
 
 # ==========================================================================================

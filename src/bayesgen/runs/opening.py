@@ -72,14 +72,17 @@ def open_run(run_dir, *, checkpoint: str = "best") -> Run:
             f"run '{run}' computes in float64: open it inside `with jax.enable_x64(True):` (the CLI does this itself)")
     with precision(config):
         data = prepare_data(config)
-        like = build_model(config, data.info)
+        # the checkpoint's structure, shapes and dtypes, computed without running the initialisers
+        like = eqx.filter_eval_shape(build_model, config, data.info)
         path = run / layout.CHECKPOINTS / f"{checkpoint}.ckpt"
         require(path.is_file(), f"checkpoint '{path}' does not exist: training has not finished its first epoch or was "
                                 f"interrupted before it; wait for it, continue it with bayesgen train --resume {run}, "
                                 "or rerun bayesgen train with the same options and --force")
         if checkpoint == "last":
             optimizer = run_optimizer(config, data.info["n_train"])
-            like_state = (like, optimizer.init(eqx.filter(like, eqx.is_inexact_array)),
+            opt_state = eqx.filter_eval_shape(
+                lambda: optimizer.init(eqx.filter(build_model(config, data.info), eqx.is_inexact_array)))
+            like_state = (like, opt_state,
                           seed_key(config, KEY_FIT), np.int32(0))
             (model, *_), meta = load_checkpoint(path, like_state)
         else:

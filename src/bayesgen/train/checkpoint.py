@@ -2,7 +2,9 @@
 
 Never pickled: arrays are stored as plain numeric arrays, metadata as UTF-8 JSON bytes, and
 loading uses ``allow_pickle=False``. Loading needs a ``like`` pytree of the same structure
-(rebuilt from the run's config), so a checkpoint cannot inject code or structure. A
+(rebuilt from the run's config; its arrays may be ``jax.ShapeDtypeStruct`` placeholders, e.g.
+from ``eqx.filter_eval_shape``, so that nothing is computed just to be overwritten), so a
+checkpoint cannot inject code or structure. A
 SHA-256 over the leaves detects truncation and tampering. Writes are atomic: a temporary
 file in the same directory, fsync, then ``os.replace``.
 """
@@ -29,6 +31,20 @@ def _to_numpy(leaf) -> np.ndarray:
     if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         leaf = jax.random.key_data(leaf)
     return np.asarray(leaf)
+
+
+def _is_slot(leaf) -> bool:
+    """An array leaf of ``like``: an array, or a placeholder saying which array goes there."""
+    return eqx.is_array(leaf) or isinstance(leaf, jax.ShapeDtypeStruct)
+
+
+def _expected(leaf) -> tuple[tuple, np.dtype]:
+    if isinstance(leaf, jax.ShapeDtypeStruct):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # its implementation is known from a real key only
+            raise TypeError("load_checkpoint needs real PRNG keys in `like`, not placeholders")
+        return tuple(leaf.shape), np.dtype(leaf.dtype)
+    expected = _to_numpy(leaf)
+    return expected.shape, expected.dtype
 
 
 def _digest(arrays: list[np.ndarray]) -> str:
@@ -78,19 +94,19 @@ def read_metadata(path) -> dict:
 def load_checkpoint(path, like):
     """Fill the array leaves of ``like`` (same structure) from ``path``; returns ``(tree, metadata)``."""
     arrays, meta = _open(path)
-    leaves, treedef = jax.tree.flatten(eqx.filter(like, eqx.is_array))
+    leaves, treedef = jax.tree.flatten(eqx.filter(like, _is_slot))
     if len(leaves) != len(arrays):
         raise BayesgenError(f"checkpoint '{path}' holds {len(arrays)} arrays but the model has {len(leaves)}; "
                             "it belongs to a different model configuration")
     restored = []
     for i, (leaf, array) in enumerate(zip(leaves, arrays)):
-        expected = _to_numpy(leaf)
-        if expected.shape != array.shape or expected.dtype != array.dtype:
+        shape, dtype = _expected(leaf)
+        if shape != array.shape or dtype != array.dtype:
             raise BayesgenError(f"checkpoint '{path}' array {i} has shape {array.shape} {array.dtype}, "
-                                f"the model expects {expected.shape} {expected.dtype}; "
+                                f"the model expects {shape} {dtype}; "
                                 "it belongs to a different model configuration")
         value = jnp.asarray(array)
         if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
         restored.append(value)
-    return eqx.combine(jax.tree.unflatten(treedef, restored), like), meta
+    return eqx.combine(jax.tree.unflatten(treedef, restored), eqx.filter(like, _is_slot, inverse=True)), meta

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bayesgen._errors import require
-from bayesgen.lvm.adversarial import Adversarial
 from bayesgen.variants.base import Variant, option, require_positive
 
 
@@ -34,4 +33,6 @@ class AdversarialVAE(Variant):
         return {"posterior": "implicit", "noise_dim": options.noise_dim}
 
     def objective(self, base, train, n_train: int):
+        from bayesgen.lvm.adversarial import Adversarial
+
         return Adversarial()

@@ -15,6 +15,9 @@ this package. It owns
 
 The run layer (:mod:`bayesgen.runs`) and the config ask the variant; they hold no per-variant
 branches. See ``docs/tutorials/02_custom_variant.py`` for a new variant in one file.
+
+A variant module imports the model parts inside the methods that build them: the registry is
+read by ``bayesgen --help`` and the CLI's parser, which must answer without importing JAX.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import math
 from typing import ClassVar
 
 from bayesgen._errors import require
-from bayesgen.lvm.presets import build_vae
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +102,8 @@ class Variant:
         """The model from ``build_vae``'s keyword arguments (the run's settings and :meth:`parts`).
         A variant with a part ``build_vae`` does not know builds with it and swaps its part in
         (``eqx.tree_at(lambda m: m.prior, model, MyPrior(...))``)."""
+        from bayesgen.lvm.presets import build_vae  # the parts are imported where used: see the module's end
+
         return build_vae(**parts)
 
     def kl_warmup(self, train) -> int:

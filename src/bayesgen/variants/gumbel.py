@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bayesgen._errors import require
-from bayesgen.lvm.discrete import TemperatureSchedule
 from bayesgen.variants.base import Variant, option
 
 
@@ -17,7 +16,9 @@ class GumbelOptions:
     min_temperature: float = option(0.5, "the temperature's floor", "TAU")
     temperature_decay: float = option(1e-3, "tau_t = max(min, tau_0 exp(-RATE step))", "RATE")
 
-    def schedule(self) -> TemperatureSchedule:
+    def schedule(self):
+        from bayesgen.lvm.discrete import TemperatureSchedule
+
         return TemperatureSchedule(self.temperature, self.min_temperature, self.temperature_decay)
 
 

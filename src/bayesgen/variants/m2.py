@@ -5,7 +5,6 @@ observed on some rows and inferred by a classifier q(y | x) on the others. The d
 
 from __future__ import annotations
 
-from bayesgen.lvm.semisupervised import SemiSupervised
 from bayesgen.variants.base import Variant
 
 
@@ -19,5 +18,7 @@ class M2(Variant):
         return {"semi_supervised": True}
 
     def objective(self, base, train, n_train: int):
+        from bayesgen.lvm.semisupervised import SemiSupervised
+
         return SemiSupervised(inner=base, alpha=0.1 * n_train if train.classify_weight is None
                               else train.classify_weight)
