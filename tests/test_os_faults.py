@@ -63,8 +63,8 @@ def _assert_one_os_line(code, err, pattern):
 @pytest.mark.parametrize("name", COMMANDS)
 def test_an_unwritable_destination_is_one_line_before_any_work(name, places, capsys, monkeypatch):
     import bayesgen.bayes.cli_bayes as cli_bayes
-    import bayesgen.runs as runs
     import bayesgen.em.cli_gmm as cli_gmm
+    import bayesgen.runs as runs
     import bayesgen.runs.training as training
 
     def no_work(*args, **kwargs):
