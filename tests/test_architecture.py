@@ -18,11 +18,18 @@ LAZY = {
     "sklearn": "importing scikit-learn takes ~0.9 s: only the digits data set and text corpora need it",
     "scipy.stats": "~0.4 s to import: only ranks (R-hat, rank plots) and the posterior's mode (a KDE) need it",
     "matplotlib.image": "~0.2 s to import (PIL): only PNG folders and TensorBoard images need it",
+    "scipy.io": "~0.3 s to import: only .mat files need it",
     "arviz": "optional: the bayes extra",
     "jaxoplanet": "optional: the transit extra",
     "mlflow": "optional: the track extra",
     "tensorboardX": "optional: the track extra",
 }
+
+# Modules that the command line's parser (and so `bayesgen --help`) imports: they import what a
+# command runs (JAX, the models, matplotlib) inside the function that runs it, so that building
+# the parser takes 0.3 s instead of 2.7 s (test_cli checks that it imports no JAX).
+PARSER_MODULES = ("bayesgen.cli", "bayesgen.em.cli_", "bayesgen.em", "bayesgen.bayes.cli_bayes", "bayesgen.variants",
+                  "bayesgen.report")
 
 # Imports across layers that are known and scheduled to go, with where they go: the test fails
 # on any other, and on an entry that no longer holds (so this list only shrinks).
@@ -147,7 +154,8 @@ def test_no_import_cycles():
 def test_imports_inside_functions_are_only_the_lazy_ones():
     found = [f"{module}:{line} imports {target}" for module, imports in IMPORTS.items()
              for target, line, inside in imports
-             if inside and not any(target == lazy or target.startswith(lazy + ".") for lazy in LAZY)]
+             if inside and not any(target == lazy or target.startswith(lazy + ".") for lazy in LAZY)
+             and not (module in PARSER_MODULES or module.startswith(PARSER_MODULES))]
     assert found == [], "import these at the top of the module, or add the module to LAZY with its reason"
 
 

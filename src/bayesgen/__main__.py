@@ -1,5 +1,3 @@
-import sys
+from bayesgen.cli import run
 
-from bayesgen.cli import main
-
-sys.exit(main())
+run()

@@ -16,6 +16,8 @@ first, see ``train --resume``).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted
@@ -33,8 +35,9 @@ from bayesgen.cli.common import (
     use_compilation_cache,
 )
 from bayesgen.cli.messages import in_flags
+from bayesgen.train.signals import signals_raise
 
-__all__ = ["build_parser", "command_examples", "in_flags", "main"]
+__all__ = ["build_parser", "command_examples", "in_flags", "main", "run"]
 
 GROUPS = (train, use, fit, tools, bayes)  # in the order --help lists their commands
 
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     use_compilation_cache()
     try:
-        with run_precision(args):
+        with signals_raise(), run_precision(args):
             return args.func(args)
     except BayesgenError as err:
         print(f"bayesgen {args.command}: error: {in_flags(str(err), parser, args.command)}", file=sys.stderr)
@@ -81,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as err:
         print(f"bayesgen {args.command}: {err}", file=sys.stderr)
         return 128 + err.signum
-    except KeyboardInterrupt:
-        print(f"bayesgen {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # SignalReceived (SIGINT/SIGTERM), or Ctrl-C where it was not caught
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"bayesgen {args.command}: stopped by {signal.Signals(signum).name} before it finished; what it had "
+              "written is complete (files are written whole or not at all): run it again to finish", file=sys.stderr)
+        return 128 + signum
     except OSError as err:  # the library writes through layout's checks; the OS may still refuse
         print(f"bayesgen {args.command}: error: {os_error_line(err)}", file=sys.stderr)
         return EXIT_OS_ERROR
@@ -99,5 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def run() -> None:
+    """The ``bayesgen`` console script: :func:`main`, then exit with its code. After a signal the
+    process ends without the interpreter's teardown, which can crash (exit 139) on XLA work still
+    running from a computation the signal interrupted; every file is complete by then."""
+    code = main()
+    if code >= 128:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

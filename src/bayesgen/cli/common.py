@@ -61,8 +61,10 @@ def use_compilation_cache() -> None:
         if not os.access(folder, os.W_OK | os.X_OK):
             return
         os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+        # bounded only here: JAX's eviction needs every entry written with it on (another
+        # writer's entries make it fail), which holds in a folder that only the CLI fills
+        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_SIZE))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small programs add up
-    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_SIZE))
 
 
 INT_RANGE = (-(2**31), 2**31 - 1)  # what a JAX int32 holds: larger values overflow inside compiled code

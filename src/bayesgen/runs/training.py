@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from pathlib import Path
 
 import equinox as eqx
@@ -182,10 +183,16 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
                                   f"{checkpoints}; continue with: bayesgen train --resume {run}", stop.signum)
     if not is_primary():
         return {}
-    loaded = open_run(run)
-    evaluated = evaluate_run(loaded, n_importance=n_importance, progress=progress)
-    if make_plots:
-        plot_run(loaded)
+    try:
+        loaded = open_run(run)
+        evaluated = evaluate_run(loaded, n_importance=n_importance, progress=progress)
+        if make_plots:
+            plot_run(loaded)
+    except KeyboardInterrupt as err:  # Ctrl-C, or the CLI's SIGTERM, after training finished
+        signum = getattr(err, "signum", signal.SIGINT)
+        raise TrainingInterrupted(f"stopped by {signal.Signals(signum).name} after training finished, during the "
+                                  f"evaluation; the checkpoints in {checkpoints} are complete: finish with "
+                                  f"bayesgen evaluate {run} and bayesgen plot {run}", signum) from None
     return evaluated
 
 

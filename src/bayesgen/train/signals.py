@@ -6,6 +6,11 @@ written, and :func:`~bayesgen.train.driver.fit` returns with ``stop_reason="inte
 second signal aborts at once with :class:`~bayesgen.TrainingInterrupted` (files are written
 atomically, so the previous checkpoint stays valid). The previous handlers come back on exit.
 
+Outside training, :func:`signals_raise` (the command line's) turns SIGINT and SIGTERM into a
+:class:`SignalReceived` exception wherever the program is, so that any command unwinds, closing
+its files, and says in one line what stopped it; a second signal while it unwinds ends the
+process at once (exit ``128 + signum``).
+
 Example:
     >>> with graceful_stop() as stop:
     ...     result = fit(model, x, key=key, should_stop=stop)
@@ -15,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -24,6 +30,43 @@ from contextlib import contextmanager
 from bayesgen._errors import TrainingInterrupted
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalReceived(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived inside :func:`signals_raise`; ``signum`` says which. A
+    ``KeyboardInterrupt``, so ``except Exception`` blocks do not swallow it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise(signum, frame) -> None:
+    for s in SIGNALS:  # a second signal while unwinding: stop now (files are written atomically)
+        signal.signal(s, _exit_now)
+    raise SignalReceived(signum)
+
+
+def _exit_now(signum, frame) -> None:
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+@contextmanager
+def signals_raise(signals=SIGNALS) -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM raise :class:`SignalReceived` in the main thread (the
+    default SIGTERM would end the process without a word). Previous handlers come back on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in signals}
+    try:
+        for s in signals:
+            signal.signal(s, _raise)
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class StopRequest:
