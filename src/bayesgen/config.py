@@ -31,6 +31,10 @@ OBJECTIVES = ("elbo", "iwae", "renyi")
 @dataclass
 class DataConfig:
     source: str = "digits"            # "digits" or a path to .npy/.npz/.csv/.mat/.amat/IDX/PNG folder
+    train: str | None = None          # a given split, used as is instead of splitting `source`: the train
+    valid: str | None = None          # and test files (valid optional: else valid_fraction of train)
+    test: str | None = None
+    label_column: str = "label"       # the CSV column holding class labels ("": none; the rest are features)
     image_shape: list[int] | None = None
     scale: bool = True                # scale to [0, 1] for bernoulli/gaussian likelihoods
     binarize: str = "auto"            # auto | none | static | dynamic (auto: dynamic for a bernoulli
@@ -158,6 +162,13 @@ class Config:
         require(0 <= d.valid_fraction < 1 and 0 < d.test_fraction < 1 and d.valid_fraction + d.test_fraction < 1,
                 f"valid_fraction {d.valid_fraction} and test_fraction {d.test_fraction} "
                 "must lie in [0, 1) and sum below 1")
+        given = [f"{name}={value!r}" for name, value in (("train", d.train), ("valid", d.valid), ("test", d.test))
+                 if value]
+        require(bool(d.train) == bool(d.test) and (d.train or not d.valid),
+                "a given split needs a train and a test file (the valid file is optional); "
+                f"got only {', '.join(given)}")
+        require(not d.train or d.source == DataConfig.source,
+                f"give the data either as one source to split ({d.source!r}) or as train/valid/test files, not both")
         variant = get_variant(m.name)
         m.options = variant.options(m.options)
         require(m.likelihood in LIKELIHOODS,

@@ -35,13 +35,26 @@ __all__ = ["trace_plot", "rank_plot", "pair_plot", "ppc_plot"]
 _CHAIN_COLOURS = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"]
 
 
-def _grid_figure(width: float, height: float, top: float = 0.5):
-    """A figure for a grid of many small panels: fixed margins instead of the house style's
-    constrained layout, whose solver costs seconds with dozens of axes."""
+# Margins of the grid figures, in inches (not figure fractions), so that a title keeps its room
+# however many rows the figure has: the title's top sits _TITLE_PAD below the figure's top edge,
+# and the panels start below the title (and below the column titles, where there are some).
+_TITLE_PAD = 0.08
+_TITLE_ROOM = 0.5
+_COLUMN_TITLE_ROOM = 0.3
+
+
+def _grid_figure(width: float, height: float, top: float = _TITLE_ROOM):
+    """A figure for a grid of many small panels: fixed margins (``top`` in inches) instead of the
+    house style's constrained layout, whose solver is slow with dozens of axes."""
     fig = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.1, right=0.98, bottom=0.6 / height, top=1 - top / height, wspace=0.25, hspace=0.35)
     return fig
+
+
+def _grid_title(fig: Figure, text: str) -> None:
+    """The figure's title, hung a fixed distance below its top edge (inside the ``top`` margin)."""
+    fig.suptitle(text, y=1 - _TITLE_PAD / fig.get_figheight(), va="top")
 
 
 def _scalars(draws, var_names, max_params: int) -> tuple[list[str], np.ndarray, int]:

@@ -17,6 +17,12 @@ TRAIN_FLAGS = {
     "--data": ("data", "source", dict(metavar="SOURCE",
                                       help="'digits' (embedded default) "
                                            "or a .npy/.npz/.csv/.mat/.amat/IDX file or PNG folder")),
+    "--train": ("data", "train", dict(metavar="FILE", help="a given split instead of --data: the training file "
+                                                           "(with --test, and --valid or a --valid-fraction of it)")),
+    "--valid": ("data", "valid", dict(metavar="FILE", help="the validation file of a given split")),
+    "--test": ("data", "test", dict(metavar="FILE", help="the test file of a given split")),
+    "--label-column": ("data", "label_column", dict(metavar="NAME", help="the CSV column holding class labels "
+                                                                         "(default 'label'; '' for none)")),
     "--image-shape": ("data", "image_shape", dict(type=int_list, metavar="H,W",
                                                   help="image shape of flat tabular data, e.g. 28,28")),
     "--no-scale": ("data", "scale", dict(action="store_const", const=False,

@@ -10,7 +10,7 @@ Load raw data with :func:`load_data` (``"digits"`` or a file/folder), split it w
     x_train = prepare(splits.train, likelihood="bernoulli", binarize="static", seed=0)
 """
 
-from bayesgen.data._datasets import Dataset, Splits, load_data, load_digits, split_data
+from bayesgen.data._datasets import Dataset, Splits, labels_note, load_data, load_digits, split_data
 from bayesgen.data._loaders import SUPPORTED
 from bayesgen.data._preprocess import (
     BINARIZE_MODES,
@@ -30,6 +30,7 @@ __all__ = [
     "Splits",
     "binarize_static",
     "categorical_levels",
+    "labels_note",
     "load_data",
     "load_digits",
     "prepare",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesgen._errors import require
-from bayesgen.data._loaders import SUPPORTED, as_labels, read_path
+from bayesgen.data._loaders import LABEL_COLUMN, SUPPORTED, as_labels, read_path
 from bayesgen.data._preprocess import validate_array
 
 
@@ -29,6 +29,8 @@ class Dataset:
         levels: number of discrete intensity levels when known (digits 17, 8-bit images
             256, binarized MNIST 2); None for tabular data.
         name: "digits" or the file/folder name.
+        labels_from: where the labels came from when a file's format or header chose them
+            ("column 'label'", "array 'y'", "class subfolders"), for telling the user; else None.
 
     Construction checks all of this and converts ``x`` to float32, ``labels`` to int64.
 
@@ -43,6 +45,7 @@ class Dataset:
     image_shape: tuple[int, ...] | None = None
     levels: int | None = None
     name: str = "array"
+    labels_from: str | None = None
 
     def __post_init__(self):
         what = f"data set '{self.name}'"
@@ -119,11 +122,18 @@ def load_digits() -> Dataset:
     return Dataset(x, labels=y, image_shape=(8, 8), levels=17, name="digits")
 
 
-def load_data(source: str | os.PathLike, *, image_shape: tuple[int, ...] | None = None) -> Dataset:
+def labels_note(name: str, labels_from: str) -> str:
+    """The line that tells a user which part of a file became class labels (the rest are features)."""
+    return f"data '{name}': class labels from its {labels_from}; everything else is a feature"
+
+
+def load_data(source: str | os.PathLike, *, image_shape: tuple[int, ...] | None = None,
+              label_column: str | None = LABEL_COLUMN) -> Dataset:
     """Load ``"digits"`` (built in) or a data file / folder; see ``SUPPORTED`` for formats.
 
     Formats: .npy (2-D, or 3-D/4-D images), .npz (data under x/X/data/images, labels under
-    y/labels/targets), .csv (optional header; a 'label' or 'y' column gives labels), a
+    y/labels/targets), .csv (optional header; its column ``label_column``, default 'label', gives
+    the labels and every other column is a feature; ``None``: all are features), a
     folder of .png files (class subfolders give labels), MNIST IDX ``*-idx3-ubyte[.gz]``
     (labels file beside it picked up), binarized-MNIST .mat / .amat. ``image_shape``
     (e.g. ``(28, 28)``) declares how a row of D values forms an image; its product must be D.
@@ -138,6 +148,8 @@ def load_data(source: str | os.PathLike, *, image_shape: tuple[int, ...] | None 
         f"data source must be 'digits' or a path, got {type(source).__name__}",
     )
     if str(source) == "digits":
+        require(label_column in (None, LABEL_COLUMN),
+                f"label_column names a column of a CSV file; the digits come with their labels (got {label_column!r})")
         data = load_digits()
     else:
         path = Path(source).expanduser()
@@ -146,8 +158,9 @@ def load_data(source: str | os.PathLike, *, image_shape: tuple[int, ...] | None 
             f"no data set or file named '{source}'; pass 'digits' (the built-in 8x8 digits) "
             f"or the path of an existing {SUPPORTED}",
         )
-        loaded = read_path(path)
-        data = Dataset(loaded.x, loaded.labels, loaded.image_shape, loaded.levels, name=path.name)
+        loaded = read_path(path, label_column)
+        data = Dataset(loaded.x, loaded.labels, loaded.image_shape, loaded.levels, name=path.name,
+                       labels_from=loaded.labels_from)
     if image_shape is None:
         return data
     image_shape = _check_image_shape(image_shape, data.x.shape[1], f"data set '{data.name}'")

@@ -26,7 +26,7 @@ SUPPORTED = (
 )
 _DATA_KEYS = ("x", "X", "data", "images")
 _LABEL_KEYS = ("y", "labels", "targets")
-_CSV_LABEL_COLUMNS = ("label",)  # only a column named label: a feature called y stays a feature
+LABEL_COLUMN = "label"  # the CSV column that holds labels unless the user names another: `y` stays a feature
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_IMAGES = re.compile(r"(.*)images([-.]idx)3(-ubyte)(\.gz)?", re.IGNORECASE)
 
@@ -38,10 +38,18 @@ class Loaded(NamedTuple):
     labels: np.ndarray | None = None
     image_shape: tuple[int, ...] | None = None
     levels: int | None = None
+    labels_from: str | None = None  # where the labels came from, said to the user: "column 'label'"
 
 
-def read_path(path: Path) -> Loaded:
-    """Read an existing file or folder, choosing the reader by its type and name."""
+def read_path(path: Path, label_column: str | None = LABEL_COLUMN) -> Loaded:
+    """Read an existing file or folder, choosing the reader by its type and name.
+    ``label_column`` names the column of a CSV header that holds labels (``None``: none does)."""
+    is_csv = path.suffix.lower() == ".csv" and not path.is_dir()
+    require(is_csv or label_column in (None, LABEL_COLUMN),
+            f"label_column names a column of a CSV file's header, but '{path}' is not a CSV file; "
+            "its format says where its labels are (see load_data)")
+    if is_csv:
+        return read_csv(path, label_column)
     if path.is_dir():
         return read_png_folder(path)
     name = path.name.lower()
@@ -129,7 +137,7 @@ def _pick_arrays(arrays: dict[str, np.ndarray], what: str) -> Loaded:
     loaded = _from_array(arrays[data_key], what)
     if label_key is None:
         return loaded
-    return loaded._replace(labels=as_labels(arrays[label_key], len(loaded.x), what))
+    return loaded._replace(labels=as_labels(arrays[label_key], len(loaded.x), what), labels_from=f"array '{label_key}'")
 
 
 def _from_array(array: np.ndarray, what: str) -> Loaded:
@@ -179,8 +187,9 @@ def _binary_mnist(loaded: Loaded) -> Loaded:
 # --- text tables ---------------------------------------------------------------------------
 
 
-def read_csv(path: Path) -> Loaded:
-    """Comma-separated numbers; an optional header line; a column named 'label' becomes labels."""
+def read_csv(path: Path, label_column: str | None = LABEL_COLUMN) -> Loaded:
+    """Comma-separated numbers; an optional header line, whose column ``label_column`` (default
+    'label'; ``None``: no column) becomes the labels and every other column a feature."""
     hint = "CSV input must be all numbers (an optional header line is allowed)"
     rows = _text_rows(path, hint)
     first = [field.strip() for field in rows[0][1].split(",")]
@@ -196,16 +205,22 @@ def read_csv(path: Path) -> Loaded:
             f"column {column}; {hint}, and a header line must hold only names"
         )
     table = _parse_table(path, rows, ",", len(first), hint)
-    if header is None:
+    what = f"data file '{path}'"
+    named = label_column not in (None, LABEL_COLUMN)  # the user asked for this column: it must be there
+    require(not named or header is not None,
+            f"{what} has no header line, so it has no column '{label_column}'; add a header of column names")
+    if header is None or label_column is None:
         return Loaded(table)
-    label_columns = [i for i, name in enumerate(header) if name.lower() in _CSV_LABEL_COLUMNS]
+    label_columns = [i for i, name in enumerate(header) if name.lower() == label_column.lower()]
+    require(label_columns or not named,
+            f"{what} has no column '{label_column}'; its columns are {', '.join(header)}")
     if not label_columns:
         return Loaded(table)
-    what = f"data file '{path}'"
-    require(len(label_columns) == 1, f"{what} has several label columns {header}; keep one 'label' column")
-    require(len(header) > 1, f"{what} has only a label column; add feature columns")
-    labels = as_labels(table[:, label_columns[0]], len(table), what)
-    return Loaded(np.delete(table, label_columns[0], axis=1), labels=labels)
+    require(len(label_columns) == 1, f"{what} has several columns named '{label_column}'; keep one")
+    require(len(header) > 1, f"{what} has only its label column '{label_column}'; add feature columns")
+    labels = as_labels(table[:, label_columns[0]], len(table), f"{what} column '{header[label_columns[0]]}'")
+    return Loaded(np.delete(table, label_columns[0], axis=1), labels=labels,
+                  labels_from=f"column '{header[label_columns[0]]}'")
 
 
 def read_amat(path: Path) -> Loaded:
@@ -284,7 +299,7 @@ def read_idx(path: Path) -> Loaded:
         f"labels file '{labels_path}' has {len(labels)} labels but '{path}' has {n} images; "
         "pair train-images with train-labels and t10k-images with t10k-labels",
     )
-    return loaded._replace(labels=labels.astype(np.int64))
+    return loaded._replace(labels=labels.astype(np.int64), labels_from=f"labels file '{labels_path.name}'")
 
 
 def _idx_labels_path(images_path: Path) -> Path | None:
@@ -372,7 +387,8 @@ def read_png_folder(folder: Path) -> Loaded:
     image_shape = size if channels == 1 else (channels, *size)
     x = stacked.transpose(0, 3, 1, 2).reshape(len(images), -1)
     labels = np.array([label for _, label in files], np.int64) if classes else None
-    return Loaded(x, labels=labels, image_shape=tuple(image_shape), levels=256)
+    return Loaded(x, labels=labels, image_shape=tuple(image_shape), levels=256,
+                  labels_from="class subfolders" if classes else None)
 
 
 def _png_files(folder: Path) -> list[Path]:

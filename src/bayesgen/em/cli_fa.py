@@ -24,6 +24,7 @@ import argparse
 import csv
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from bayesgen import layout
 from bayesgen._errors import require
-from bayesgen.data import SUPPORTED, load_data
+from bayesgen.data import SUPPORTED, labels_note, load_data
 from bayesgen.em.options import FA_METHODS
 
 KINDS = ("fa", "ppca")
@@ -48,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, kind: str) -> argparse.Arg
     parser.add_argument("--data", required=True, metavar="SOURCE",
                         help=f"'digits' (built in) or a file/folder: {SUPPORTED}")
     parser.add_argument("--out", required=True, metavar="RUN", help="run directory to create")
+    parser.add_argument("--label-column", default="label", metavar="NAME",
+                        help="the CSV column holding class labels, not fitted (default 'label'; '' for none)")
     parser.add_argument("--components", "-k", type=int, default=2, metavar="L", help="latent dimensions (default 2)")
     parser.add_argument("--max-iter", type=int, default=1000, help="at most this many EM iterations (default 1000)")
     parser.add_argument("--tol", type=float, default=1e-6,
@@ -85,7 +88,9 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     _check_kind(kind)
     out = Path(args.out)
     layout.check_replaceable_run(out, args.force)
-    data = load_data(args.data)
+    data = load_data(args.data, label_column=args.label_column or None)
+    if data.labels_from and not getattr(args, "quiet", False):
+        print(labels_note(data.name, data.labels_from), file=sys.stderr)
     options = dict(tol=args.tol, max_iter=args.max_iter, accelerate=not args.plain_em)
     if kind == "fa":
         model = FactorAnalysis(args.components, **options)

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bayesgen import layout
-from bayesgen.data import load_data
+from bayesgen.data import labels_note, load_data
 from bayesgen.em.options import BAYESIAN_COVARIANCE_TYPES, COVARIANCE_TYPES, INIT_METHODS
 
 
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, bayesian: bool) -> None:
     parser.add_argument("--data", required=True, metavar="SOURCE",
                         help="'digits' or a .npy/.npz/.csv/... file that bayesgen.load_data reads")
     parser.add_argument("--out", required=True, metavar="RUN", help="run directory to create")
+    parser.add_argument("--label-column", default="label", metavar="NAME",
+                        help="the CSV column holding class labels, not fitted (default 'label'; '' for none)")
     parser.add_argument("--components", "-k", type=int, default=10 if bayesian else 3,
                         help="number of components" + (" (an upper bound: unused ones are pruned)" if bayesian else ""))
     parser.add_argument("--covariance-type", default="full",
@@ -120,7 +123,9 @@ def run(args: argparse.Namespace, *, bayesian: bool) -> int:
 
     out = Path(args.out)
     layout.check_replaceable_run(out, args.force)
-    data = load_data(args.data)
+    data = load_data(args.data, label_column=args.label_column or None)
+    if data.labels_from and not getattr(args, "quiet", False):
+        print(labels_note(data.name, data.labels_from), file=sys.stderr)
     settings = dict(covariance_type=args.covariance_type, tol=args.tol, reg_covar=args.reg_covar,
                     max_iter=args.max_iter, n_init=args.n_init, init_params=getattr(args, "init_params", "kmeans"))
     model = (BayesianGaussianMixture if bayesian else GaussianMixture)(args.components, **settings)

@@ -11,7 +11,7 @@ import numpy as np
 
 from bayesgen._errors import require
 from bayesgen.config import Config
-from bayesgen.data import categorical_levels, load_data, prepare, split_data
+from bayesgen.data import Dataset, Splits, categorical_levels, load_data, prepare, split_data
 from bayesgen.variants import get as get_variant
 
 
@@ -32,14 +32,57 @@ def resolve_binarize(config: Config, raw) -> str:
     return "none" if np.isin(raw.x, (0.0, 1.0)).all() else "dynamic"
 
 
+def load_raw(config: Config) -> tuple[Dataset, tuple[int, int, int] | None]:
+    """The configured data as one data set, and the row counts of the given train, valid and
+    test files in it (``None``: one source, to be split at random). The files of a given split
+    are joined so that they are scaled and binarized alike, then cut apart as given."""
+    d = config.data
+    options = dict(image_shape=tuple(d.image_shape) if d.image_shape else None, label_column=d.label_column or None)
+    if not d.train:
+        return load_data(d.source, **options), None
+    given = {name: load_data(getattr(d, name), **options) for name in ("train", "valid", "test") if getattr(d, name)}
+    first = given["train"]
+    for name, part in given.items():
+        require(part.x.shape[1] == first.x.shape[1] and part.image_shape == first.image_shape,
+                f"the {name} file '{getattr(d, name)}' has {part.x.shape[1]} features"
+                + (f" (images {part.image_shape})" if part.image_shape else "")
+                + f" but the train file '{d.train}' has {first.x.shape[1]}"
+                + (f" (images {first.image_shape})" if first.image_shape else "") + "; give files of one data set")
+        require((part.labels is None) == (first.labels is None),
+                f"the train file '{d.train}' {'has' if first.labels is not None else 'has no'} labels but the {name} "
+                f"file '{getattr(d, name)}' {'has' if part.labels is not None else 'has none'}; "
+                "give labels in all files or in none")
+    levels = {part.levels for part in given.values()}
+    joined = Dataset(np.concatenate([part.x for part in given.values()]),
+                     None if first.labels is None else np.concatenate([part.labels for part in given.values()]),
+                     first.image_shape, levels.pop() if len(levels) == 1 else None,
+                     name=" + ".join(part.name for part in given.values()), labels_from=first.labels_from)
+    return joined, tuple(len(given[name]) if name in given else 0 for name in ("train", "valid", "test"))
+
+
+def given_splits(data: Dataset, sizes: tuple[int, int, int], valid_fraction: float, seed: int) -> Splits:
+    """The train / valid / test parts of ``data`` as given (row counts ``sizes``, in that order);
+    without a valid file, ``valid_fraction`` of the train rows (chosen by ``seed``) validate."""
+    n_train, n_valid, n_test = sizes
+    rows = np.arange(len(data))
+    train, valid, test = rows[:n_train], rows[n_train:n_train + n_valid], rows[n_train + n_valid:]
+    if not n_valid and valid_fraction > 0:
+        order = np.random.default_rng(seed).permutation(n_train)
+        n_valid = max(1, round(valid_fraction * n_train))
+        require(n_valid < n_train, f"valid_fraction {valid_fraction} leaves no training rows of {n_train}")
+        train, valid = np.sort(order[n_valid:]), np.sort(order[:n_valid])
+    return Splits(data.subset(train), data.subset(valid), data.subset(test))
+
+
 def prepare_data(config: Config) -> PreparedData:
-    """Load the configured source, turn it into the likelihood's units, and split it.
+    """Load the configured source, turn it into the likelihood's units, and split it (or cut
+    the given train/valid/test files apart).
 
     Resolves ``binarize="auto"`` in place (``config.data.binarize``), so the run's
     ``config.json`` records what was done.
     """
     d, m = config.data, config.model
-    raw = load_data(d.source, image_shape=tuple(d.image_shape) if d.image_shape else None)
+    raw, sizes = load_raw(config)
     d.binarize = resolve_binarize(config, raw)
     levels = None
     if m.likelihood == "categorical":
@@ -47,8 +90,11 @@ def prepare_data(config: Config) -> PreparedData:
         require(raw.x.max() < levels, f"data set '{raw.name}' has value {raw.x.max():g} but only {levels} levels; "
                                       f"pass levels={int(raw.x.max()) + 1} or more")
     x = prepare(raw, likelihood=m.likelihood, scale=d.scale, binarize=d.binarize, seed=d.split_seed)
-    splits = split_data(dataclasses.replace(raw, x=x), valid_fraction=d.valid_fraction,
-                        test_fraction=d.test_fraction, seed=d.split_seed)
+    if sizes is None:
+        splits = split_data(dataclasses.replace(raw, x=x), valid_fraction=d.valid_fraction,
+                            test_fraction=d.test_fraction, seed=d.split_seed)
+    else:
+        splits = given_splits(dataclasses.replace(raw, x=x), sizes, d.valid_fraction, d.split_seed)
     if d.binarize == "dynamic":  # evaluate on one fixed binarization of the held-out data
         rng = np.random.default_rng(d.split_seed + 1)
         valid, test = ((rng.random(s.x.shape) < s.x).astype(np.float32) for s in (splits.valid, splits.test))
@@ -57,6 +103,8 @@ def prepare_data(config: Config) -> PreparedData:
     info = {"name": raw.name, "data_dim": int(x.shape[1]),
             "image_shape": list(raw.image_shape) if raw.image_shape else None,
             "levels": levels, "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test)}
+    if raw.labels_from:
+        info["labels_from"] = raw.labels_from
     labels = {s: getattr(splits, s).labels for s in ("train", "valid", "test")}
     train = splits.train.x
     if get_variant(m.name).is_conditional(m.options):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 from pathlib import Path
 
 import equinox as eqx
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 from bayesgen import layout
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted, require
 from bayesgen.config import Config
+from bayesgen.data import labels_note
 from bayesgen.runs.data import PreparedData, check_support, data_fingerprint, prepare_data
 from bayesgen.runs.evaluate import evaluate_run
 from bayesgen.runs.model import (
@@ -55,6 +57,8 @@ def train(config: Config, run_dir, *, overwrite: bool = False, progress: bool = 
     layout.check_writable(run, folder=True)  # before the data are read and the model built
     with precision(config):
         data = prepare_data(config)
+        if progress and data.info.get("labels_from"):  # a file's column or array became labels: say which
+            print(labels_note(data.info["name"], data.info["labels_from"]), file=sys.stderr)
         model = build_model(config, data.info, data.train)
         config.train.kl = resolve_kl(config, model)
         config.train.kl_warmup = resolve_kl_warmup(config)
