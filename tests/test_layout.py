@@ -85,3 +85,19 @@ def test_manifests_only_name_known_kinds(tmp_path):
     assert layout.read_manifest(tmp_path) is None and not layout.is_run(tmp_path)
     (tmp_path / layout.MANIFEST).write_text('{"kind": "vea", "format": 2}')  # not ours: no kind is guessed
     assert layout.read_manifest(tmp_path) is None
+
+
+def test_json_is_strict_and_flags_what_was_not_a_number():
+    import json
+    import math
+
+    import numpy as np
+
+    record = {"epoch": 3, "loss": 1.5, "kl": math.nan, "rhat": [1.0, np.float32(np.inf)], "n": np.int64(7),
+              "ok": np.bool_(True), "nested": {"x": -math.inf}}
+    text = layout.json_text(record, indent=None)
+    parsed = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))  # no NaN/Infinity
+    assert parsed == {"epoch": 3, "loss": 1.5, "kl": None, "rhat": [1.0, None], "n": 7, "ok": True,
+                      "nested": {"x": None}, "non_finite": ["kl", "rhat[1]", "nested.x"]}
+    finite = {"a": 1.25, "b": [1, 2.5e-8], "c": "text", "d": None}
+    assert layout.json_text(finite) == json.dumps(finite, indent=2)  # unchanged where nothing was non-finite

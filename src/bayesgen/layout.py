@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import secrets
 import shutil
 from pathlib import Path
+
+import numpy as np
 
 from bayesgen._errors import require
 from bayesgen._version import __version__
@@ -103,9 +106,40 @@ def atomic_write_bytes(path: Path, write) -> None:
             tmp.unlink()
 
 
+def json_text(obj, *, indent: int | None = 2) -> str:
+    """``obj`` as strict JSON (RFC 8259: no NaN or Infinity, which Python's json writes and other
+    readers refuse). A non-finite number becomes ``null``, and a dict gains ``"non_finite"``: the
+    paths of those values, so that a reader can tell "not a number" from "absent". NumPy scalars
+    and arrays become numbers and lists."""
+    found: list[str] = []
+
+    def strict(value, path: str):
+        if isinstance(value, dict):
+            return {key: strict(v, f"{path}.{key}" if path else str(key)) for key, v in value.items()}
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, (list, tuple)):
+            return [strict(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            if not math.isfinite(value):
+                found.append(path)
+                return None
+            return float(value)
+        return value
+
+    clean = strict(obj, "")
+    if found and isinstance(clean, dict):
+        clean["non_finite"] = found
+    return json.dumps(clean, indent=indent, allow_nan=False)
+
+
 def write_json(path: Path, obj) -> None:
-    """``obj`` as indented JSON at ``path``, atomically."""
-    data = (json.dumps(obj, indent=2) + "\n").encode()
+    """``obj`` as indented strict JSON (:func:`json_text`) at ``path``, atomically."""
+    data = (json_text(obj) + "\n").encode()
     atomic_write_bytes(path, lambda f: f.write(data))
 
 

@@ -833,8 +833,9 @@ def plot_objective_history(history, path, *, ylabel: str = "objective", title: s
                            show_increase: bool = False):
     """An objective per iteration (EM log-likelihood, ELBO, ...), NaNs skipped; returns the path.
 
-    With ``show_increase`` a second panel shows the increase per iteration on a log scale
-    and counts the decreases (EM must never decrease its objective).
+    With ``show_increase`` a second panel shows the increase per iteration on a log scale, and
+    the size of any decrease as a red cross (EM must never decrease its objective); its title
+    says whether the objective ever decreased (see :func:`_monotone_title`).
 
     Example:
         >>> plot_objective_history(gmm.history_, "out/loglik.png", ylabel="log-likelihood per row")
@@ -847,14 +848,34 @@ def plot_objective_history(history, path, *, ylabel: str = "objective", title: s
     axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
     axes[0].plot(np.arange(1, values.size + 1), values, marker="o" if values.size <= 60 else None, markersize=3)
     axes[0].set(xlabel=xlabel, ylabel=ylabel, title=f"{title}\nfinal: {values[-1]:.6g}")
-    axes[0].grid(True, alpha=0.3)
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     if two:
         increase = np.diff(values)
-        axes[1].semilogy(np.arange(2, values.size + 1), np.where(increase > 0, increase, np.nan))
-        axes[1].set(xlabel=xlabel, ylabel="increase", title=f"{int((increase < 0).sum())} decreases")
-        axes[1].grid(True, alpha=0.3)
+        steps = np.arange(2, values.size + 1)
+        few = values.size <= 60
+        axes[1].semilogy(steps, np.where(increase > 0, increase, np.nan), marker="o" if few else None, markersize=3,
+                         label="increase")
+        if (increase < 0).any():
+            axes[1].semilogy(steps[increase < 0], -increase[increase < 0], "x", color="red", label="decrease (size)")
+            axes[1].legend(fontsize=8, loc="best")
+        axes[1].set(xlabel=xlabel, ylabel="change from the previous iteration",
+                    title=f"Increase per iteration\n{_monotone_title(increase, values)}")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
     return _save(fig, path)
+
+
+def _monotone_title(increase: np.ndarray, values: np.ndarray) -> str:
+    """What the increases say about monotonicity, in words: never decreased, only by round-off
+    (every drop within 1e-5 of the objective's scale, as float32 sums give), or how often and by how much."""
+    drops = -increase[increase < 0]
+    if drops.size == 0:
+        return "never decreased (monotone)"
+    times = "once" if drops.size == 1 else f"{drops.size} times"
+    largest = float(drops.max())
+    if largest <= 1e-5 * max(float(np.abs(values).max()), 1e-300):
+        return f"monotone up to round-off (dropped {times}, by at most {largest:.2g})"
+    return f"decreased {times}, by up to {largest:.3g} (red)"
 
 
 # --------------------------------------------------------------------------------------

@@ -384,7 +384,7 @@ def _write_run(tmp: Path, posterior, summary, report: dict, text: str, plots: bo
             extra("the predictive plot", lambda: bayes_plots.ppc_plot(*replicas, tmp / layout.PLOTS / "ppc.png"))
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    (tmp / layout.SUMMARY).write_text(json.dumps({**report, "notes": notes}, indent=2, default=float) + "\n")
+    layout.write_json(tmp / layout.SUMMARY, {**report, "notes": notes})
 
 
 def _extreme(summary, column: str, reduce) -> float | None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -117,8 +116,7 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
         _write_csv(run / "latents.csv", latents, [f"z_{i}" for i in range(latents.shape[1])])
         plot_history(model.history_, run / layout.PLOTS / "loglik.png", title=f"{name}: log-likelihood per example")
         plot_loadings(model, run / layout.PLOTS / "loadings.png")
-        text = (json.dumps(summary, indent=2) + "\n").encode()
-        layout.atomic_write_bytes(run / layout.SUMMARY, lambda f: f.write(text))
+        layout.write_json(run / layout.SUMMARY, summary)
 
     # Built in a temporary sibling and renamed into place: a fit or write that fails (or is
     # killed) under --force leaves the previous run as it was.

@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -93,7 +92,7 @@ def _write_run(tmp: Path, model, data, summary: dict, bayesian: bool) -> None:
     np.savetxt(tmp / "assignments.csv", table, delimiter=",", fmt=["%d", "%d", "%.6f"],
                header="index,component,probability", comments="")
     layout.write_manifest(tmp, "bgmm" if bayesian else "gmm")
-    (tmp / layout.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    layout.write_json(tmp / layout.SUMMARY, summary)
     plot_clusters(model, data.x, tmp / layout.PLOTS / "clusters.png", labels=data.labels)
     ylabel = "lower bound per row (nats, up to a constant)" if bayesian else "mean log-likelihood per row (nats)"
     plot_history(model.history_, tmp / layout.PLOTS / "loglik.png", ylabel=ylabel,

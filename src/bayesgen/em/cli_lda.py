@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import time
 from pathlib import Path
 
@@ -236,8 +235,7 @@ def run(args, kind: str = "lda") -> int:
         title = f"LDA ({args.method}, K={args.topics})" if kind == "lda" else f"ProdLDA (K={args.topics})"
         plot_history(history, run / layout.PLOTS / "history.png", ylabel=history_label, title=title,
                      show_increase=False)
-        text = (json.dumps(summary, indent=2) + "\n").encode()
-        layout.atomic_write_bytes(run / layout.SUMMARY, lambda f: f.write(text))
+        layout.write_json(run / layout.SUMMARY, summary)
 
     layout.atomic_directory(out, write)
 

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 from matplotlib.patches import Ellipse
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from bayesgen import plots
 from bayesgen._errors import require
@@ -173,6 +174,9 @@ def plot_topics(model, path, *, n_words: int = 10, topics=None, ncols: int = 5):
         top = np.argsort(-beta[t], kind="stable")[:n_words][::-1]
         ax.barh(np.arange(top.size), beta[t, top], color=colour, alpha=0.85)
         ax.set_yticks(np.arange(top.size), [model.vocabulary[i] for i in top], fontsize=8)
+        # few, short probability ticks: the default five 6-character ticks (0.0025, ...) run into each other
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
         ax.tick_params(axis="x", labelsize=7)
         ax.set_title(f"topic {t}", fontsize=9)
         ax.margins(y=0.02)

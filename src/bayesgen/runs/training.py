@@ -157,7 +157,7 @@ def _fit_and_evaluate(run: Path, config: Config, data: PreparedData, model, star
         # Order matters for resuming: metrics line, then best, then last. A kill between any two
         # leaves metrics ahead of last.ckpt (cut back on resume) and best.ckpt never behind it.
         with open(metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(layout.json_text(record, indent=None) + "\n")
         current = eqx.combine(state.params, static)
         if is_best:
             best.update(best_epoch=record["epoch"], best_loss=monitored_loss(record))
