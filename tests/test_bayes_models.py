@@ -396,7 +396,7 @@ def test_a_model_that_refuses_its_data_is_one_line(tmp_path, capsys):
     (tmp_path / "schools.csv").write_text("y,sigma\n28,15\n8,-10\n")
     code, _, err = _cli(["bayes", "fit", "eight-schools", "--data", str(tmp_path / "schools.csv"),
                          "--out", str(tmp_path / "r"), "--quiet"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "row 2 has -10" in err, err
+    assert code == 2 and err.count("\n") == 1 and "row 1 (counting from 0) has -10" in err, err
     (tmp_path / "mine.py").write_text(  # a user's model: numpyro's own validation, in one line
         "import numpyro, numpyro.distributions as dist\n"
         "def model(s):\n"

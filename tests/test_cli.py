@@ -201,3 +201,24 @@ def test_the_compilation_cache_goes_to_the_user_cache_unless_told_otherwise(tmp_
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))  # the user's own setting wins
     use_compilation_cache()
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+@pytest.mark.filterwarnings("default")  # as outside pytest, whose configuration makes warnings errors
+def test_warnings_are_one_line_of_the_commands_output(tiny_run, monkeypatch, capsys):
+    import warnings
+
+    import bayesgen.runs
+    from bayesgen import BayesgenError
+
+    def warns(*args, **kwargs):
+        np.log(np.zeros(1))  # NumPy's RuntimeWarning, as a computation on odd data would raise it
+        warnings.warn("a library's\n  two-line warning", UserWarning, stacklevel=1)
+        raise BayesgenError("stop here")
+
+    monkeypatch.setattr(bayesgen.runs, "open_run", warns)
+    run, _ = tiny_run
+    assert main(["sample", str(run), "--out", str(run / "unused.png")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["bayesgen sample: warning: divide by zero encountered in log",
+                   "bayesgen sample: warning: a library's two-line warning",
+                   "bayesgen sample: error: stop here"], err

@@ -305,7 +305,7 @@ def test_bad_data_and_misuse(fitted, blobs):
     bad = x.copy()
     bad[7, 1] = np.nan
     bad[9, 0] = np.inf
-    with pytest.raises(BayesgenError, match=r"x has 1 NaN and 1 infinite values \(first in row 7\)"):
+    with pytest.raises(BayesgenError, match=r"x has 1 NaN and 1 infinite values \(first in row 7, counting from 0\)"):
         GaussianMixture(3).fit(bad, key=jax.random.key(0))
     with pytest.raises(BayesgenError, match=r"x must be 2-D .* got shape \(900,\); .*reshape\(-1, 1\)"):
         GaussianMixture(3).fit(x[:, 0], key=jax.random.key(0))

@@ -182,9 +182,14 @@ def find_runs(root, *, max_depth: int = 3) -> list[RunInfo]:
     return sorted(found, key=lambda info: (-info.modified, str(info.path)))
 
 
+_HEADER = ("RUN", "KIND", "MODEL", "EPOCHS/ITER", "METRIC", "VALUE", "MODIFIED")
+_RIGHT_ALIGNED = {"EPOCHS/ITER", "VALUE"}  # numbers line up on their last digit
+
+
 def format_runs(infos: list[RunInfo], root: Path | None = None) -> str:
-    """A text table of runs: path, kind, model, iterations, headline metric, date, what is missing."""
-    rows = [("RUN", "KIND", "MODEL", "EPOCHS/ITER", "METRIC", "MODIFIED")]
+    """A text table of runs under a header row: path, kind, model, iterations, the headline metric's
+    name and value, date; then one line per missing piece of a run."""
+    rows = [_HEADER]
     notes = []
     for info in infos:
         path = info.path
@@ -193,11 +198,12 @@ def format_runs(infos: list[RunInfo], root: Path | None = None) -> str:
                 path = info.path.relative_to(root)
             except ValueError:
                 pass
-        metric = f"{info.metric_name} {info.metric:.4g}" if info.metric is not None else "-"
+        metric = (info.metric_name or "-", f"{info.metric:.4g}") if info.metric is not None else ("-", "-")
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.modified)) if info.modified else "-"
         rows.append((str(path), info.kind, info.model,
-                     "-" if info.iterations is None else str(info.iterations), metric, date))
+                     "-" if info.iterations is None else str(info.iterations), *metric, date))
         notes += [f"{path}: {line}" for line in info.missing]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
+    lines = ["  ".join(value.rjust(width) if name in _RIGHT_ALIGNED else value.ljust(width)
+                       for name, value, width in zip(_HEADER, row, widths)).rstrip() for row in rows]
     return "\n".join(lines + notes)

@@ -845,19 +845,23 @@ def plot_objective_history(history, path, *, ylabel: str = "objective", title: s
     require(values.size > 0, "history has no finite values; fit the model first and pass its history")
     two = show_increase and values.size > 1
     fig = _new_figure(9.0 if two else 6.5, 3.8 if two else 4.0)
-    axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
+    axes = fig.subplots(1, 2 if two else 1, squeeze=False, sharex=True)[0]  # one iteration axis: 1 .. n
     axes[0].plot(np.arange(1, values.size + 1), values, marker="o" if values.size <= 60 else None, markersize=3)
     axes[0].set(xlabel=xlabel, ylabel=ylabel, title=f"{title}\nfinal: {values[-1]:.6g}")
     if two:
         increase = np.diff(values)
         steps = np.arange(2, values.size + 1)
-        few = values.size <= 60
-        axes[1].semilogy(steps, np.where(increase > 0, increase, np.nan), marker="o" if few else None, markersize=3,
-                         label="increase")
+        if np.any(increase != 0):
+            axes[1].semilogy(steps, np.where(increase > 0, increase, np.nan), marker="o" if values.size <= 60 else None,
+                             markersize=3, label="increase")
+        else:  # nothing to draw on a log scale: say so instead of an empty frame
+            axes[1].set_yticks([])
+            axes[1].text(0.5, 0.5, "no change between iterations", transform=axes[1].transAxes, ha="center",
+                         va="center", color="0.4")
         if (increase < 0).any():
             axes[1].semilogy(steps[increase < 0], -increase[increase < 0], "x", color="red", label="decrease (size)")
             axes[1].legend(fontsize=8, loc="best")
-        axes[1].set(xlabel=xlabel, ylabel="change from the previous iteration",
+        axes[1].set(xlabel=xlabel, ylabel="size of the change",
                     title=f"Increase per iteration\n{_monotone_title(increase, values)}")
     for ax in axes:
         ax.grid(True, alpha=0.3)
@@ -866,16 +870,16 @@ def plot_objective_history(history, path, *, ylabel: str = "objective", title: s
 
 
 def _monotone_title(increase: np.ndarray, values: np.ndarray) -> str:
-    """What the increases say about monotonicity, in words: never decreased, only by round-off
-    (every drop within 1e-5 of the objective's scale, as float32 sums give), or how often and by how much."""
+    """Whether the objective ever went down, in a few words: never, only by round-off (every drop
+    within 1e-5 of the objective's scale, the noise of float32 sums), or how often and by how much."""
     drops = -increase[increase < 0]
     if drops.size == 0:
-        return "never decreased (monotone)"
+        return "never decreased"
     times = "once" if drops.size == 1 else f"{drops.size} times"
     largest = float(drops.max())
     if largest <= 1e-5 * max(float(np.abs(values).max()), 1e-300):
-        return f"monotone up to round-off (dropped {times}, by at most {largest:.2g})"
-    return f"decreased {times}, by up to {largest:.3g} (red)"
+        return f"dropped {times} by <= {largest:.2g}: round-off"
+    return f"decreased {times}, by up to {largest:.3g}"
 
 
 # --------------------------------------------------------------------------------------

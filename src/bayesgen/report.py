@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import html
 import json
 import math
@@ -36,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bayesgen import layout
+from bayesgen import layout, variants
 from bayesgen._errors import BayesgenError, require
 from bayesgen._version import __version__
 from bayesgen.catalog import RunInfo, inspect_run, read_history
@@ -135,11 +136,34 @@ def _png(data: bytes) -> tuple[int, int] | None:
     return (width, height) if width > 0 and height > 0 else None
 
 
+SIGNIFICANT_DIGITS = 4  # of every non-integer number on the page (as the posterior summary and bayesgen runs)
+
+
+def _number(value: float, scale: float = 0.0) -> str:
+    """``value`` to 4 significant figures; numbers of 5 or more digits before the point are
+    rounded to whole numbers rather than written with an exponent (192157, not 1.922e+05).
+    ``scale``: the size of the numbers it is shown with (e.g. the largest entry of its matrix);
+    a value a million times smaller is round-off and written 0."""
+    if math.isfinite(value) and abs(value) < 1e-6 * scale:
+        return "0"
+    if not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if 10**SIGNIFICANT_DIGITS <= abs(value) < 1e15:
+        return f"{value:.0f}"
+    return f"{value:.{SIGNIFICANT_DIGITS}g}"
+
+
+class _Html(str):
+    """A table cell already written as HTML (e.g. a small matrix): not escaped again."""
+
+
 def _format(value) -> str:
     if isinstance(value, bool) or value is None:
         return "yes" if value is True else "no" if value is False else "-"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
+    if isinstance(value, (float, np.floating)):
+        return _number(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
     if isinstance(value, list):
         shown = ", ".join(_format(v) for v in value[:12])
         return f"[{shown}{', ...' if len(value) > 12 else ''}] ({len(value)})" if len(value) > 12 else f"[{shown}]"
@@ -150,9 +174,14 @@ def _format(value) -> str:
 
 def _table(rows, header=None) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>" if header else ""
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_format(c) if not isinstance(c, str) else c)}</td>" for c in row)
-                   + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
+
+
+def _cell(value) -> str:
+    if isinstance(value, _Html):
+        return value
+    return html.escape(value if isinstance(value, str) else _format(value))
 
 
 def _read_json(path: Path):
@@ -232,6 +261,7 @@ figure {{ margin: 1em 0; }} img {{ max-width: min(100%, 820px); height: auto; bo
 figcaption {{ color: #555; font-size: 0.9em; }} .file {{ color: #999; }}
 .note {{ color: #555; }} .missing {{ background: #fff6e0; border: 1px solid #f0c36d; padding: 0.5em 1em; }}
 h3 {{ margin-bottom: 0.2em; }}
+table.matrix {{ margin: 0; font-size: 1em; }} table.matrix td {{ border: none; padding: 0 0.5em; text-align: right; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1><p class="subtitle">{html.escape(subtitle)}</p>
 <nav>{toc}</nav>{missing}{sections}
@@ -247,6 +277,41 @@ def _config_tables(config: dict) -> str:
                          + _table([(k, v) for k, v in values.items()], ("key", "value")))
         else:
             parts.append(_table([(section, values)], ("key", "value")))
+    return "".join(parts)
+
+
+def _variant_options(model: dict) -> tuple[dict, dict | None]:
+    """(the model section without its options, the options of the run's variant).
+
+    A ``config.json`` of format 2 holds the variant's options in ``model.options``; one written
+    before variants owned their options (format 1) recorded every variant's options side by side
+    in ``model``: those of other variants are dropped here, as :meth:`bayesgen.config.Config.from_dict`
+    drops them when it reads the run. Options None: a variant this installation does not know
+    (everything is shown as saved).
+    """
+    common = {k: v for k, v in model.items() if k != "options"}
+    known = variants.variants()
+    variant = known.get(str(model.get("name", "vae")))
+    if variant is None:
+        return model, None
+    own = {f.name for f in dataclasses.fields(variant.Options)}
+    anyone = {f.name for other in known.values() for f in dataclasses.fields(other.Options)}
+    options = {k: v for k, v in common.items() if k in own}  # format 1: the own ones stand in [model]
+    if isinstance(model.get("options"), dict):
+        options.update(model["options"])
+    return {k: v for k, v in common.items() if k not in anyone}, options
+
+
+def _vae_config_tables(config: dict) -> str:
+    """The configuration, the model section with only the options of the run's variant."""
+    model, options = _variant_options(config.get("model", {})) if isinstance(config.get("model"), dict) else ({}, None)
+    parts = []
+    for section, values in config.items():
+        parts.append(_config_tables({section: model if section == "model" else values}))
+        if section == "model" and options is not None:
+            name = html.escape(str(model.get("name", "vae")))
+            parts.append("<h3>[model.options]</h3>" + _table(list(options.items()), ("key", "value"))
+                         if options else f"<p class='note'>The {name} model has no options of its own.</p>")
     return "".join(parts)
 
 
@@ -279,7 +344,7 @@ def _vae_page(page: _Page, run: Path, info: RunInfo, notes: list[str]) -> None:
     for title, figures, note in VAE_SECTIONS:
         page.figures(title, figures, note, fix_plots)
     if saved.get("config"):
-        body = _config_tables(saved["config"])
+        body = _vae_config_tables(saved["config"])
         if saved.get("data"):
             body += "<h3>data as loaded</h3>" + _table([(k, v) for k, v in saved["data"].items()], ("key", "value"))
         page.section("Configuration", body,
@@ -298,6 +363,110 @@ def _lda_topics(run: Path) -> str:
     return _table([(row[0], " ".join(row[1:])) for row in rows[1:]], ("topic", "most probable words"))
 
 
+MATRIX_MAX_DIM = 4     # full covariance matrices are shown whole up to this dimension
+FEATURES_SHOWN = 8     # means and variances: every feature up to this many, else the first ones and a summary
+
+
+def _read_params(run: Path, *names: str) -> dict | None:
+    """Arrays of ``params.npz`` (a fit run's parameters), or None when it is missing or unreadable."""
+    try:
+        with open(run / layout.PARAMS, "rb") as f, np.load(f, allow_pickle=False) as npz:
+            return {name: np.asarray(npz[name], np.float64) for name in names}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def _matrix(m: np.ndarray) -> _Html:
+    """A small matrix as a table inside a table cell."""
+    scale = float(np.max(np.abs(m)))
+    rows = "".join("<tr>" + "".join(f"<td>{_number(float(v), scale)}</td>" for v in row) + "</tr>" for row in m)
+    return _Html(f"<table class='matrix'>{rows}</table>")
+
+
+def _full_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: int) -> np.ndarray | None:
+    """(K, D, D) matrices from the stored covariances of any type; None when the shape does not fit it."""
+    c = covariances
+    shapes = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
+    if c.shape != shapes.get(covariance_type):
+        return None
+    if covariance_type == "tied":
+        return np.broadcast_to(c, (k, d, d))
+    if covariance_type == "diag":
+        return c[:, :, None] * np.eye(d)
+    if covariance_type == "spherical":
+        return c[:, None, None] * np.eye(d)
+    return c
+
+
+def _means_table(means: np.ndarray) -> tuple[str, str]:
+    """(table, note) of the component means: every feature when there are few, else the first ones and the range."""
+    k, d = means.shape
+    shown = min(d, FEATURES_SHOWN)
+    scale = float(np.max(np.abs(means)))  # float32 fits leave round-off (1e-8) where the data are exactly 0
+
+    def numbers(values):
+        return [_number(float(v), scale) for v in values]
+
+    header = ["component"] + [f"x[{j}]" for j in range(shown)]
+    rows = [[str(c)] + numbers(means[c, :shown]) for c in range(k)]
+    if d <= FEATURES_SHOWN:
+        return _table(rows, header), ""
+    header += ["...", f"min over {d}", f"max over {d}"]
+    rows = [row + ["", *numbers([means[c].min(), means[c].max()])] for c, row in enumerate(rows)]
+    return _table(rows, header), f"The first {shown} of {d} features, and the range over all; params.npz has them all."
+
+
+def _covariances_table(full: np.ndarray, covariance_type: str) -> tuple[str, str]:
+    """(table, note) of the component covariances, as compact as the dimension allows: whole
+    matrices (full/tied, D <= 4), variances (D <= 8), else a summary of each component's spread."""
+    k, d, _ = full.shape
+    variances = np.diagonal(full, axis1=1, axis2=2)
+    components = range(1 if covariance_type == "tied" else k)
+    name = (lambda c: "all (tied)") if covariance_type == "tied" else str
+    if covariance_type == "spherical":
+        return _table([(str(c), float(variances[c, 0])) for c in components], ("component", "variance")), (
+            "One variance per component, the same in every direction.")
+    off_diagonal = covariance_type in ("full", "tied") and d > 1
+    if off_diagonal and d <= MATRIX_MAX_DIM:
+        return _table([(name(c), _matrix(full[c])) for c in components], ("component", "covariance matrix")), ""
+    if d <= FEATURES_SHOWN:
+        header = ["component"] + [f"var x[{j}]" for j in range(d)]
+        rows = [[name(c)] + list(variances[c]) for c in components]
+        note = "The variances (the diagonal)" if off_diagonal else "The variance of each feature (no covariances)"
+    else:
+        header = ["component", "total variance (trace)", "smallest variance", "median variance", "largest variance"]
+        rows = [[name(c), float(variances[c].sum()), float(variances[c].min()), float(np.median(variances[c])),
+                 float(variances[c].max())] for c in components]
+        note = f"A summary of each component's variances over its {d} features"
+    if off_diagonal:
+        header.append("share of the first principal axis")
+        rows = [row + [float(np.linalg.eigvalsh(full[c])[-1] / max(variances[c].sum(), 1e-300))]
+                for c, row in zip(components, rows)]
+        note += (f", and the share of the total variance along the first principal axis (1/{d} when the "
+                 "component is round, near 1 when it is a thin cigar)")
+    return _table(rows, header), note + ("; params.npz has the matrices." if off_diagonal
+                                         else "; params.npz has them all." if d > FEATURES_SHOWN else ".")
+
+
+def _mixture_parameters(page: _Page, run: Path, covariance_type: str) -> None:
+    """The sections of a mixture's means and covariances, from params.npz."""
+    params = _read_params(run, "means", "covariances")
+    if params is None or params["means"].ndim != 2:
+        page.missing.append(f"{layout.PARAMS} (the means and covariances) is missing or unreadable: "
+                            "rerun the bayesgen fit command with --force")
+        return
+    means = params["means"]
+    table, note = _means_table(means)
+    page.section("Component means", table, note)
+    full = _full_covariances(params["covariances"], covariance_type, *means.shape)
+    if full is None:
+        page.missing.append(f"{layout.PARAMS}: covariances of shape {params['covariances'].shape} do not fit "
+                            f"{means.shape[0]} {covariance_type} covariances of {means.shape[1]} features")
+        return
+    table, note = _covariances_table(full, covariance_type)
+    page.section("Component covariances", table, f"Covariance type {covariance_type}. {note}")
+
+
 def _fit_page(page: _Page, run: Path, info: RunInfo) -> None:
     summary = _read_json(run / layout.SUMMARY) or {}
     scalars = [(k, v) for k, v in summary.items() if not isinstance(v, (list, dict))]
@@ -305,6 +474,8 @@ def _fit_page(page: _Page, run: Path, info: RunInfo) -> None:
     if isinstance(summary.get("weights"), list):
         weights = summary["weights"]
         page.section("Mixture weights", _table([(k, w) for k, w in enumerate(weights)], ("component", "weight")))
+    if info.kind in ("gmm", "bgmm"):
+        _mixture_parameters(page, run, str(summary.get("covariance_type", "full")))
     fix = f"rerun the bayesgen fit {info.kind} command with --force"
     for title, figures, note in FIT_SECTIONS.get(info.kind, []):
         page.figures(title, figures, note, fix)

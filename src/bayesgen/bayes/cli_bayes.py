@@ -134,7 +134,7 @@ class Entry:
 def _eight_schools(table, args):
     sigma = _column(table, "sigma", "eight-schools")
     require(np.all(sigma > 0), f"column 'sigma' holds the schools' standard errors, which must be positive; "
-                               f"row {int(np.argmin(sigma > 0)) + 1} has {sigma[np.argmin(sigma > 0)]:g}")
+                               f"row {int(np.argmin(sigma > 0))} (counting from 0) has {sigma[np.argmin(sigma > 0)]:g}")
     return (sigma,), {"y": _column(table, "y", "eight-schools")}
 
 

@@ -152,14 +152,27 @@ def _run_chains(chain: Callable, key, num_chains: int, chain_method: str):
 
 
 class _ProgressBars:
-    """One tqdm bar per chain, advanced from inside the compiled loop by a host callback."""
+    """One tqdm bar per chain, advanced from inside the compiled loop by a host callback; where
+    stderr is not a terminal (a log file), a plain line per chain at each quarter instead of
+    the bars' carriage returns and escape codes."""
 
     def __init__(self, num_chains: int, total: int, num_warmup: int, method: str):
-        self.num_warmup = num_warmup
-        self.bars = [tqdm(total=total, position=c, desc=f"chain {c} {method} warmup", leave=True, file=sys.stderr)
-                     for c in range(num_chains)]
+        self.num_warmup, self.total, self.method = num_warmup, total, method
+        self.plain = not sys.stderr.isatty()
+        self.said = [0] * num_chains
+        self.bars = [] if self.plain else [
+            tqdm(total=total, position=c, desc=f"chain {c} {method} warmup", leave=True, file=sys.stderr)
+            for c in range(num_chains)]
 
     def __call__(self, chain, iteration):
+        if self.plain:
+            chain, quarter = int(chain), 4 * int(iteration) // self.total
+            if quarter > self.said[chain]:
+                self.said[chain] = quarter
+                phase = "warm-up" if int(iteration) <= self.num_warmup else "sampling"
+                print(f"chain {chain} {self.method}: {int(iteration)}/{self.total} iterations ({phase})",
+                      file=sys.stderr, flush=True)
+            return
         bar = self.bars[int(chain)]
         if int(iteration) > self.num_warmup and "warmup" in bar.desc:
             bar.set_description(bar.desc.replace("warmup", "sample"))

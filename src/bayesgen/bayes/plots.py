@@ -82,10 +82,6 @@ def _title(kind: str, shown: int, total: int, chains: int) -> str:
 
 def trace_plot(draws, path: PathLike, *, var_names=None, max_params: int = 12) -> Path:
     """Density per chain (left) and trace per chain (right), one row per scalar parameter."""
-    return _save(_trace_figure(draws, var_names, max_params), path)
-
-
-def _trace_figure(draws, var_names, max_params: int) -> Figure:
     labels, values, total = _scalars(draws, var_names, max_params)
     chains, n, k = values.shape
     fig = _grid_figure(10.0, 1.7 * k + 0.6 + _TITLE_ROOM)
@@ -102,16 +98,12 @@ def _trace_figure(draws, var_names, max_params: int) -> Figure:
         axes[j, 0].set_yticks([])
     axes[-1, 1].set_xlabel("draw")
     _grid_title(fig, _title("Trace", k, total, chains))
-    return fig
+    return _save(fig, path)
 
 
 def rank_plot(draws, path: PathLike, *, var_names=None, max_params: int = 12, bins: int = 20) -> Path:
     """Histogram of each chain's ranks among all draws, one row per scalar parameter; the
     dashed line is the count expected when the chains mix."""
-    return _save(_rank_figure(draws, var_names, max_params, bins), path)
-
-
-def _rank_figure(draws, var_names, max_params: int, bins: int) -> Figure:
     from scipy.stats import rankdata  # lazy: scipy.stats takes ~0.4 s to import (every CLI start loads this module)
 
     labels, values, total = _scalars(draws, var_names, max_params)
@@ -131,7 +123,7 @@ def _rank_figure(draws, var_names, max_params: int, bins: int) -> Figure:
                 ax.set_title(f"chain {c}", fontsize=9)
         axes[j, 0].set_ylabel(label)
     _grid_title(fig, _title("Rank plot", k, total, chains))
-    return fig
+    return _save(fig, path)
 
 
 def pair_plot(draws, path: PathLike, *, var_names=None, max_params: int = 6, divergent=None,
@@ -139,10 +131,6 @@ def pair_plot(draws, path: PathLike, *, var_names=None, max_params: int = 6, div
     """Scatter plots of every pair of the first ``max_params`` scalars (lower triangle),
     marginal histograms on the diagonal; ``divergent`` ([chain, draw] booleans, e.g.
     ``posterior.stats["diverging"]``) marks divergent transitions in red."""
-    return _save(_pair_figure(draws, var_names, max_params, divergent, max_points), path)
-
-
-def _pair_figure(draws, var_names, max_params: int, divergent, max_points: int) -> Figure:
     labels, values, total = _scalars(draws, var_names, max_params)
     chains, n, k = values.shape
     flat = values.reshape(chains * n, k)
@@ -169,7 +157,7 @@ def _pair_figure(draws, var_names, max_params: int, divergent, max_points: int) 
                 ax.set_ylabel(labels[row])
     title = _title("Pairs", k, total, chains) + (f"; {int(bad.sum())} divergent (red)" if bad.any() else "")
     _grid_title(fig, title)
-    return fig
+    return _save(fig, path)
 
 
 def ppc_plot(observed, replicated, path: PathLike, *, prob: float = 0.9, max_observations: int = 60,

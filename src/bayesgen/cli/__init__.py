@@ -19,6 +19,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 
 from bayesgen._errors import BayesgenError, TrainingDiverged, TrainingInterrupted
 from bayesgen._version import __version__
@@ -62,6 +63,15 @@ def command_examples() -> dict[str, str]:
     return _commands().examples
 
 
+def _one_line_warning(command: str):
+    """Show a warning (NumPy's, JAX's, a library's) as one line of the command's output, not as
+    Python's file:line report with a line of source code."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"bayesgen {command}: warning: {text}", file=sys.stderr)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -73,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     use_compilation_cache()
     try:
-        with signals_raise(), run_precision(args):
+        with signals_raise(), run_precision(args), warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
             return args.func(args)
     except BayesgenError as err:
         print(f"bayesgen {args.command}: error: {in_flags(str(err), parser, args.command)}", file=sys.stderr)

@@ -201,7 +201,7 @@ def read_csv(path: Path, label_column: str | None = LABEL_COLUMN) -> Loaded:
     elif not all(numeric):
         column = numeric.index(False) + 1
         raise BayesgenError(
-            f"data file '{path}' has a non-numeric value {first[column - 1]!r} in row {rows[0][0]}, "
+            f"data file '{path}' has a non-numeric value {first[column - 1]!r} on line {rows[0][0]}, "
             f"column {column}; {hint}, and a header line must hold only names"
         )
     table = _parse_table(path, rows, ",", len(first), hint)
@@ -261,13 +261,13 @@ def _parse_table(
         fields = line.split(delimiter)
         require(
             len(fields) == width,
-            f"data file '{path}' has {len(fields)} values in row {number} but {width} in row {rows[0][0]}; "
+            f"data file '{path}' has {len(fields)} values on line {number} but {width} on line {rows[0][0]}; "
             "every row needs the same number of columns",
         )
         for column, field in enumerate(fields, 1):
             require(
                 _is_number(field),
-                f"data file '{path}' has a non-numeric value {field.strip()!r} in row {number}, "
+                f"data file '{path}' has a non-numeric value {field.strip()!r} on line {number}, "
                 f"column {column}; {hint}",
             )
     raise BayesgenError(f"could not parse data file '{path}' ({reason}); {hint}")

@@ -55,7 +55,7 @@ def validate_array(x: np.ndarray, *, name: str = "data") -> np.ndarray:
         n_nan, n_inf = int(np.isnan(out).sum()), int(np.isinf(out).sum())
         too_big = " (some beyond the float32 range)" if np.isfinite(array).all() else ""
         raise BayesgenError(
-            f"{name} has {n_nan} NaN and {n_inf} infinite values{too_big}, first in row {first_row}; "
+            f"{name} has {n_nan} NaN and {n_inf} infinite values{too_big}, first in row {first_row} (counting from 0); "
             "remove or impute them before training"
         )
     return out
@@ -125,7 +125,7 @@ def categorical_levels(data: Dataset) -> int:
         value = row[(row != np.round(row)) | (row < 0)][0]
         raise BayesgenError(
             f"the categorical likelihood needs whole-number levels 0, 1, 2, ...; {name} has "
-            f"{value:g} in row {bad[0]}; use a bernoulli or gaussian likelihood instead"
+            f"{value:g} in row {bad[0]} (counting from 0); use a bernoulli or gaussian likelihood instead"
         )
     high = int(x.max())
     levels = data.levels if data.levels is not None else high + 1

@@ -138,7 +138,7 @@ def check_finite(array: np.ndarray, what: str = "training data", dtype=np.float3
         release(array, np.array([start, min(start + step, array.shape[0]) - 1]))
         if bad.any():
             raise BayesgenError(f"{what} has a NaN or infinite value (or one beyond {np.dtype(dtype).name}'s range) in "
-                                f"row {start + int(np.flatnonzero(bad)[0])}; "
+                                f"row {start + int(np.flatnonzero(bad)[0])} (counting from 0); "
                                 "remove or impute such rows before training")
 
 

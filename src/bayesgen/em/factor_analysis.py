@@ -254,7 +254,8 @@ def _as_data(x, what: str = "x") -> np.ndarray:
     require(arr.shape[0] >= 1, f"{what} has no rows (shape {arr.shape}); pass at least one example")
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise BayesgenError(f"{what} has {int(bad.sum())} NaN/inf values (first in row {int(np.argwhere(bad)[0][0])}); "
+        row = int(np.argwhere(bad)[0][0])
+        raise BayesgenError(f"{what} has {int(bad.sum())} NaN/inf values (first in row {row}, counting from 0); "
                             "remove or impute them first")
     return arr.astype(jnp.result_type(float), copy=False)  # gremlin: pardon[equivalent] a copy costs memory only; nothing writes to it  # noqa: E501
 

@@ -439,7 +439,7 @@ def _check_data(x, name: str = "x") -> np.ndarray:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise BayesgenError(f"{name} has {int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} infinite values "
-                            f"(first in row {row}); remove or impute them before fitting")
+                            f"(first in row {row}, counting from 0); remove or impute them before fitting")
     return arr
 
 

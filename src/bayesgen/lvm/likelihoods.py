@@ -59,7 +59,7 @@ def _finite(x: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(x)
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
-        raise BayesgenError(f"data have {int(bad.sum())} NaN/inf values (first in row {row}); "
+        raise BayesgenError(f"data have {int(bad.sum())} NaN/inf values (first in row {row}, counting from 0); "
                             f"remove or impute them before fitting a {name} likelihood")
 
 
