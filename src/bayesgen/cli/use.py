@@ -29,17 +29,15 @@ def cmd_evaluate(args) -> int:
 def cmd_sample(args) -> int:
     require(1 <= args.n <= MAX_SAMPLES, f"--n must be in 1..{MAX_SAMPLES:,}, got {args.n}; call sample again for more")
     out = output_path(args.out, args.run, "samples.png", (*IMAGE_SUFFIXES, ".npy"))
-    import equinox as eqx
     import jax
 
     from bayesgen import plots
+    from bayesgen.lvm.evaluation import sample
     from bayesgen.runs import class_conditions, open_run
 
     run = open_run(args.run)
     condition = class_conditions(run.model, args.n, args.condition)
-    draw = eqx.filter_jit(type(run.model).sample)  # one compiled program (kept by the compilation cache)
-    _, x = draw(run.model, jax.random.key(args.seed), args.n, mean=not args.draw, condition=condition)
-    x = np.asarray(x)
+    _, x = sample(run.model, jax.random.key(args.seed), args.n, mean=not args.draw, condition=condition)
     if out.suffix == ".npy":
         save_array(out, x)
     else:

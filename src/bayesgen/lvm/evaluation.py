@@ -159,6 +159,19 @@ def decode(model, z, condition=None) -> np.ndarray:
     return np.asarray(_decode_mean(model, jnp.asarray(z, dtype=jnp.float32), condition))
 
 
+@eqx.filter_jit
+def _sample(model, key, n: int, mean: bool, condition):
+    return model.sample(key, n, mean=mean, condition=condition)
+
+
+def sample(model, key, n: int, *, mean: bool = True, condition=None) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`LatentVariableModel.sample` as one compiled program: ``(z, x)``, ``(n, L)`` and
+    ``(n, D)`` (called eagerly it dispatches each of its operations on its own, ~0.4 s)."""
+    condition = None if condition is None else jnp.asarray(condition, jnp.float32)
+    z, x = _sample(model, key, n, mean, condition)
+    return np.asarray(z), np.asarray(x)
+
+
 def _condition_of(model, rows):
     return np.asarray(rows)[:, model.data_dim:] if model.condition_dim else None
 

@@ -42,8 +42,8 @@ def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
     history = read_history(run.path)
     if history:
         written.append(plots.loss_curve(history, out / "loss.png"))
-    _, x = run.model.sample(seed_key(run.config, KEY_SAMPLE), n_samples,
-                            condition=class_conditions(run.model, n_samples))
+    _, x = evaluation.sample(run.model, seed_key(run.config, KEY_SAMPLE), n_samples,
+                             condition=class_conditions(run.model, n_samples))
     title = "Samples from the model (E[x|z], z ~ p(z))" + (", classes in turn" if run.model.condition_dim else "")
     written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title=title,
                                     ncols=run.model.condition_dim or None))
