@@ -29,7 +29,7 @@ def test_the_listing_has_a_header_row_over_aligned_columns():
     for row, values in zip(rows, expected):
         # text columns start under their heading; the numbers end under theirs (right-aligned)
         for i in (0, 1, 2, 4):
-            assert row[starts[i]:].startswith(values[i]) and row[starts[i] - 1] == " ", (row, values[i])
+            assert row[starts[i]:].startswith(values[i]) and (i == 0 or row[starts[i] - 1] == " "), (row, values[i])
         for i in (3, 5):
             assert row[:ends[i]].endswith(values[i]) and row[ends[i]] == " ", (row, values[i])
         assert row[starts[6]:] == "-" or row[starts[6]:starts[6] + 2] == "20"  # a date, or none

@@ -532,3 +532,109 @@ def test_cli_argument_lists(cli_paths, workdir, capsys, monkeypatch, data):
         assert err.strip() and err.strip().splitlines()[-1].startswith("bayesgen"), (argv, err)
     event(f"command: {name}")
     event(f"exit code {code}")
+
+
+# --- the operating system: unwritable destinations and signals (issue 20) ------------------------
+
+WRITERS = {  # a command that writes a file named by --out, with what else it needs
+    "sample": ["sample", "{run}", "--n", "4"],
+    "reconstruct": ["reconstruct", "{run}", "--n", "4"],
+    "encode": ["encode", "{run}"],
+    "interpolate": ["interpolate", "{run}", "--steps", "3"],
+    "anomaly": ["anomaly", "{run}", "-K", "2"],
+    "fit gmm": ["fit", "gmm", "--data", "{csv}", "-k", "2"],
+    "bayes fit": ["bayes", "fit", "mixture", "--data", "{csv}", "--method", "vi", "--vi-steps", "10",
+                  "--samples", "4"],
+    "report": ["report", "{run}"],
+    "train": ["train", "--data", "{csv}", "--epochs", "1"],
+}
+SUFFIX = {"sample": ".png", "reconstruct": ".png", "interpolate": ".png", "encode": ".csv", "anomaly": ".csv",
+          "report": ".html"}
+
+
+@st.composite
+def destinations(draw, workdir: Path):
+    """A path the OS will refuse to create: through a file, a name longer than the file system
+    allows, inside a read-only file system (sysfs), or a directory where a file belongs."""
+    kind = draw(st.sampled_from(["through a file", "name too long", "read-only file system", "a directory"]))
+    stem = {"through a file": str(workdir / "ok.csv" / "x"),
+            "name too long": str(workdir / ("n" * draw(st.integers(256, 400)))),
+            "read-only file system": "/sys/bayesgen-" + draw(st.text("abc", min_size=1, max_size=5)),
+            "a directory": str(workdir)}[kind]
+    return kind, stem
+
+
+@fuzz(15)
+@given(data=st.data())
+def test_cli_writes_to_hostile_destinations(cli_paths, workdir, capsys, data):
+    """Every writing command, told to write where the OS refuses: one line, exit 2 or 4, and the
+    run it read left byte-identical."""
+    from bayesgen.cli import main
+
+    name = data.draw(st.sampled_from(sorted(WRITERS)))
+    kind, stem = data.draw(destinations(workdir))
+    out = stem if kind == "a directory" else stem + SUFFIX.get(name, "")
+    argv = [a.format(run=cli_paths["run"], csv=cli_paths["ok.csv"]) for a in WRITERS[name]] + ["--out", out]
+    before = {p: p.read_bytes() for p in Path(cli_paths["run"]).rglob("*") if p.is_file()}
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code in (2, 4) and len(lines) == 1 and "Traceback" not in err, (argv, code, err)
+    assert {p: p.read_bytes() for p in Path(cli_paths["run"]).rglob("*") if p.is_file()} == before, argv
+    event(f"{kind}: exit {code}")
+
+
+SIGNALLED = {
+    "sample": ["sample", "{run}", "--n", "64", "--out", "{tmp}/s.png"],
+    "evaluate": ["evaluate", "{run}", "-K", "20000", "--split", "valid"],
+    "plot": ["plot", "{run}"],
+    "encode": ["encode", "{run}", "--out", "{tmp}/codes.csv"],
+    "anomaly": ["anomaly", "{run}", "-K", "20000", "--out", "{tmp}/scores.csv"],
+    "report": ["report", "{run}", "--out", "{tmp}/report.html"],
+}
+
+
+@fuzz(12)
+@given(data=st.data())
+def test_cli_signals_at_random_moments(tiny_run, tmp_path_factory, capsys, data):
+    """SIGINT or SIGTERM at a random moment of a command on a run (loading, compiling, computing,
+    plotting, writing): it finishes (exit 0) or stops with 128 + signal and one line, and every
+    file it leaves is whole (the run's files byte-identical or rewritten whole; no temporaries)."""
+    import threading
+
+    from bayesgen.cli import main
+
+    good, _ = tiny_run
+    tmp = tmp_path_factory.mktemp("signalled")
+    run = tmp / "run"
+    shutil.copytree(good, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    name = data.draw(st.sampled_from(sorted(SIGNALLED)))
+    signum = data.draw(st.sampled_from([signal.SIGINT, signal.SIGTERM]))
+    delay = data.draw(st.floats(0.0, 0.6))  # most commands take 0.1-1 s here (compiled before)
+    argv = [a.format(run=run, tmp=tmp) for a in SIGNALLED[name]]
+    capsys.readouterr()
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signum))
+    # Outside main's own handlers a signal must not reach pytest: no-op handlers around the call
+    # (main restores them when it returns), kept until the timer is surely done.
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    timer.start()
+    try:
+        code = main(argv)
+    finally:
+        timer.cancel()
+        timer.join()
+        threading.Event().wait(0.05)  # a signal still pending reaches the no-op handler
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    err = capsys.readouterr().err
+    assert code in (0, 128 + signum), (argv, delay, code, err)
+    assert "Traceback" not in err, (argv, err)
+    if code:
+        assert err.strip().splitlines()[-1].startswith(f"bayesgen {name}: stopped by {signal.Signals(signum).name}")
+    for path, content in before.items():
+        assert path.is_file() and (path.read_bytes() == content or path.parent.name == "plots"), path
+    left = [p for p in tmp.rglob("*") if p.name.startswith(".") and ".tmp" in p.name]
+    assert not left, left
+    event(f"{name}: {'finished' if code == 0 else 'stopped'}")

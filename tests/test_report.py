@@ -6,6 +6,7 @@ import html.parser
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -119,7 +120,7 @@ def test_vae_report_is_self_contained_and_complete(tiny_run, tmp_path, capsys):
         assert heading in page.headings, heading
     text = (tmp_path / "report.html").read_text()
     evaluation = json.loads((run / "evaluation.json").read_text())  # other tests may re-evaluate the shared run
-    assert f"{evaluation['log_px']:.6g}" in text and "Not in this run directory" not in text
+    assert f"<td>{evaluation['log_px']:.4g}</td>" in text and "Not in this run directory" not in text
     assert not list(tmp_path.glob(".*tmp*"))  # written atomically: no temporary left
 
 
@@ -155,7 +156,8 @@ def test_report_redraws_missing_plots_and_names_what_is_missing(tiny_run, tmp_pa
 
 def test_fit_reports_and_the_run_listing(fit_runs, tiny_run, tmp_path, capsys):
     gmm = check_self_contained(Path(run_cli(capsys, "report", fit_runs / "gmm")[1].strip()))
-    assert {"Summary", "Mixture weights", "Clusters", "Convergence"} <= set(gmm.headings)
+    assert {"Summary", "Mixture weights", "Component means", "Component covariances", "Clusters",
+            "Convergence"} <= set(gmm.headings)
     lda_path = Path(run_cli(capsys, "report", fit_runs / "lda")[1].strip())
     lda = check_self_contained(lda_path)
     assert {"Summary", "Topics", "Topic words", "Convergence"} <= set(lda.headings)
@@ -170,7 +172,8 @@ def test_fit_reports_and_the_run_listing(fit_runs, tiny_run, tmp_path, capsys):
     assert set(rows) == {"gmm", "lda", "nested/tiny"}
     assert "log-lik/row" in rows["gmm"] and "held-out perplexity" in rows["lda"]
     evaluation = json.loads((tiny_run[0] / "evaluation.json").read_text())  # as other tests left it
-    assert f"test log p(x) K={evaluation['n_importance']} {evaluation['log_px']:.4g}" in rows["nested/tiny"]
+    log_px = re.escape(f"{evaluation['log_px']:.4g}")
+    assert re.search(rf"test log p\(x\) K={evaluation['n_importance']} +{log_px}  ", rows["nested/tiny"])
     (fit_runs / "nested" / "tiny" / "evaluation.json").unlink()
     assert ("nested/tiny: not evaluated (no evaluation.json): run bayesgen evaluate"
             in run_cli(capsys, "runs", fit_runs)[1])
@@ -370,7 +373,8 @@ def test_bayes_fit_report(bayes_run, tmp_path, capsys):
     assert "Not in this run directory" not in text
 
     code, out, _ = run_cli(capsys, "runs", run.parent)  # listed as a Bayesian fit with its headline number
-    assert "bayes  eight-schools-centered nuts 2x50" in out and f"max R-hat {summary['max_rhat']:.4g}" in out
+    assert "bayes  eight-schools-centered nuts 2x50" in out
+    assert re.search(r"max R-hat +" + re.escape(f"{summary['max_rhat']:.4g}") + " ", out)
 
     for name in ("trace", "rank", "pair"):  # nothing can be drawn without the draws: each absence is named
         (run / "plots" / f"{name}.png").unlink()
@@ -397,3 +401,97 @@ def test_report_of_a_run_kind_it_does_not_know(tmp_path, capsys):
     assert page.headings == ["Summary", "Other images"]
     assert "max_rhat" in (run / "report.html").read_text()
     assert "eight-schools" in run_cli(capsys, "runs", tmp_path)[1]
+
+
+# --- what a report shows of a mixture, a variant and a number ------------------------------------
+
+
+def _gmm_run(root: Path, means: np.ndarray, covariances: np.ndarray, covariance_type: str) -> Path:
+    """A ``bayesgen fit gmm`` run directory as the command writes it, without its plots."""
+    from bayesgen import layout
+
+    run = root / f"gmm-{covariance_type}-{means.shape[1]}d"
+    run.mkdir()
+    layout.write_manifest(run, "gmm")
+    k, d = means.shape
+    (run / "summary.json").write_text(json.dumps({
+        "model": "gmm", "data": "points.csv", "n_samples": 100, "n_features": d, "n_components": k,
+        "covariance_type": covariance_type, "seed": 0, "log_likelihood": -31.10535978010514, "n_iter": 26,
+        "converged": True, "fit_seconds": 12.683, "weights": [1 / k] * k, "bic": 192156.96661156477}))
+    with open(run / "params.npz", "wb") as f:
+        np.savez(f, weights=np.full(k, 1 / k), means=means, covariances=covariances)
+    return run
+
+
+def _cells(text: str) -> list[str]:
+    return re.findall(r"<td>([^<]*)</td>", text)
+
+
+def check_balanced_tables(text: str) -> None:
+    """Every table cell opened is closed (the nested matrices included)."""
+    assert text.count("<td>") == text.count("</td>") and text.count("<table") == text.count("</table>")
+
+
+def test_gmm_report_shows_means_and_covariances(tmp_path):
+    from bayesgen.report import write_report
+
+    means = np.array([[1.23456789, -0.5, 2e-9], [6.0, 5.98765432, 6.1]])  # 2e-9: float32 round-off of a 0
+    covariances = np.array([[[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 0.5]], np.eye(3) * 0.25])
+    text = write_report(_gmm_run(tmp_path, means, covariances, "full"), draw_missing=False).read_text()
+    assert {"Mixture weights", "Component means", "Component covariances"} <= set(_headings(text))
+    cells = _cells(text)
+    assert ["0", "1.235", "-0.5", "0"] == cells[cells.index("1.235") - 1:cells.index("1.235") + 3]
+    assert "5.988" in cells and "1.23456789" not in text and "2e-09" not in text
+    assert "<table class='matrix'><tr><td>2</td><td>0.3</td><td>0</td></tr>" in text  # whole 3 x 3 matrices
+    # sensible significant figures (4), never 17 digits; big numbers whole, not 1.922e+05
+    assert "<td>-31.11</td>" in text and "<td>192157</td>" in text and "<td>12.68</td>" in text
+    assert "-31.10535978010514" not in text and "-31.1054" not in text
+
+    wide = np.arange(2 * 20, dtype=float).reshape(2, 20) / 7
+    text = write_report(_gmm_run(tmp_path, wide, np.full((2, 20), 0.5) + np.arange(20) / 10, "diag"),
+                        draw_missing=False).read_text()
+    assert "The first 8 of 20 features" in text and "<th>x[7]</th>" in text and "<th>x[8]</th>" not in text
+    assert "<th>max over 20</th>" in text and "<td>2.714</td>" in text  # max of row 0: 19 / 7
+    assert "<th>total variance (trace)</th>" in text and "<td>29</td>" in text  # 20 * 0.5 + 0.1 * (0 + ... + 19)
+    check_balanced_tables(text)
+
+    tied = write_report(_gmm_run(tmp_path, means, covariances[0], "tied"), draw_missing=False).read_text()
+    assert "<td>all (tied)</td>" in tied and tied.count("class='matrix'") == 1
+    spherical = write_report(_gmm_run(tmp_path, means, np.array([0.5, 2.0]), "spherical"),
+                             draw_missing=False).read_text()
+    assert "<th>variance</th>" in spherical and _cells(spherical)[-4:] == ["0", "0.5", "1", "2"]
+
+
+def test_gmm_report_without_params_says_so(tmp_path):
+    from bayesgen.report import write_report
+
+    run = _gmm_run(tmp_path, np.zeros((2, 2)), np.stack([np.eye(2)] * 2), "full")
+    (run / "params.npz").unlink()
+    text = write_report(run, draw_missing=False).read_text()
+    assert "params.npz (the means and covariances) is missing" in text
+    assert "Component means" not in _headings(text)
+
+
+@pytest.mark.parametrize("name", ["vae", "mog-vae"])
+def test_vae_report_lists_only_the_options_of_the_runs_variant(tmp_path, name):
+    """A format-1 config.json recorded every variant's options side by side in [model]."""
+    import dataclasses
+
+    from bayesgen import variants
+    from bayesgen.report import write_report
+
+    run = tmp_path / "legacy"
+    shutil.copytree(HERE / "fixtures" / "format1_mog_vae", run)
+    saved = json.loads((run / "config.json").read_text())
+    assert {"n_pseudo", "n_flows", "temperature"} <= set(saved["config"]["model"])  # the defect's input
+    saved["config"]["model"]["name"] = name
+    (run / "config.json").write_text(json.dumps(saved))
+    text = write_report(run, draw_missing=False).read_text()
+    own = {f.name for f in dataclasses.fields(variants.get(name).Options)}
+    others = {f.name for v in variants.variants().values() for f in dataclasses.fields(v.Options)} - own
+    assert others and not [key for key in others if f"<td>{key}</td>" in text]
+    if own:
+        assert "<h3>[model.options]</h3>" in text and "<td>n_components</td><td>3</td>" in text
+    else:
+        assert "The vae model has no options of its own." in text
+    assert "<td>latent_dim</td><td>2</td>" in text

@@ -8,10 +8,12 @@ forbids every network request, so it can be mailed, archived or opened offline.
 
 What is shown, when the run has it: the headline table (test evaluation or the fit's
 summary), the configuration, learning curves, sample grids, reconstructions, the latent
-scatter and manifold, per-dimension KL, interpolations, anomaly scores, GMM clusters, FA
-loadings, LDA topics, the posterior summary, sampler diagnostics, trace / rank / pair plots
-and posterior predictive check of a Bayesian fit, and any other PNG the run holds. Missing
-pieces are listed at the top with the command that makes them. When a run's plots are
+scatter and manifold, per-dimension KL, interpolations, anomaly scores, a mixture's weights,
+means, covariances and clusters, FA loadings, LDA topics, the posterior summary, sampler
+diagnostics, trace / rank / pair plots and posterior predictive check of a Bayesian fit, and any
+other PNG the run holds. A VAE's configuration lists the options of its own variant only;
+numbers are shown to 4 significant figures. Missing pieces are listed at the top with the
+command that makes them. When a run's plots are
 missing (e.g. written with ``--no-plots``) they are drawn first, unless
 ``draw_missing=False``: a ``bayesgen train`` run's from the best checkpoint, a ``bayesgen
 bayes fit`` run's from ``draws.npz``.

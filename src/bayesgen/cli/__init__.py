@@ -82,8 +82,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     use_compilation_cache()
+    with signals_raise():  # around the error reports too: a signal while one is printed is still one line
+        try:
+            return _run_command(args, parser)
+        except KeyboardInterrupt as err:  # SignalReceived (SIGINT/SIGTERM), or Ctrl-C where it was not caught
+            signum = getattr(err, "signum", signal.SIGINT)
+            print(f"bayesgen {args.command}: stopped by {signal.Signals(signum).name} before it finished; what it "
+                  "had written is complete (files are written whole or not at all): run it again to finish",
+                  file=sys.stderr)
+            return 128 + signum
+
+
+def _run_command(args, parser) -> int:
+    """The command, its failures as one line and an exit code (see the module's docstring)."""
     try:
-        with signals_raise(), run_precision(args), warnings.catch_warnings():
+        with run_precision(args), warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
             return args.func(args)
     except BayesgenError as err:
@@ -95,11 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as err:
         print(f"bayesgen {args.command}: {err}", file=sys.stderr)
         return 128 + err.signum
-    except KeyboardInterrupt as err:  # SignalReceived (SIGINT/SIGTERM), or Ctrl-C where it was not caught
-        signum = getattr(err, "signum", signal.SIGINT)
-        print(f"bayesgen {args.command}: stopped by {signal.Signals(signum).name} before it finished; what it had "
-              "written is complete (files are written whole or not at all): run it again to finish", file=sys.stderr)
-        return 128 + signum
     except OSError as err:  # the library writes through layout's checks; the OS may still refuse
         print(f"bayesgen {args.command}: error: {os_error_line(err)}", file=sys.stderr)
         return EXIT_OS_ERROR
@@ -119,7 +127,10 @@ def run() -> None:
     """The ``bayesgen`` console script: :func:`main`, then exit with its code. After a signal the
     process ends without the interpreter's teardown, which can crash (exit 139) on XLA work still
     running from a computation the signal interrupted; every file is complete by then."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C before main's handlers were set (importing) or after they were undone
+        code = 130
     if code >= 128:
         sys.stdout.flush()
         sys.stderr.flush()
