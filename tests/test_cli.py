@@ -185,12 +185,15 @@ def test_help_and_the_parser_import_neither_jax_nor_plotting():
 def test_the_compilation_cache_goes_to_the_user_cache_unless_told_otherwise(tmp_path, monkeypatch):
     from bayesgen.cli.common import use_compilation_cache
 
-    for name in ("JAX_COMPILATION_CACHE_DIR", "BAYESGEN_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("JAX_COMPILATION_CACHE_DIR", "BAYESGEN_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                 "JAX_COMPILATION_CACHE_MAX_SIZE"):  # set, then removed: monkeypatch restores what was there
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     use_compilation_cache()
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "cache" / "bayesgen" / "jax")
     assert (tmp_path / "cache" / "bayesgen" / "jax").is_dir()
+    assert os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] == str(2**30)  # bounded in its own folder only
 
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
     (tmp_path / "file").write_text("")
@@ -198,9 +201,11 @@ def test_the_compilation_cache_goes_to_the_user_cache_unless_told_otherwise(tmp_
     use_compilation_cache()
     assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
 
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_MAX_SIZE")
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))  # the user's own setting wins
     use_compilation_cache()
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mine")
+    assert "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ  # JAX's eviction fails on others' entries
 
 
 @pytest.mark.filterwarnings("default")  # as outside pytest, whose configuration makes warnings errors

@@ -58,6 +58,9 @@ class Variant:
             whose options decide it overrides :meth:`is_conditional`).
         semi_supervised: it trains on partly labelled data (``labels_per_class`` applies).
         continuous_latent: its codes are continuous (a decoded manifold can be drawn).
+        abstract_build: its model can be built under ``jax.eval_shape`` (shapes only), so that a
+            run is opened without running the initialisers only to overwrite their values; false
+            for a part that keeps a function closed over its initial values (flowjax's MADE).
     """
 
     name: ClassVar[str]
@@ -66,6 +69,7 @@ class Variant:
     conditional: ClassVar[bool] = False
     semi_supervised: ClassVar[bool] = False
     continuous_latent: ClassVar[bool] = True
+    abstract_build: ClassVar[bool] = True
 
     def options(self, values=None):
         """Its options from a dict (or an instance, or None: the defaults), checked."""

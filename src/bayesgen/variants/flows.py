@@ -34,3 +34,4 @@ class PlanarVAE(_FlowVAE):
 class IAFVAE(_FlowVAE):
     name, kind = "iaf-vae", "iaf"
     summary = "a Gaussian encoder refined by inverse autoregressive flows"
+    abstract_build = False  # flowjax's MaskedAutoregressive keeps an unravel function closed over its weights
