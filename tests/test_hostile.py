@@ -564,7 +564,7 @@ def destinations(draw, workdir: Path):
     return kind, stem
 
 
-@fuzz(15)
+@fuzz(9)
 @given(data=st.data())
 def test_cli_writes_to_hostile_destinations(cli_paths, workdir, capsys, data):
     """Every writing command, told to write where the OS refuses: one line, exit 2 or 4, and the
@@ -595,7 +595,7 @@ SIGNALLED = {
 }
 
 
-@fuzz(12)
+@fuzz(6)
 @given(data=st.data())
 def test_cli_signals_at_random_moments(tiny_run, tmp_path_factory, capsys, data):
     """SIGINT or SIGTERM at a random moment of a command on a run (loading, compiling, computing,
