@@ -114,3 +114,36 @@ def test_ctrl_c_while_sampling_a_bayesian_model(tmp_path):
     signal_when(proc, after=4.0)
     assert_clean_stop(proc, signal.SIGINT)
     assert not (tmp_path / "r").exists()  # a fit that did not finish writes no run directory
+
+
+def test_a_signal_that_lands_in_a_finaliser_is_not_lost():
+    """Python drops an exception raised while a finaliser runs (a weakref callback, __del__),
+    printing 'Exception ignored ...': a signal landing there is sent again, to stop the command
+    where it can (found by the hostile-input run: a Ctrl-C was swallowed and printed a traceback)."""
+    import weakref
+
+    from bayesgen.train.signals import SignalReceived, signals_raise
+
+    class Thing:
+        pass
+
+    def finaliser(_):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered, and raised, inside this callback
+
+    outer = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}  # never reach pytest
+    stopped = None
+    try:
+        with signals_raise():
+            thing = Thing()
+            ref = weakref.ref(thing, finaliser)
+            del thing
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                pass
+    except SignalReceived as err:
+        stopped = err.signum
+    finally:
+        time.sleep(0.05)
+        for s, handler in outer.items():
+            signal.signal(s, handler)
+    assert stopped == signal.SIGINT and ref() is None

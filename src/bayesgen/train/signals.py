@@ -60,13 +60,28 @@ def signals_raise(signals=SIGNALS) -> Iterator[None]:
         yield
         return
     previous = {s: signal.getsignal(s) for s in signals}
+    previous_hook = sys.unraisablehook
+
+    def swallowed(unraisable):
+        # The signal came while Python ran a finaliser (a weakref callback, __del__), where an
+        # exception is printed as "Exception ignored" and dropped: send it again, to land outside.
+        if isinstance(unraisable.exc_value, SignalReceived):
+            for s in signals:
+                signal.signal(s, _raise)
+            # from another thread a moment later: sent from here it would be raised in this hook
+            threading.Timer(0.01, os.kill, (os.getpid(), unraisable.exc_value.signum)).start()
+            return
+        previous_hook(unraisable)
+
     try:
+        sys.unraisablehook = swallowed
         for s in signals:
             signal.signal(s, _raise)
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        sys.unraisablehook = previous_hook
 
 
 class StopRequest:
