@@ -41,10 +41,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import betaln, digamma, gammaln, logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.em._driver import run_em
 from bayesgen.em._kmeans import RowBlocks, as_row_blocks, kmeans_plusplus, lloyd, nearest_center
+from bayesgen.em.estimator import resolve_key
 from bayesgen.em.options import BAYESIAN_COVARIANCE_TYPES, COVARIANCE_TYPES, INIT_METHODS, PRIOR_TYPES
 
 __all__ = ["GMMParams", "GMMStats", "BGMMParams", "BGMMPrior", "GaussianMixture", "BayesianGaussianMixture",
@@ -424,16 +428,29 @@ def _draw(key, log_weights, n: int, d: int):
 # --------------------------------------------------------------------------------------
 
 
+NUMBERS = (np.float64, np.float32)  # what scikit-learn's input checks convert anything else to
+
+
+def _validated(estimator, X, *, reset: bool) -> np.ndarray:
+    """scikit-learn's input checks and bookkeeping (``n_features_in_``, ``feature_names_in_``); its
+    ValueErrors become BayesgenErrors (ValueErrors too) with the same words on one line."""
+    try:
+        return validate_data(estimator, X, reset=reset, ensure_all_finite=False, dtype=NUMBERS)
+    except ValueError as err:
+        raise BayesgenError(" ".join(str(err).split())) from None
+
+
 def _check_data(x, name: str = "x") -> np.ndarray:
     try:
         arr = np.asarray(x)
+        arr = arr.astype(np.float64) if arr.dtype == object else arr  # numbers held as Python objects
     except (ValueError, TypeError):
-        raise BayesgenError(f"{name} is not a rectangular array; "
+        raise BayesgenError(f"{name} is not a rectangular array of numbers; "
                             "pass a 2-D numeric array (n_samples, n_features)") from None
     require(arr.dtype.kind in "biuf",
             f"{name} has non-numeric dtype {arr.dtype}; pass numbers, e.g. np.asarray({name}, dtype=np.float32)")
     require(arr.ndim == 2, f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}; "
-                           f"for a single feature pass {name}.reshape(-1, 1)")
+                           f"Reshape your data: for a single feature pass {name}.reshape(-1, 1)")
     require(arr.shape[0] >= 1 and arr.shape[1] >= 1,
             f"{name} is empty (shape {arr.shape}); pass at least one row and one column")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
@@ -441,12 +458,6 @@ def _check_data(x, name: str = "x") -> np.ndarray:
         raise BayesgenError(f"{name} has {int(np.isnan(arr).sum())} NaN and {int(np.isinf(arr).sum())} infinite values "
                             f"(first in row {row}, counting from 0); remove or impute them before fitting")
     return arr
-
-
-def _check_key(key, what: str):
-    require(key is not None and not isinstance(key, (int, np.integer)),
-            f"{what} needs a JAX PRNG key, e.g. key=jax.random.key(0), got {key!r}")
-    return key
 
 
 def _is_int(value, minimum: int) -> bool:
@@ -468,13 +479,19 @@ def _as_full_covariances(covariances, covariance_type, k, d):
     return c[:, None, None] * np.eye(d)
 
 
-class _Mixture:
-    """Validation, data layout, prediction and sampling shared by the two estimators."""
+class _Mixture(DensityMixin, BaseEstimator):
+    """Validation, data layout, prediction and sampling shared by the two estimators: scikit-learn
+    estimators (parameters stored as given, checked by ``fit``; ``get_params``, ``clone``,
+    pipelines and grid searches work; ``random_state`` or an explicit JAX ``key``, see
+    :mod:`bayesgen.em.estimator`)."""
 
     _covariance_types = COVARIANCE_TYPES
     _prior_type = None
 
-    def __init__(self, n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, dtype):
+    def _check_params(self):
+        n_components, covariance_type, tol = self.n_components, self.covariance_type, self.tol
+        reg_covar, max_iter, n_init, init_params, dtype = (self.reg_covar, self.max_iter, self.n_init,
+                                                           self.init_params, self.dtype)
         name = type(self).__name__
         require(_is_int(n_components, 1), f"n_components must be an integer >= 1, got {n_components!r}")
         require(covariance_type in self._covariance_types,
@@ -492,10 +509,7 @@ class _Mixture:
         except TypeError:
             dtype_ok = False
         require(dtype_ok, f"dtype must be float32 or float64, got {dtype!r}")
-        (self.n_components, self.covariance_type,
-         self.tol, self.reg_covar) = int(n_components), covariance_type, tol, reg_covar
-        (self.max_iter, self.n_init,
-         self.init_params, self.dtype) = int(max_iter), int(n_init), init_params, np.dtype(dtype)
+        self._dtype = np.dtype(dtype)
 
     # -- fitting ------------------------------------------------------------------------
 
@@ -505,9 +519,13 @@ class _Mixture:
     def _set_fitted(self, params, history, final_objective):
         raise NotImplementedError
 
-    def fit(self, x, *, key=None):
-        """Fit to ``x`` (N, D); ``key`` seeds the initialisation (and the restarts). Returns ``self``."""
-        x = _check_data(x, "x")
+    def fit(self, X, y=None, *, key=None):
+        """Fit to ``X`` (N, D); returns ``self``. ``key`` (a JAX key) seeds the initialisation and
+        the restarts, else ``random_state`` does. ``y`` is ignored (scikit-learn's convention)."""
+        self._check_params()
+        # scikit-learn's input checks (its messages for 1-D, empty, sparse, complex, text input;
+        # n_features_in_ and feature_names_in_), then bayesgen's for NaN/inf (it names the row)
+        x = _check_data(_validated(self, X, reset=True), "x")
         n, d = x.shape
         require(self.n_components <= n, f"n_components={self.n_components} is more than the {n} samples in x; "
                                         f"pass n_components <= {n} or more data")
@@ -515,12 +533,12 @@ class _Mixture:
         # Full/tied fits work on centred data (less cancellation in x @ L - mu @ L); diag and
         # spherical keep the raw frame, as scikit-learn, so that exact zeros stay exact.
         shift = x.mean(axis=0, dtype=np.float64) if _scatter(self.covariance_type) else np.zeros(d)
-        start, prior = self._fit_inputs(x, shift, self.dtype)
+        start, prior = self._fit_inputs(x, shift, self._dtype)
         fixed = start is not None and all(v is not None for v in start)
-        key = jax.random.key(0) if fixed and key is None else _check_key(key, "fit")
+        key = jax.random.key(0) if fixed and key is None else resolve_key(self.random_state, key)
         spec = _Spec(self.n_components, self.covariance_type, self.init_params, self._prior_type)
         data = self._blocks(x, shift)
-        reg_covar, tol = jnp.asarray(self.reg_covar, self.dtype), jnp.asarray(self.tol, self.dtype)
+        reg_covar, tol = jnp.asarray(self.reg_covar, self._dtype), jnp.asarray(self.tol, self._dtype)
         best = None
         # Restarts run one after another through the same compiled function: one compilation
         # whatever n_init, memory independent of n_init, and no run waits for the slowest.
@@ -538,13 +556,13 @@ class _Mixture:
                 "fitting failed: a component's covariance is not positive definite (degenerate data "
                 "or too many components); increase reg_covar (e.g. 1e-4), use fewer components or dtype=float64")
         _, result, history, final = best
-        self._params, self._shift, self.n_features_in_ = result.params, shift, d
+        self._params, self._shift = result.params, shift
         self.converged_, self.n_iter_ = bool(result.converged), len(history)
         self._set_fitted(self._params, history, final)
         return self
 
     def _blocks(self, x, shift) -> RowBlocks:
-        return as_row_blocks(x, shift, self.dtype, block_rows(self.n_components, x.shape[1], self.covariance_type))
+        return as_row_blocks(x, shift, self._dtype, block_rows(self.n_components, x.shape[1], self.covariance_type))
 
     def _store_gaussians(self, weights, means, precisions_cholesky):
         ct = self.covariance_type
@@ -555,7 +573,7 @@ class _Mixture:
         else:
             precisions = pc**2
             covariances = 1.0 / precisions
-        cast = lambda a: np.asarray(a, np.float64).astype(self.dtype)  # noqa: E731
+        cast = lambda a: np.asarray(a, np.float64).astype(self._dtype)  # noqa: E731
         self.weights_ = cast(weights)
         self.means_ = cast(np.asarray(means, np.float64) + self._shift)
         self.precisions_cholesky_, self.precisions_, self.covariances_ = cast(pc), cast(precisions), cast(covariances)
@@ -563,48 +581,50 @@ class _Mixture:
     # -- prediction ---------------------------------------------------------------------
 
     def _check_precision(self, what: str):
-        require(self.dtype == np.float32 or jax.config.jax_enable_x64,
+        require(np.dtype(self.dtype) == np.float32 or jax.config.jax_enable_x64,
                 f"dtype=float64 needs 64-bit JAX; {what} inside `with jax.enable_x64(True):` or set JAX_ENABLE_X64=1")
 
     def _check_fitted(self):
-        require(hasattr(self, "_params"),
-                f"this {type(self).__name__} is not fitted yet; call fit(x, key=jax.random.key(0)) first")
+        if not hasattr(self, "_params"):  # scikit-learn's NotFittedError (a ValueError), in bayesgen's words
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
 
     def _density_params(self) -> GMMParams:
-        return GMMParams(*(jnp.asarray(a, self.dtype) for a in (self.weights_, self.means_ - self._shift,
+        return GMMParams(*(jnp.asarray(a, self._dtype) for a in (self.weights_, self.means_ - self._shift,
                                                                  self.precisions_cholesky_)))
 
     def _rows(self, x, params, with_resp: bool):
         """(log-normaliser (N,), responsibilities (N, K) or None) of the rows of ``x`` under ``params``."""
-        x = _check_data(x, "x")
-        require(x.shape[1] == self.n_features_in_,
-                f"expected data with {self.n_features_in_} features (as in fit), got {x.shape[1]}")
+        x = _check_data(_validated(self, x, reset=False), "x")
         log_norm, resp = _row_outputs(params, self._blocks(x, self._shift), covariance_type=self.covariance_type,
                                       prior_type=self._prior_type, with_resp=with_resp)
         n = len(x)
         log_norm = np.asarray(log_norm).reshape(-1)[:n]
         return log_norm, (np.asarray(resp).reshape(-1, resp.shape[-1])[:n] if with_resp else None)
 
-    def predict_proba(self, x) -> np.ndarray:
+    def predict_proba(self, X) -> np.ndarray:
         """Responsibilities p(component | x): (N, K)."""
         self._check_fitted()
         self._check_precision("predict")
-        return self._rows(x, self._params, with_resp=True)[1]
+        return self._rows(X, self._params, with_resp=True)[1]
 
-    def predict(self, x) -> np.ndarray:
+    def predict(self, X) -> np.ndarray:
         """Most probable component of each row: (N,) ints."""
-        return np.argmax(self.predict_proba(x), axis=1)
+        return np.argmax(self.predict_proba(X), axis=1)
 
-    def score_samples(self, x) -> np.ndarray:
+    def fit_predict(self, X, y=None, *, key=None) -> np.ndarray:
+        """``fit(X)``, then the most probable component of each of its rows."""
+        return self.fit(X, key=key).predict(X)
+
+    def score_samples(self, X) -> np.ndarray:
         """log p(x) of each row under the fitted mixture (nats): (N,) float64."""
         self._check_fitted()
         self._check_precision("predict")
         # gremlin: pardon[equivalent] also computing the responsibilities costs time, not the values returned
-        return self._rows(x, self._density_params(), with_resp=False)[0].astype(np.float64)
+        return self._rows(X, self._density_params(), with_resp=False)[0].astype(np.float64)
 
-    def score(self, x) -> float:
-        """Mean log-likelihood per row (nats)."""
-        return float(np.mean(self.score_samples(x)))
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per row (nats); ``y`` is ignored."""
+        return float(np.mean(self.score_samples(X)))
 
     def full_covariances(self) -> np.ndarray:
         """Covariances as (K, D, D) matrices whatever the covariance type (float64)."""
@@ -612,11 +632,13 @@ class _Mixture:
         k, d = self.means_.shape
         return _as_full_covariances(self.covariances_, self.covariance_type, k, d)
 
-    def sample(self, key, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Draw ``n`` rows from the fitted mixture: ``(x (n, D), components (n,))``."""
+    def sample(self, n_samples: int = 1, *, key=None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` rows from the fitted mixture: ``(X (n, D), components (n,))``;
+        ``key`` (a JAX key) or else ``random_state`` says which."""
         self._check_fitted()
-        _check_key(key, "sample")
-        require(_is_int(n, 1), f"n must be an integer >= 1, got {n!r}")
+        n = n_samples
+        require(_is_int(n, 1), f"n_samples must be an integer >= 1, got {n!r}")
+        key = resolve_key(self.random_state, key, what="sample")
         components, z = _draw(key, jnp.log(jnp.asarray(self.weights_, jnp.float32)), n, self.n_features_in_)
         components, z = np.asarray(components), np.asarray(z, np.float64)
         factors = np.linalg.cholesky(self.full_covariances())
@@ -625,7 +647,7 @@ class _Mixture:
             rows = components == k
             # gremlin: pardon[equivalent] z ~ N(0, I) is symmetric: mean - L z has the same law as mean + L z
             x[rows] = self.means_[k] + z[rows] @ factors[k].T
-        return x.astype(self.dtype), components.astype(np.int64)
+        return x.astype(self._dtype), components.astype(np.int64)
 
 
 class GaussianMixture(_Mixture):
@@ -638,6 +660,8 @@ class GaussianMixture(_Mixture):
         reg_covar: added to the covariance diagonals (keeps them positive definite).
         max_iter: EM iterations per run.
         n_init: restarts (the best lower bound is kept).
+        random_state: None, an int, a NumPy generator or a JAX key (see
+            :mod:`bayesgen.em.estimator`); ``fit(X, key=...)`` overrides it for one call.
         init_params: "kmeans" (k-means++ seeds refined by up to 20 Lloyd iterations),
             "k-means++" (the seeds only; every row to its nearest seed) or "random"
             (uniform random responsibilities, as scikit-learn).
@@ -654,16 +678,19 @@ class GaussianMixture(_Mixture):
 
     Example::
 
-        gmm = GaussianMixture(3).fit(x, key=jax.random.key(0))
+        gmm = GaussianMixture(3, random_state=0).fit(x)       # or .fit(x, key=jax.random.key(0))
         labels, avg_ll, bic = gmm.predict(x), gmm.score(x), gmm.bic(x)
-        draws, components = gmm.sample(jax.random.key(1), 100)
+        draws, components = gmm.sample(100)
     """
 
-    def __init__(self, n_components: int, *, covariance_type: str = "full", tol: float = 1e-3, reg_covar: float = 1e-6,
-                 max_iter: int = 100, n_init: int = 1, init_params: str = "kmeans", weights_init=None, means_init=None,
-                 precisions_init=None, dtype=np.float32):
-        super().__init__(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, dtype)
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "full", tol: float = 1e-3,
+                 reg_covar: float = 1e-6, max_iter: int = 100, n_init: int = 1, init_params: str = "kmeans",
+                 weights_init=None, means_init=None, precisions_init=None, random_state=None, dtype=np.float32):
+        self.n_components, self.covariance_type, self.tol = n_components, covariance_type, tol
+        self.reg_covar = reg_covar
+        self.max_iter, self.n_init, self.init_params = max_iter, n_init, init_params
         self.weights_init, self.means_init, self.precisions_init = weights_init, means_init, precisions_init
+        self.random_state, self.dtype = random_state, dtype
 
     def _fit_inputs(self, x, shift, dtype):
         k, d = self.n_components, x.shape[1]
@@ -744,27 +771,37 @@ class BayesianGaussianMixture(_Mixture):
 
     Example::
 
-        bgmm = BayesianGaussianMixture(10, max_iter=500).fit(x, key=jax.random.key(0))
+        bgmm = BayesianGaussianMixture(10, max_iter=500, random_state=0).fit(x)
         bgmm.n_effective_components_, bgmm.predict(x)
     """
 
     _covariance_types = BAYESIAN_COVARIANCE_TYPES
 
-    def __init__(self, n_components: int, *, covariance_type: str = "full", tol: float = 1e-5, reg_covar: float = 1e-6,
-                 max_iter: int = 200, n_init: int = 1, init_params: str = "kmeans",
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "full", tol: float = 1e-5,
+                 reg_covar: float = 1e-6, max_iter: int = 200, n_init: int = 1, init_params: str = "kmeans",
                  weight_concentration_prior_type: str = "dirichlet_process", weight_concentration_prior=None,
                  mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None,
-                 dtype=np.float32):
-        super().__init__(n_components, covariance_type, tol, reg_covar, max_iter, n_init, init_params, dtype)
-        require(weight_concentration_prior_type in PRIOR_TYPES, f"unknown weight_concentration_prior_type "
-                f"{weight_concentration_prior_type!r}; use one of {', '.join(PRIOR_TYPES)}")
-        for name, value in (("weight_concentration_prior", weight_concentration_prior),
-                            ("mean_precision_prior", mean_precision_prior)):
-            require(value is None or (_is_real(value, 0) and value > 0), f"{name} must be a number > 0, got {value!r}")
-        self._prior_type = self.weight_concentration_prior_type = weight_concentration_prior_type
+                 random_state=None, dtype=np.float32):
+        self.n_components, self.covariance_type, self.tol = n_components, covariance_type, tol
+        self.reg_covar = reg_covar
+        self.max_iter, self.n_init, self.init_params = max_iter, n_init, init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
         self.weight_concentration_prior, self.mean_precision_prior = weight_concentration_prior, mean_precision_prior
         (self.mean_prior, self.degrees_of_freedom_prior,
          self.covariance_prior) = mean_prior, degrees_of_freedom_prior, covariance_prior
+        self.random_state, self.dtype = random_state, dtype
+
+    @property
+    def _prior_type(self):
+        return self.weight_concentration_prior_type
+
+    def _check_params(self):
+        super()._check_params()
+        require(self.weight_concentration_prior_type in PRIOR_TYPES, f"unknown weight_concentration_prior_type "
+                f"{self.weight_concentration_prior_type!r}; use one of {', '.join(PRIOR_TYPES)}")
+        for name in ("weight_concentration_prior", "mean_precision_prior"):
+            value = getattr(self, name)
+            require(value is None or (_is_real(value, 0) and value > 0), f"{name} must be a number > 0, got {value!r}")
 
     def _fit_inputs(self, x, shift, dtype):
         n, d = x.shape
@@ -777,7 +814,8 @@ class BayesianGaussianMixture(_Mixture):
         require(mean.shape == (d,) and np.isfinite(mean).all(),
                 f"mean_prior must be finite with shape ({d},), got {mean.shape}")
         if self.covariance_prior is None:
-            require(n >= 2, "the default covariance_prior needs at least 2 samples; pass covariance_prior explicitly")
+            require(n >= 2, "the default covariance_prior is the data's covariance, which needs at least 2 samples, "
+                            "not 1 sample; pass covariance_prior explicitly")
             cov = np.atleast_2d(np.cov(x.T)) if ct == "full" else np.var(x, axis=0, ddof=1, dtype=np.float64)
             cov = cov.mean() if ct == "spherical" else cov
         else:

@@ -1,0 +1,48 @@
+"""What the classical models share as scikit-learn estimators: where their randomness comes from.
+
+Randomness follows both habits (issue 16). ``random_state`` is read as scikit-learn reads it --
+``None`` (a fresh seed drawn from NumPy's global generator: another result each call), an int
+(the same result every call), a ``numpy.random.RandomState`` or ``Generator`` -- and may also be
+a JAX key. A JAX user passes ``key=`` to ``fit`` or ``sample`` instead, which wins over
+``random_state`` for that call, so explicit keys keep working as in the rest of bayesgen.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayesgen._errors import BayesgenError, require
+
+SEED_RANGE = 2**31  # seeds drawn from a NumPy generator
+
+
+def is_key(value) -> bool:
+    """A JAX PRNG key: a typed key (``jax.random.key``) or raw key data (``jax.random.PRNGKey``)."""
+    if not isinstance(value, jax.Array):
+        return False
+    return jnp.issubdtype(value.dtype, jax.dtypes.prng_key) or (value.dtype == jnp.uint32 and value.shape == (2,))
+
+
+def resolve_key(random_state, key=None, *, what: str = "fit"):
+    """The JAX key one call uses: ``key`` if given, else one made from ``random_state``."""
+    if key is not None:
+        require(is_key(key), f"{what} needs key=jax.random.key(...) (or random_state=an int), got key={key!r}")
+        return key
+    if is_key(random_state):
+        return random_state
+    if random_state is None:
+        seed = int(np.random.randint(SEED_RANGE))
+    elif isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        require(0 <= random_state < 2**63, f"random_state must be a non-negative integer, got {random_state}")
+        seed = int(random_state)
+    elif isinstance(random_state, np.random.RandomState):
+        seed = int(random_state.randint(SEED_RANGE))
+    elif isinstance(random_state, np.random.Generator):
+        seed = int(random_state.integers(SEED_RANGE))
+    else:
+        raise BayesgenError(f"random_state must be None, an int, a numpy RandomState or Generator, or a JAX key; "
+                            f"got {type(random_state).__name__}")
+    return jax.random.key(seed)
+
