@@ -15,6 +15,7 @@ import pytest
 import scipy.stats
 import sklearn.decomposition
 from conftest import accepts_or_refuses
+from sklearn.exceptions import NotFittedError
 from threadpoolctl import threadpool_limits
 
 from bayesgen import BayesgenError
@@ -197,7 +198,7 @@ def test_parameter_recovery_up_to_rotation():
 def test_sampling_moments(small):
     fa = small[2]
     n = 40000
-    draws = fa.sample(jax.random.key(1), n)
+    draws = fa.sample(n, key=jax.random.key(1))
     cov = fa.get_covariance()
     assert draws.shape == (n, D)
     assert np.all(np.abs(draws.mean(axis=0) - fa.mean_) < 5 * np.sqrt(np.diag(cov) / n))
@@ -266,13 +267,13 @@ GOOD = np.random.default_rng(0).normal(size=(20, 4))
 
 @pytest.mark.parametrize("make, match", [
     (lambda: FactorAnalysis(2).fit(np.where(GOOD > 2, np.nan, GOOD), key=jax.random.key(0)), "NaN/inf values"),
-    (lambda: FactorAnalysis(1).fit(GOOD[:, 0], key=jax.random.key(0)), r"must be 2-D .*got shape \(20,\)"),
-    (lambda: FactorAnalysis(4).fit(GOOD, key=jax.random.key(0)), r"smaller than the number of features \(4\), got 4"),
-    (lambda: FactorAnalysis(0), "n_components must be an integer >= 1, got 0"),
-    (lambda: PPCA(2.5), "n_components must be an integer >= 1"),
-    (lambda: PPCA(2, method="svd"), "unknown method 'svd'; choose one of closed_form, em"),
-    (lambda: FactorAnalysis(2, tol=-1), "tol must be a finite number >= 0"),
-    (lambda: FactorAnalysis(2).transform(GOOD), r"not fitted yet; call \.fit"),
+    (lambda: FactorAnalysis(1).fit(GOOD[:, 0], key=jax.random.key(0)), r"Expected 2D array.*Reshape your data"),
+    (lambda: FactorAnalysis(4).fit(GOOD, key=jax.random.key(0)),
+     r"smaller than the number of features \(n_features = 4\), got 4"),
+    (lambda: FactorAnalysis(0).fit(GOOD), "n_components must be an integer >= 1, got 0"),  # checked by fit
+    (lambda: PPCA(2.5).fit(GOOD), "n_components must be an integer >= 1"),
+    (lambda: PPCA(2, method="svd").fit(GOOD), "unknown method 'svd'; choose one of closed_form, em"),
+    (lambda: FactorAnalysis(2, tol=-1).fit(GOOD), "tol must be a finite number >= 0"),
     (lambda: FactorAnalysis(1).fit(GOOD[:1], key=jax.random.key(0)), "at least 2 examples"),
     (lambda: FactorAnalysis(1).fit(np.ones((5, 3)), key=jax.random.key(0)), "every feature of x is constant"),
     (lambda: em_plots.plot_history([np.nan], "h.png"), "no finite values"),
@@ -283,10 +284,15 @@ def test_bad_input_raises_one_line(make, match):
     assert "\n" not in str(info.value)
 
 
+def test_an_unfitted_model_says_so_as_scikit_learn_does():
+    with pytest.raises(NotFittedError, match=r"not fitted yet; call fit\(X\) first"):
+        FactorAnalysis(2).transform(GOOD)
+
+
 def test_wrong_feature_count_raises(small):
     fa = small[2]
     for method in (fa.score_samples, fa.transform, fa.posterior):
-        with pytest.raises(BayesgenError, match=f"expected data with {D} features \\(as in fit\\), got 3"):
+        with pytest.raises(BayesgenError, match=f"X has 3 features, but FactorAnalysis is expecting {D} features"):
             method(GOOD[:, :3])
 
 
@@ -449,20 +455,21 @@ def test_parameter_expansion_is_the_default_and_is_faster(small):
 
 
 @pytest.mark.parametrize("make, error", [  # error: None (accepted) or what the one-line message must say
-    (lambda: FactorAnalysis(1, max_iter=1), None),
-    (lambda: FactorAnalysis(1, max_iter=0), "max_iter must be an integer >= 1"),
-    (lambda: FactorAnalysis(1, tol=0), None),
-    (lambda: FactorAnalysis(1, tol=math.inf), "tol must be a finite number >= 0"),
-    (lambda: FactorAnalysis(1, min_noise=0.5), None),
-    (lambda: FactorAnalysis(1, min_noise=0), r"min_noise must be in \(0, 1\)"),
-    (lambda: FactorAnalysis(1, min_noise=1), r"min_noise must be in \(0, 1\)"),
-    (lambda: FactorAnalysis(1, min_noise=2), r"min_noise must be in \(0, 1\)"),
+    (lambda: FactorAnalysis(1, max_iter=1).fit(GOOD), None),
+    (lambda: FactorAnalysis(1, max_iter=0).fit(GOOD), "max_iter must be an integer >= 1"),
+    (lambda: FactorAnalysis(1, tol=0).fit(GOOD), None),
+    (lambda: FactorAnalysis(1, tol=math.inf).fit(GOOD), "tol must be a finite number >= 0"),
+    (lambda: FactorAnalysis(1, min_noise=0.5).fit(GOOD), None),
+    (lambda: FactorAnalysis(1, min_noise=0).fit(GOOD), r"min_noise must be in \(0, 1\)"),
+    (lambda: FactorAnalysis(1, min_noise=1).fit(GOOD), r"min_noise must be in \(0, 1\)"),
+    (lambda: FactorAnalysis(1, min_noise=2).fit(GOOD), r"min_noise must be in \(0, 1\)"),
     (lambda: FactorAnalysis(1).fit(GOOD[:2, :3], key=jax.random.key(0)), None),  # two rows are enough
     (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:1]), None),
-    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:0]), "x has no rows"),
-    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 1), None),
-    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(jax.random.key(0), 0),
-     "n must be an integer >= 1"),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).score_samples(GOOD[:0]),
+     r"Found array with 0 sample\(s\)"),  # scikit-learn's words
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(1, key=jax.random.key(0)), None),
+    (lambda: FactorAnalysis(1).fit(GOOD, key=jax.random.key(0)).sample(0, key=jax.random.key(0)),
+     "n_samples must be an integer >= 1"),
     (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.4), None),
     (lambda: linear_lvm(data_dim=4, latent_dim=2, key=jax.random.key(0), sigma=0.5, min_sigma=0.5),
      "need 0 < min_sigma < sigma"),

@@ -34,9 +34,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.em._driver import run_em
+from bayesgen.em.estimator import resolve_key
 from bayesgen.em.options import FA_METHODS
 from bayesgen.lvm.likelihoods import LearnedGaussian
 from bayesgen.lvm.model import LatentVariableModel
@@ -240,8 +244,15 @@ def _sample(key, params: FactorParams, mean, n: int):
 # --------------------------------------------------------------------------------------
 
 
-def _as_data(x, what: str = "x") -> np.ndarray:
-    """``x`` as a finite 2-D numpy array in JAX's default float, or a one-line BayesgenError."""
+def _as_data(x, what: str = "x", *, estimator=None, reset: bool = True) -> np.ndarray:
+    """``x`` as a finite 2-D numpy array in JAX's default float, or a one-line BayesgenError.
+    With ``estimator``, scikit-learn's input checks and bookkeeping come first (``n_features_in_``,
+    ``feature_names_in_``; its ValueErrors become BayesgenErrors with the same words)."""
+    if estimator is not None:
+        try:
+            x = validate_data(estimator, x, reset=reset, ensure_all_finite=False, dtype=(np.float64, np.float32))
+        except ValueError as err:
+            raise BayesgenError(" ".join(str(err).split())) from None
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as exc:
@@ -279,12 +290,15 @@ def _in_blocks(fn, x: np.ndarray, *args) -> np.ndarray:
     return np.concatenate(out)
 
 
-class _LinearGaussian:
-    """What FA and PPCA share: fitted state, densities, posterior, sampling."""
+class _LinearGaussian(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """What FA and PPCA share: fitted state, densities, posterior, sampling. scikit-learn
+    estimators (parameters stored as given, checked by ``fit``; ``transform`` gives the posterior
+    means; ``random_state`` or an explicit ``key``, see :mod:`bayesgen.em.estimator`)."""
 
     _isotropic: bool
 
-    def __init__(self, n_components: int, *, tol: float, max_iter: int, min_noise: float, accelerate: bool):
+    def _check_params(self):
+        n_components, tol, max_iter, min_noise = self.n_components, self.tol, self.max_iter, self.min_noise
         require(isinstance(n_components, (int, np.integer)) and not isinstance(n_components, bool)
                 and n_components >= 1,
                 f"n_components must be an integer >= 1, got {n_components!r}")
@@ -294,29 +308,38 @@ class _LinearGaussian:
                 f"tol must be a finite number >= 0 (nats per example; 0 runs max_iter iterations), got {tol!r}")
         require(isinstance(min_noise, (int, float)) and 0 < min_noise < 1,
                 f"min_noise must be in (0, 1) (a fraction of the mean feature variance), got {min_noise!r}")
-        (self.n_components, self.tol,
-         self.max_iter, self.min_noise) = int(n_components), float(tol), int(max_iter), float(min_noise)
-        self.accelerate = bool(accelerate)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [jnp.result_type(float).name]  # float32 unless JAX runs in x64
+        return tags
+
+    @property
+    def _n_features_out(self):  # get_feature_names_out: factoranalysis0, factoranalysis1, ...
+        return self.n_components
 
     def _fit_params(self, key, data: Moments):
         """``(params, final log-likelihood, history, n_iter, converged)``."""
-        result, final = fit_em(key, data, self.tol, self._isotropic, self.accelerate, n_components=self.n_components,
-                               max_iter=self.max_iter)
+        result, final = fit_em(key, data, float(self.tol), self._isotropic, bool(self.accelerate),
+                               n_components=int(self.n_components), max_iter=int(self.max_iter))
         n_iter = int(result.n_iter)
         return result.params, final, np.asarray(result.history[:n_iter]), n_iter, bool(result.converged)
 
-    def fit(self, x, *, key):
-        """Fit to ``x`` (N, D) with N >= 2 and D > n_components; returns ``self``."""
-        x = _as_data(x)
+    def fit(self, X, y=None, *, key=None):
+        """Fit to ``X`` (N, D) with N >= 2 and D > n_components; returns ``self``. ``key`` (a JAX
+        key) starts EM, else ``random_state`` does; ``y`` is ignored."""
+        self._check_params()
+        x = _as_data(X, estimator=self)
         n, dim = x.shape
-        require(n >= 2, f"fitting needs at least 2 examples, got {n}")
+        require(n >= 2, f"fitting needs at least 2 examples, got {n} sample{'s' * (n != 1)}")
         require(self.n_components < dim,
-                f"n_components must be smaller than the number of features ({dim}), got {self.n_components}; "
+                f"n_components must be smaller than the number of features (n_features = {dim}), "
+                f"got {self.n_components}; "
                 "pass fewer components")
-        data = moments(x, self.min_noise)
+        data = moments(x, float(self.min_noise))
         require(float(data.noise_floor) > 0,
                 "every feature of x is constant; a latent variable model needs varying data")
-        params, final, history, n_iter, converged = self._fit_params(key, data)
+        params, final, history, n_iter, converged = self._fit_params(resolve_key(self.random_state, key), data)
         # checked before anything is stored: a refit that fails leaves the previous fit in place
         # gremlin: pardon[equivalent] the log-likelihood is computed from the parameters: both are finite or neither is
         require(np.isfinite(float(final)) and all(np.isfinite(np.asarray(p)).all() for p in params),
@@ -326,20 +349,18 @@ class _LinearGaussian:
                 "(jax.config.update('jax_enable_x64', True))")
         self.params_ = FactorParams(*(np.asarray(p) for p in params))
         self.mean_ = np.asarray(data.mean)
-        self.n_samples_, self.n_features_in_ = n, dim
+        self.n_samples_ = n
         self.log_likelihood_ = float(final)  # of the returned parameters, after the last M-step
         self.history_ = history if len(history) else np.array([self.log_likelihood_])
         self.n_iter_, self.converged_ = n_iter, converged
         return self
 
     def _fitted(self, x=None):
-        require(hasattr(self, "params_"), f"this {type(self).__name__} is not fitted yet; call .fit(x, key=...) first")
+        if not hasattr(self, "params_"):  # scikit-learn's NotFittedError (a ValueError and an AttributeError)
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
         if x is None:
             return None
-        x = _as_data(x)
-        require(x.shape[1] == self.n_features_in_,
-                f"expected data with {self.n_features_in_} features (as in fit), got {x.shape[1]}")
-        return x
+        return _as_data(x, estimator=self, reset=False)  # X has d features, but ... is expecting D
 
     def _params(self):
         return FactorParams(*(jnp.asarray(p) for p in self.params_)), jnp.asarray(self.mean_)
@@ -366,9 +387,9 @@ class _LinearGaussian:
         x = self._fitted(x)
         return _in_blocks(log_likelihood, x, *self._params())
 
-    def score(self, x) -> float:
-        """Mean exact log p(x) per example (what scikit-learn's ``score`` reports)."""
-        return float(np.mean(self.score_samples(x)))
+    def score(self, X, y=None) -> float:
+        """Mean exact log p(x) per example (what scikit-learn's ``score`` reports); ``y`` is ignored."""
+        return float(np.mean(self.score_samples(X)))
 
     def posterior(self, x) -> tuple[np.ndarray, np.ndarray]:
         """Posterior of z given each row: means (N, L) and the covariance (L, L) shared by all rows."""
@@ -381,16 +402,18 @@ class _LinearGaussian:
         """Posterior means E[z | x], shape (N, L)."""
         return self.posterior(x)[0]
 
-    def sample(self, key, n: int) -> np.ndarray:
-        """``n`` draws x = W z + mu + eps from the model, shape (n, D)."""
+    def sample(self, n_samples: int = 1, *, key=None) -> np.ndarray:
+        """``n_samples`` draws x = W z + mu + eps from the model, shape (n, D); ``key`` (a JAX key)
+        or else ``random_state`` says which."""
         self._fitted()
-        require(isinstance(n, (int, np.integer)) and n >= 1, f"n must be an integer >= 1, got {n!r}")
-        return np.asarray(_sample(key, *self._params(), int(n)))
+        n = n_samples
+        require(isinstance(n, (int, np.integer)) and n >= 1, f"n_samples must be an integer >= 1, got {n!r}")
+        return np.asarray(_sample(resolve_key(self.random_state, key, what="sample"), *self._params(), int(n)))
 
     def n_parameters(self) -> int:
         """Free parameters: mean D, loadings D L - L(L-1)/2 (rotation), noise D (FA) or 1 (PPCA)."""
         self._fitted()
-        d, k = self.n_features_in_, self.n_components
+        d, k = self.n_features_in_, int(self.n_components)
         return d + d * k - k * (k - 1) // 2 + (1 if self._isotropic else d)
 
     def bic(self) -> float:
@@ -427,9 +450,10 @@ class FactorAnalysis(_LinearGaussian):
 
     _isotropic = False
 
-    def __init__(self, n_components: int, *, tol: float = 1e-6, max_iter: int = 1000, min_noise: float = 1e-6,
-                 accelerate: bool = True):
-        super().__init__(n_components, tol=tol, max_iter=max_iter, min_noise=min_noise, accelerate=accelerate)
+    def __init__(self, n_components: int = 1, *, tol: float = 1e-6, max_iter: int = 1000, min_noise: float = 1e-6,
+                 accelerate: bool = True, random_state=None):
+        self.n_components, self.tol, self.max_iter, self.min_noise = n_components, tol, max_iter, min_noise
+        self.accelerate, self.random_state = accelerate, random_state
 
 
 class PPCA(_LinearGaussian):
@@ -447,16 +471,19 @@ class PPCA(_LinearGaussian):
 
     _isotropic = True
 
-    def __init__(self, n_components: int, *, method: str = "closed_form", tol: float = 1e-6, max_iter: int = 1000,
-                 min_noise: float = 1e-6, accelerate: bool = True):
-        require(method in FA_METHODS, f"unknown method {method!r}; choose one of {', '.join(FA_METHODS)}")
-        super().__init__(n_components, tol=tol, max_iter=max_iter, min_noise=min_noise, accelerate=accelerate)
-        self.method = method
+    def __init__(self, n_components: int = 1, *, method: str = "closed_form", tol: float = 1e-6, max_iter: int = 1000,
+                 min_noise: float = 1e-6, accelerate: bool = True, random_state=None):
+        self.n_components, self.method, self.tol, self.max_iter = n_components, method, tol, max_iter
+        self.min_noise, self.accelerate, self.random_state = min_noise, accelerate, random_state
+
+    def _check_params(self):
+        super()._check_params()
+        require(self.method in FA_METHODS, f"unknown method {self.method!r}; choose one of {', '.join(FA_METHODS)}")
 
     def _fit_params(self, key, data: Moments):
         if self.method == "em":
             return super()._fit_params(key, data)
-        return (*fit_closed_form(data, n_components=self.n_components), np.array([]), 0, True)
+        return (*fit_closed_form(data, n_components=int(self.n_components)), np.array([]), 0, True)
 
 
 
