@@ -131,6 +131,8 @@ def run() -> None:
         code = main()
     except KeyboardInterrupt:  # Ctrl-C before main's handlers were set (importing) or after they were undone
         code = 130
+    for s in (signal.SIGINT, signal.SIGTERM):  # the work is done: a late signal must not kill the exit
+        signal.signal(s, signal.SIG_IGN)
     if code >= 128:
         sys.stdout.flush()
         sys.stderr.flush()
