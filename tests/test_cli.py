@@ -212,7 +212,7 @@ def test_the_compilation_cache_goes_to_the_user_cache_unless_told_otherwise(tmp_
 def test_warnings_are_one_line_of_the_commands_output(tiny_run, monkeypatch, capsys):
     import warnings
 
-    import bayesgen.runs
+    import bayesgen.cli.use_commands as use_commands
     from bayesgen import BayesgenError
 
     def warns(*args, **kwargs):
@@ -220,7 +220,7 @@ def test_warnings_are_one_line_of_the_commands_output(tiny_run, monkeypatch, cap
         warnings.warn("a library's\n  two-line warning", UserWarning, stacklevel=1)
         raise BayesgenError("stop here")
 
-    monkeypatch.setattr(bayesgen.runs, "open_run", warns)
+    monkeypatch.setattr(use_commands, "open_run", warns)
     run, _ = tiny_run
     assert main(["sample", str(run), "--out", str(run / "unused.png")]) == 2
     err = capsys.readouterr().err.splitlines()

@@ -128,7 +128,7 @@ def test_the_epoch_passes_the_global_step_without_recompiling(model_and_batch):
 
 def test_validation_monitors_the_true_bound_and_the_flags_reach_the_objective(model_and_batch, tmp_path, capsys):
     from bayesgen.cli import build_parser, main
-    from bayesgen.cli.train import config_from_args
+    from bayesgen.cli.train_commands import config_from_args
     from bayesgen.runs import make_objective
     from bayesgen.train.driver import fit
 

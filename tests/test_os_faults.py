@@ -63,15 +63,15 @@ def _assert_one_os_line(code, err, pattern):
 @pytest.mark.parametrize("name", COMMANDS)
 def test_an_unwritable_destination_is_one_line_before_any_work(name, places, capsys, monkeypatch):
     import bayesgen.bayes.cli_bayes as cli_bayes
+    import bayesgen.cli.use_commands as use_commands
     import bayesgen.em.cli_gmm as cli_gmm
-    import bayesgen.runs as runs
     import bayesgen.runs.training as training
 
     def no_work(*args, **kwargs):
         raise AssertionError("the command started its work before checking where it writes")
 
     # where each command starts its work: opening the run, reading the data
-    for module, start in ((runs, "open_run"), (training, "prepare_data"), (cli_gmm, "load_data"),
+    for module, start in ((use_commands, "open_run"), (training, "prepare_data"), (cli_gmm, "load_data"),
                           (cli_bayes, "_model_and_data")):
         monkeypatch.setattr(module, start, no_work)
     code = main(_fill(COMMANDS[name], places))

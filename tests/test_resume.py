@@ -157,13 +157,13 @@ def test_ctrl_c_stops_after_the_epoch_and_a_second_one_aborts(getkey):
 
 
 def test_cli_exit_code_is_128_plus_the_signal(monkeypatch, capsys):
-    import bayesgen.runs
+    import bayesgen.cli.train_commands as train_commands
 
     def interrupted(*args, **kwargs):
         raise TrainingInterrupted("stopped by SIGINT after epoch 1 of 3; continue with: bayesgen train --resume r",
                                   signal.SIGINT)
 
-    monkeypatch.setattr(bayesgen.runs, "train", interrupted)  # the command imports it when it runs
+    monkeypatch.setattr(train_commands, "train", interrupted)
     assert main(["train", "--out", "r", "--quiet"]) == 130
     assert capsys.readouterr().err.strip().endswith("--resume r")
 

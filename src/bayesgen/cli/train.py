@@ -1,16 +1,13 @@
-"""``bayesgen train`` and ``bayesgen demo``: train a VAE into a run directory. The train flags
-are the config's keys (``TRAIN_FLAGS``) and one per option of the model variants."""
+"""``bayesgen train`` and ``bayesgen demo``: their options. The train flags are the config's keys
+(``TRAIN_FLAGS``) and one per option of the model variants; what the commands do is in
+:mod:`bayesgen.cli.train_commands`, imported when one runs."""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
-from pathlib import Path
 
-from bayesgen import layout, variants
-from bayesgen._errors import require
-from bayesgen.cli.common import add_tracking, int_list, progress
+from bayesgen import variants
+from bayesgen.cli.common import add_tracking, handler, int_list
 
 # flag -> (section, key, argparse kwargs)
 TRAIN_FLAGS = {
@@ -95,84 +92,9 @@ def _option_flags() -> dict:
 TRAIN_FLAGS.update(_option_flags())
 
 
-def config_from_args(args):
-    from bayesgen.config import Config  # the commands import what they run: --help must not import JAX
-
-    config = Config.from_toml(args.config) if args.config else Config()
-    raw = config.to_dict()
-    raw["model"]["options"] = raw["model"]["options"] or {}  # Config() holds None: the defaults
-    for flag, (section, key, _) in TRAIN_FLAGS.items():
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value is not None:
-            (raw["model"]["options"] if section == "options" else raw[section])[key] = value
-    if raw["train"]["patience"] == 0:
-        raw["train"]["patience"] = None
-    return Config.from_dict(raw, origin="the options")
-
-
-def report_training(result: dict, run: Path, started: float) -> None:
-    if not result:  # a secondary process of a multi-process run: process 0 reports
-        return
-    from bayesgen.runs import format_table
-
-    print(f"\nrun directory: {run}   ({time.perf_counter() - started:.0f} s)")
-    print(format_table(result))
-
-
-def cmd_train(args) -> int:
-    from bayesgen.runs import resume, train
-    from bayesgen.tracking import tracked_training
-    from bayesgen.train.sharding import initialize_distributed
-
-    started = time.perf_counter()
-    if args.distributed:
-        initialize_distributed(args.distributed)
-    if args.resume:
-        may_change = ("--devices", "--epochs")
-        given = [flag for flag in ("--config", *TRAIN_FLAGS, "--out", "--force")
-                 if flag not in may_change and getattr(args, flag[2:].replace("-", "_")) not in (None, False)]
-        require(not given, f"--resume continues a run with its recorded settings, so {' '.join(given)} cannot be "
-                           "changed (only --devices, and --epochs to extend it); start a new run with --out instead")
-        result = resume(args.resume, devices=args.devices, epochs=args.epochs, progress=progress(args),
-                        make_plots=not args.no_plots)
-        report_training(result, Path(args.resume), started)
-        return 0
-    require(args.out, "train needs --out DIR (a new run directory), or --resume RUN to continue a stopped run")
-    config = config_from_args(args)
-
-    result = tracked_training(args.track, args.out, lambda on_epoch: train(
-        config, args.out, overwrite=args.force, progress=progress(args), make_plots=not args.no_plots,
-        on_epoch=on_epoch), uri=args.track_uri)
-    report_training(result, Path(args.out), started)
-    return 0
-
-
-def cmd_demo(args) -> int:
-    from bayesgen.config import Config
-    from bayesgen.runs import train
-
-    out = Path(args.out)
-    if (out / layout.CONFIG).exists() and not args.force:
-        out = next(p for i in range(2, 10_000)
-                   if not ((p := out.with_name(f"{out.name}-{i}")) / layout.CONFIG).exists())
-    config = Config.from_dict({
-        "data": {"source": "digits"},
-        "model": {"likelihood": "categorical", "latent_dim": 2, "hidden": [256, 128]},
-        "train": {"epochs": args.epochs, "batch_size": 64, "learning_rate": 2e-3, "patience": 20},
-        "eval": {"n_importance": 1000},
-    })
-    layout.check_writable(out, folder=True)
-    print(f"bayesgen demo: a VAE with a 17-level categorical likelihood on the 8x8 digits -> {out}", file=sys.stderr)
-    started = time.perf_counter()
-    result = train(config, out, overwrite=True, progress=progress(args))
-    report_training(result, out, started)
-    print(f"plots: {out / layout.PLOTS}   next: bayesgen report {out} | bayesgen sample {out} | "
-          f"bayesgen evaluate {out} --n-importance 5000")
-    return 0
-
-
 def register(commands) -> None:
-    p = commands.add("train", cmd_train, "Train a VAE and write a run directory.",
+    p = commands.add("train", handler("bayesgen.cli.train_commands:cmd_train"),
+                     "Train a VAE and write a run directory.",
                      "bayesgen train --data digits --likelihood categorical --latent-dim 2 --epochs 50 "
                      "--out runs/digits\n"
                      "  bayesgen train --config vae.toml --out runs/mnist      "
@@ -190,7 +112,8 @@ def register(commands) -> None:
     for flag, (section, _, kwargs) in TRAIN_FLAGS.items():
         (by_variant if section == "options" else p).add_argument(flag, **kwargs)
 
-    p = commands.add("demo", cmd_demo, "Train a VAE on the embedded 8x8 digits and show what it learned (< 2 min).",
+    p = commands.add("demo", handler("bayesgen.cli.train_commands:cmd_demo"),
+                     "Train a VAE on the embedded 8x8 digits and show what it learned (< 2 min).",
                      "bayesgen demo")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--epochs", type=int, default=150)
