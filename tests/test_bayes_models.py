@@ -317,18 +317,22 @@ def test_formula_errors(formula, match):
     assert parse_formula("score ~ 1 + hours + age + (1|school)") == ("score", ["hours", "age"], "school")
 
 
-def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
-    (tmp_path / "mine.py").write_text(
-        "import numpyro, numpyro.distributions as dist\n"
-        "def model(y):\n"
-        "    mu = numpyro.sample('mu', dist.Normal(0.0, 10.0))\n"
-        "    with numpyro.plate('n', len(y)):\n"
-        "        numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n")
+def _fit_user_model(tmp_path, capsys, likelihood: str, *flags):
+    """``bayes fit --model mine.py:model`` (MH) of a model of y with a Normal(0, 10) mean ``mu``
+    and the ``likelihood`` lines given, on four values; the run goes to ``tmp_path / "run"``."""
+    (tmp_path / "mine.py").write_text("import numpyro, numpyro.distributions as dist\n"
+                                      "def model(y):\n"
+                                      "    mu = numpyro.sample('mu', dist.Normal(0.0, 10.0))\n" + likelihood)
     (tmp_path / "data.json").write_text(json.dumps({"y": [0.5, 1.5, 1.0, 2.0]}))
+    return _cli(["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data", str(tmp_path / "data.json"),
+                 "--out", str(tmp_path / "run"), "--method", "mh", *flags, "--quiet"], capsys)
+
+
+def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data", str(tmp_path / "data.json"),
-            "--out", str(out), "--method", "mh", "--chains", "2", "--warmup", "500", "--samples", "1000", "--quiet"]
-    code, stdout, err = _cli(argv, capsys)
+    code, stdout, err = _fit_user_model(tmp_path, capsys, "    with numpyro.plate('n', len(y)):\n"
+                                        "        numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n",
+                                        "--chains", "2", "--warmup", "500", "--samples", "1000")
     assert code == 0, err
     assert "mu" in stdout and "r_hat" in stdout and str(out) in stdout
     report = json.loads((out / "summary.json").read_text())
@@ -344,7 +348,8 @@ def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
         assert (out / "plots" / f"{name}.png").read_bytes()[:8] == PNG_MAGIC
     if importlib.util.find_spec("arviz") is not None:     # NetCDF beside the .npz when ArviZ is installed
         assert (out / "posterior.nc").stat().st_size > 0
-    code, _, err = _cli(argv, capsys)              # an existing run is not replaced without --force
+    code, _, err = _fit_user_model(tmp_path, capsys, "    numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n")
+    # an existing run is not replaced without --force
     assert code == 2 and "already exists" in err and err.count("\n") == 1
 
 
@@ -375,16 +380,9 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, argv, match):
 def test_a_failing_extra_costs_only_itself_never_the_draws(tmp_path, capsys):
     # no plate: the model scores the data, but replaying it draws one y per draw, not four,
     # and the predictive plot cannot compare them (issue 20: this used to lose the whole run)
-    (tmp_path / "mine.py").write_text(
-        "import numpyro, numpyro.distributions as dist\n"
-        "def model(y):\n"
-        "    mu = numpyro.sample('mu', dist.Normal(0.0, 10.0))\n"
-        "    numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n")
-    (tmp_path / "data.json").write_text(json.dumps({"y": [0.5, 1.5, 1.0, 2.0]}))
     out = tmp_path / "run"
-    argv = ["bayes", "fit", "--model", f"{tmp_path / 'mine.py'}:model", "--data", str(tmp_path / "data.json"),
-            "--out", str(out), "--method", "mh", "--chains", "1", "--warmup", "200", "--samples", "300", "--quiet"]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = _fit_user_model(tmp_path, capsys, "    numpyro.sample('y', dist.Normal(mu, 1.0), obs=y)\n",
+                                   "--chains", "1", "--warmup", "200", "--samples", "300")
     assert code == 0, err
     assert np.load(out / "draws.npz")["draws/mu"].size == 300
     notes = json.loads((out / "summary.json").read_text())["notes"]
