@@ -236,3 +236,36 @@ def test_kl_per_dimension_is_the_closed_form_gaussian_kl(getkey):
     mog = build_vae(data_dim=6, latent_dim=3, likelihood="gaussian", hidden=(8,), prior="mog", key=getkey())
     with pytest.raises(BayesgenError, match="factorised Gaussian prior and posterior"):
         evaluation.kl_per_dimension(mog, x)
+
+
+def test_the_gallery_is_each_function_at_once(getkey):
+    """plot_run's one compiled program returns what the functions return one by one: the closed-form
+    PPCA posterior means, their reconstructions and line, the KL per dimension, decodings of a grid."""
+    model, exact, w, b = _exact_posterior_ppca(getkey(), (2.0, 1.0))
+    x = np.asarray(exact.rvs(size=20, random_state=9), np.float32)
+    z_grid = np.asarray(np.random.default_rng(1).normal(size=(5, 2)), np.float32)
+    key = getkey()
+    out = evaluation.gallery(model, key, x, n_samples=7, z_grid=z_grid, steps=4)
+    assert set(out) == {"samples", "means", "reconstructions", "interpolation", "manifold", "kl"}
+    precision = np.diag(w.T @ w) + SIGMA**2
+    np.testing.assert_allclose(out["means"], (x - b) @ (w / precision), atol=1e-5)
+    np.testing.assert_allclose(out["reconstructions"], evaluation.reconstruct(model, x[:16]), atol=1e-5)
+    np.testing.assert_allclose(out["interpolation"], evaluation.interpolate(model, x[0], x[1], steps=4), atol=1e-5)
+    np.testing.assert_allclose(out["manifold"], z_grid @ w.T + b, atol=1e-5)
+    np.testing.assert_allclose(out["kl"], evaluation.kl_per_dimension(model, x), rtol=1e-5)
+    np.testing.assert_allclose(out["samples"], evaluation.sample(model, key, 7)[1], atol=1e-6)
+    one = evaluation.gallery(model, key, x[:1])
+    assert "interpolation" not in one and "manifold" not in one and one["reconstructions"].shape == (1, 6)
+    mog = build_vae(data_dim=6, latent_dim=3, likelihood="gaussian", hidden=(8,), prior="mog", key=getkey())
+    assert not evaluation.has_factorised_kl(mog) and evaluation.has_factorised_kl(model)
+    assert "kl" not in evaluation.gallery(mog, key, x)
+
+
+def test_the_gallery_of_a_conditional_model_uses_the_rows_conditions(getkey):
+    model = build_vae(data_dim=4, latent_dim=2, likelihood="gaussian", hidden=(8,), condition_dim=2, key=getkey())
+    rows = np.asarray(np.random.default_rng(0).normal(size=(3, 6)), np.float32)
+    condition = np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
+    out = evaluation.gallery(model, getkey(), rows, n_samples=4, condition=condition, steps=3)
+    np.testing.assert_allclose(out["reconstructions"], evaluation.reconstruct(model, rows), atol=1e-6)
+    np.testing.assert_allclose(out["interpolation"], evaluation.interpolate(model, rows[0], rows[1], steps=3),
+                               atol=1e-6)

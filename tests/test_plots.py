@@ -161,6 +161,22 @@ def test_manifold_decodes_ndtri_grid(tmp_path):
     others = [k for k in range(latent_dim) if k not in dims]
     np.testing.assert_array_equal(z[:, others], 0.0)
     assert grid[0] == pytest.approx(-1.6448536) and abs(grid[n // 2]) < 1e-12  # 5%..95% normal quantiles
+    np.testing.assert_array_equal(plots.manifold_grid(n=n, latent_dims=dims, latent_dim=latent_dim), z)  # decoded ahead
+
+
+def test_a_figure_is_laid_out_once(tmp_path, monkeypatch):
+    """_save runs the layout itself and turns it off, so savefig does not draw the figure twice
+    (once without rendering, to lay it out); the picture is the one savefig's layout gives."""
+    draws = []
+    original = plots.Figure.draw
+    monkeypatch.setattr(plots.Figure, "draw", lambda fig, renderer: draws.append(1) or original(fig, renderer))
+    x = np.random.default_rng(0).random((6, 64))
+    plots.image_grid(x, (8, 8), tmp_path / "once.png", title="a title")
+    assert len(draws) == 1
+    monkeypatch.setattr(plots, "_save", lambda fig, path: fig.savefig(path, format="png", dpi=plots._DPI))
+    plots.image_grid(x, (8, 8), tmp_path / "savefig.png", title="a title")
+    assert len(draws) == 3  # savefig alone: a layout draw and the real one
+    np.testing.assert_array_equal(mpimg.imread(tmp_path / "once.png"), mpimg.imread(tmp_path / "savefig.png"))
 
 
 @pytest.mark.parametrize("image_shape,d", SHAPES, ids=SHAPE_IDS)

@@ -56,6 +56,7 @@ __all__ = [
     "interpolation",
     "latent_scatter",
     "manifold",
+    "manifold_grid",
     "loss_curve",
     "anomaly_histogram",
     "kl_per_dimension",
@@ -216,6 +217,10 @@ def _save(fig: Figure, path: PathLike) -> Path:
         )
         layout.check_writable(target)  # an OSError names the path; the CLI says it in one line
         target.parent.mkdir(parents=True, exist_ok=True)
+        engine = fig.get_layout_engine()
+        if engine is not None:  # lay out once here: savefig would draw the whole figure once more to do it
+            engine.execute(fig)
+            fig.set_layout_engine(None)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             with open(tmp, "xb") as fh:  # "x": never clobber; mode honours the umask
@@ -481,11 +486,8 @@ def manifold(
         f"also check latent_dim (= {latent_dim}) matches the model",
     )
     require(callable(decode), f"decode must be a callable z -> images, got {type(decode).__name__}")
-    grid = ndtri(np.linspace(0.05, 0.95, n))
-    z = np.zeros((n * n, latent_dim), dtype=np.float32)
-    z[:, i] = np.tile(grid, n)
-    z[:, j] = np.repeat(grid[::-1], n)
-    out = np.asarray(decode(z))
+    grid = _manifold_values(n)
+    out = np.asarray(decode(manifold_grid(n=n, latent_dims=(i, j), latent_dim=latent_dim)))
     require(
         out.ndim >= 1 and out.shape[0] == n * n,
         f"decode returned shape {out.shape} for {n * n} latent points; it must return one image per row of z",
@@ -513,6 +515,24 @@ def manifold(
     if grey:
         fig.colorbar(im, ax=ax, shrink=0.8, label="decoded value")
     return _save(fig, path)
+
+
+def _manifold_values(n: int) -> np.ndarray:
+    return ndtri(np.linspace(0.05, 0.95, n))
+
+
+def manifold_grid(*, n: int = 15, latent_dims: Sequence[int] = (0, 1), latent_dim: int = 2) -> np.ndarray:
+    """The ``(n * n, latent_dim)`` float32 latent points that :func:`manifold` decodes, in its order.
+
+    For decoding them ahead of time (e.g. in one compiled program with other arrays) and
+    passing ``lambda z: decoded`` to :func:`manifold` with the same arguments.
+    """
+    i, j = latent_dims
+    grid = _manifold_values(n)
+    z = np.zeros((n * n, latent_dim), dtype=np.float32)
+    z[:, i] = np.tile(grid, n)
+    z[:, j] = np.repeat(grid[::-1], n)
+    return z
 
 
 # --------------------------------------------------------------------------------------

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from bayesgen import layout, plots
-from bayesgen._errors import BayesgenError, require
+from bayesgen._errors import require
 from bayesgen.catalog import inspect_run, read_history
 from bayesgen.lvm import evaluation
 from bayesgen.runs.data import class_conditions
@@ -36,36 +34,33 @@ def format_table(result: dict) -> str:
 
 
 def plot_run(run: Run, *, n_samples: int = 64) -> list[Path]:
-    """All standard plots of a run into ``RUN/plots``; returns the files written."""
-    out, shape = run.path / layout.PLOTS, run.data.info["image_shape"]
+    """All standard plots of a run into ``RUN/plots``; returns the files written.
+
+    The model's arrays for all of them come from one compiled program (:func:`evaluation.gallery`).
+    """
+    out, shape, model, test = run.path / layout.PLOTS, run.data.info["image_shape"], run.model, run.data.test
+    with_manifold = (model.latent_dim >= 2 and not model.condition_dim
+                     and get_variant(run.config.model.name).continuous_latent)
+    z_grid = plots.manifold_grid(latent_dim=model.latent_dim) if with_manifold else None
+    arrays = evaluation.gallery(model, seed_key(run.config, KEY_SAMPLE), test, n_samples=n_samples,
+                                condition=class_conditions(model, n_samples), z_grid=z_grid)
     written = []
     history = read_history(run.path)
     if history:
         written.append(plots.loss_curve(history, out / "loss.png"))
-    _, x = evaluation.sample(run.model, seed_key(run.config, KEY_SAMPLE), n_samples,
-                             condition=class_conditions(run.model, n_samples))
-    title = "Samples from the model (E[x|z], z ~ p(z))" + (", classes in turn" if run.model.condition_dim else "")
-    written.append(plots.image_grid(np.asarray(x), shape, out / "samples.png", title=title,
-                                    ncols=run.model.condition_dim or None))
-    test = run.data.test
-    written.append(plots.reconstructions(test[:16, : run.model.data_dim],
-                                         evaluation.reconstruct(run.model, test[:16]), shape,
+    title = "Samples from the model (E[x|z], z ~ p(z))" + (", classes in turn" if model.condition_dim else "")
+    written.append(plots.image_grid(arrays["samples"], shape, out / "samples.png", title=title,
+                                    ncols=model.condition_dim or None))
+    written.append(plots.reconstructions(test[:16, : model.data_dim], arrays["reconstructions"], shape,
                                          out / "reconstructions.png"))
-    means, _ = evaluation.encode(run.model, test)
-    written.append(plots.latent_scatter(means, out / "latent.png", labels=run.data.labels["test"]))
-    try:
-        kl = evaluation.kl_per_dimension(run.model, test)
-    except BayesgenError:  # no factorised Gaussian prior and posterior (mixture/Vamp priors, flows, hvae)
-        kl = None
-    if kl is not None:
-        written.append(plots.kl_per_dimension(kl, out / "kl_per_dimension.png"))
-    if (run.model.latent_dim >= 2 and not run.model.condition_dim
-            and get_variant(run.config.model.name).continuous_latent):
-        written.append(plots.manifold(lambda z: evaluation.decode(run.model, z), shape, out / "manifold.png",
-                                      latent_dim=run.model.latent_dim))
-    if len(test) >= 2:
-        written.append(plots.interpolation(evaluation.interpolate(run.model, test[0], test[1], steps=10), shape,
-                                           out / "interpolation.png"))
+    written.append(plots.latent_scatter(arrays["means"], out / "latent.png", labels=run.data.labels["test"]))
+    if "kl" in arrays:  # a factorised Gaussian prior and posterior (not mixture/Vamp priors, flows, hvae)
+        written.append(plots.kl_per_dimension(arrays["kl"], out / "kl_per_dimension.png"))
+    if with_manifold:
+        written.append(plots.manifold(lambda z: arrays["manifold"], shape, out / "manifold.png",
+                                      latent_dim=model.latent_dim))
+    if "interpolation" in arrays:
+        written.append(plots.interpolation(arrays["interpolation"], shape, out / "interpolation.png"))
     return written
 
 
