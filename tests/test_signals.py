@@ -147,3 +147,38 @@ def test_a_signal_that_lands_in_a_finaliser_is_not_lost():
         for s, handler in outer.items():
             signal.signal(s, handler)
     assert stopped == signal.SIGINT and ref() is None
+
+
+def test_a_signal_during_an_import_stops_the_command_after_it(tmp_path, monkeypatch):
+    """An exception raised while a C extension initialises aborts the process (jaxlib's nanobind:
+    "terminate called after throwing ... python_error", exit 134, found by the hostile signals
+    target at 0.3 s into `bayesgen evaluate`): inside an import the signal waits, sent again
+    until it lands after the import."""
+    import importlib
+
+    from bayesgen.train.signals import SignalReceived, signals_raise
+
+    (tmp_path / "slow_to_import.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "deadline = time.monotonic() + 0.3\n"
+        "while time.monotonic() < deadline:\n"
+        "    pass\n"
+        "INITIALISED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    outer = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}  # never reach pytest
+    stopped, module = None, None
+    try:
+        with signals_raise():
+            module = importlib.import_module("slow_to_import")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                pass
+    except SignalReceived as err:
+        stopped = err.signum
+    finally:
+        time.sleep(0.1)
+        for s, handler in outer.items():
+            signal.signal(s, handler)
+        sys.modules.pop("slow_to_import", None)
+    assert stopped == signal.SIGTERM and module is not None and module.INITIALISED

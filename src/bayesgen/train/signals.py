@@ -41,7 +41,26 @@ class SignalReceived(KeyboardInterrupt):
         self.signum = signum
 
 
+RESEND_SECONDS = 0.05  # a signal that lands inside an import comes again this much later
+
+
+def _importing(frame) -> bool:
+    """Whether ``frame`` runs inside an import (importlib's frames are on the stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise(signum, frame) -> None:
+    if _importing(frame):
+        # An exception raised while a C extension initialises (jaxlib's nanobind module imports
+        # Python modules) aborts the process ("terminate called after throwing an instance of
+        # 'nanobind::python_error'", exit 134, or a segfault): found by the hostile signals target.
+        # The signal is sent again from a timer thread until it lands outside every import.
+        threading.Timer(RESEND_SECONDS, os.kill, (os.getpid(), signum)).start()
+        return
     for s in SIGNALS:  # a second signal while unwinding: stop now (files are written atomically)
         signal.signal(s, _exit_now)
     raise SignalReceived(signum)
