@@ -125,13 +125,15 @@ def _fit_lda(args, train, test_pair, summary):
     summary["fit_seconds"] = round(time.perf_counter() - started, 3)
     summary["perplexity"] = fitted.perplexity(train)
     summary["held_out_perplexity"] = None if test_pair is None else fitted.completion_perplexity(*test_pair)
-    history = np.asarray(fitted.history, np.float64)
-    summary.update({"method": args.method, "doc_topic_prior": fitted.alpha, "topic_word_prior": fitted.eta,
+    history = fitted.history_
+    summary.update({"method": args.method, "doc_topic_prior": fitted.doc_topic_prior_,
+                    "topic_word_prior": fitted.topic_word_prior_,
                     "max_iter": args.max_iter, "n_iter": fitted.n_iter_, "converged": fitted.converged_,
                     "final_objective": float(history[-1])})
     label = "log p(w | z) per token" if args.method == "gibbs" else "ELBO per word (nats)"
-    extra = {"components": np.asarray(fitted.components_), "doc_topic_prior": np.float64(fitted.alpha),
-             "topic_word_prior": np.float64(fitted.eta)}
+    extra = {"components": fitted.components_.astype(np.float32),
+             "doc_topic_prior": np.float64(fitted.doc_topic_prior_),
+             "topic_word_prior": np.float64(fitted.topic_word_prior_)}
     return fitted, history, label, extra
 
 
@@ -216,7 +218,8 @@ def run(args, kind: str = "lda") -> int:
     names = corpus.doc_names or tuple(str(i) for i in range(corpus.n_docs))
 
     def write_npz(f):
-        np.savez(f, topic_word=fitted.topic_word.astype(np.float32), vocabulary=np.array(fitted.vocabulary, dtype=str),
+        np.savez(f, topic_word=fitted.topic_word_.astype(np.float32),
+                 vocabulary=np.array(fitted.vocabulary_, dtype=str),
                  history=history, **extra)
 
     def write(run: Path) -> None:

@@ -68,18 +68,24 @@ import math
 import os
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 
-from bayesgen._errors import require
+from bayesgen._errors import BayesgenError, require
 from bayesgen.data import Corpus
 from bayesgen.em._driver import EMResult, run_em
+from bayesgen.em.estimator import resolve_key
 from bayesgen.em.options import LEARNING_METHODS
 
 __all__ = [
+    "Counts",
     "LatentDirichletAllocation",
+    "as_counts",
     "SyntheticCorpus",
     "document_completion_perplexity",
     "sample_corpus",
@@ -474,7 +480,8 @@ class VBData(NamedTuple):
     learning_offset: jax.Array
     learning_decay: jax.Array
     n_words: jax.Array       # total tokens of the corpus
-    n_docs: jax.Array
+    n_docs: jax.Array        # documents (those of index >= n_docs are padding)
+    n_total: jax.Array       # online: the corpus size the minibatch statistics scale to (partial_fit: total_samples)
 
 
 def _batch_e_step(state: VBState, data: VBData):
@@ -518,7 +525,7 @@ def _online_epoch(state: VBState, data: VBData):
         gamma, token_bound, sstats, _ = _corpus_e_step(topics, group, gamma0, data.alpha, data.max_doc_iter,
                                                        data.mean_change_tol, with_stats=True)
         rho = (data.learning_offset + n_updates + 1.0) ** -data.learning_decay
-        scale = data.n_docs / jnp.sum(group.n_real)
+        scale = data.n_total / jnp.sum(group.n_real)
         topic_word = (1.0 - rho) * topic_word + rho * (data.eta + scale * sstats)
         real = group.doc_index < data.n_docs
         bound = bound + token_bound + _dirichlet_bound(data.alpha, gamma, dirichlet_expectation(gamma), real)
@@ -653,220 +660,373 @@ def _gibbs_chain(key, docs, words, alpha, eta, *, n_docs: int, n_words: int, n_t
 # ==========================================================================================
 
 
-def _as_corpus(corpus, what: str = "corpus") -> Corpus:
-    if isinstance(corpus, Corpus):
-        return corpus
-    require(not isinstance(corpus, (str, bytes, os.PathLike)),
-            f"{what} is a path; read it first, e.g. bayesgen.data.load_corpus({str(corpus)!r})")
-    if hasattr(corpus, "toarray"):  # scipy.sparse
-        corpus = corpus.toarray()
-    return Corpus.from_dense(corpus)
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """Documents as sparse counts, what the fits read: a Corpus's arrays or a CSR matrix's, never dense.
+
+    Counts may be fractional (e.g. tf-idf weights, as scikit-learn's LDA allows) except for Gibbs
+    sampling, which needs whole tokens.
+    """
+
+    doc_ptr: np.ndarray    # (D + 1,) int64
+    word_ids: np.ndarray   # (nnz,) int32, distinct within a document
+    counts: np.ndarray     # (nnz,) float32, > 0
+    vocab_size: int
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.doc_ptr) - 1
+
+    @property
+    def n_tokens(self) -> float:
+        return float(self.counts.sum(dtype=np.float64))
+
+    def tokens(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every word occurrence as ``(doc, word)`` int32 arrays, in document order (whole counts only)."""
+        require(bool(np.all(self.counts == np.round(self.counts))),
+                "Gibbs sampling needs whole word counts; pass counts, or use learning_method='batch' or 'online'")
+        repeat = self.counts.astype(np.int64)
+        docs = np.repeat(np.arange(self.n_docs, dtype=np.int32), np.diff(self.doc_ptr))
+        return np.repeat(docs, repeat), np.repeat(self.word_ids, repeat)
 
 
-class LatentDirichletAllocation(eqx.Module):
-    """LDA fitted by batch / online variational Bayes or collapsed Gibbs sampling.
+def as_counts(x, what: str = "X") -> Counts:
+    """A :class:`~bayesgen.data.Corpus`, a scipy.sparse matrix or a dense (D, V) array as :class:`Counts`.
 
-    Immutable: :meth:`fit` returns a fitted copy (``lda = lda.fit(corpus, key=key)``).
+    A sparse matrix stays sparse (converted to CSR, duplicate entries summed, stored zeros dropped);
+    a dense array is read into CSR. Negative, NaN or infinite counts raise a BayesgenError.
+    """
+    if isinstance(x, Corpus):
+        return Counts(x.doc_ptr, x.word_ids, x.counts.astype(np.float32), x.vocab_size)
+    require(not isinstance(x, (str, bytes, os.PathLike)),
+            f"{what} is a path; read it first, e.g. bayesgen.data.load_corpus({str(x)!r})")
+    if sp.issparse(x):
+        csr = sp.csr_matrix(x)
+        if not csr.has_canonical_format:
+            csr = csr.copy()
+            csr.sum_duplicates()
+    else:
+        try:
+            dense = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BayesgenError(f"{what} is not a matrix of counts; pass a Corpus, a scipy.sparse matrix or a "
+                                "2-D array (documents x words)") from None
+        require(dense.ndim == 2, f"{what} must be 2-D (documents x words), got shape {dense.shape}")
+        csr = sp.csr_matrix(dense)
+    require(csr.shape[0] >= 1 and csr.shape[1] >= 1,
+            f"{what} is empty (shape {csr.shape}); pass at least one document and one word")
+    data = csr.data
+    require(bool(np.all(np.isfinite(data))), f"{what} has NaN or infinite counts; pass finite word counts")
+    require(data.size == 0 or float(data.min()) >= 0, f"Negative values in data ({what}); pass word counts (>= 0)")
+    doc_ptr, word_ids = csr.indptr.astype(np.int64), csr.indices.astype(np.int32)
+    kept = data > 0
+    if not kept.all():  # stored zeros: drop them without touching the caller's matrix
+        doc_of_entry = np.repeat(np.arange(csr.shape[0]), np.diff(doc_ptr))
+        doc_ptr = np.concatenate([[0], np.cumsum(np.bincount(doc_of_entry[kept], minlength=csr.shape[0]))])
+        word_ids, data = word_ids[kept], data[kept]
+    return Counts(doc_ptr, word_ids, data.astype(np.float32), int(csr.shape[1]))
+
+
+def _online_blocks(counts: Counts, minibatches) -> Blocks:
+    """Blocks of online VB: the G blocks of each of M minibatches, shape (M, G, ...)."""
+    size = max(len(m) for m in minibatches)
+    per_block = -(-size // -(-size // DOCS_PER_BLOCK))   # B <= 32, G * B >= the largest minibatch
+    blocks = pack_blocks(counts, per_block, minibatches)
+    return jax.tree.map(lambda a: a.reshape(len(minibatches), -1, *a.shape[1:]), blocks)
+
+
+@jax.jit
+def _online_pass(topic_word, n_updates, data: VBData):
+    """One online VB update per minibatch, in ``data.block_orders[0]``'s order: ``(lambda, updates so far)``."""
+    state, _ = _online_epoch(VBState(topic_word, n_updates, jnp.zeros((), jnp.int32)), data)
+    return state.topic_word, state.n_updates
+
+
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """LDA fitted by batch / online variational Bayes or collapsed Gibbs sampling; a scikit-learn estimator.
+
+    Parameters are stored as given and checked by :meth:`fit` (``clone``, ``get_params``,
+    ``Pipeline`` and ``GridSearchCV`` work); :meth:`fit` and :meth:`partial_fit` return the
+    estimator. The data are a :class:`~bayesgen.data.Corpus`, a scipy.sparse matrix (kept sparse:
+    a corpus is never densified) or a dense (documents x words) array of counts.
 
     Every fit is one compiled program (XLA, a few seconds to compile on CPU) per shape:
     corpora of similar size share it (sizes are rounded up), ``max_iter`` is part of it,
     and priors, tolerances and keys are not. Gibbs compiles per number of tokens.
 
     Args:
-        n_topics: K.
+        n_components: K, the number of topics.
         doc_topic_prior: alpha of Dirichlet(alpha) over each document's topic proportions
             (default 1/K).
         topic_word_prior: eta of Dirichlet(eta) over each topic's word distribution
             (default 1/K).
         learning_method: ``"batch"`` (VB, full passes), ``"online"`` (Hoffman et al. 2010,
             minibatch updates) or ``"gibbs"`` (collapsed Gibbs sampling).
+        learning_decay: online: kappa in (0.5, 1], rho_t = (tau0 + t) ** -kappa.
+        learning_offset: online: tau0 (> 0), slows down the early iterations.
         max_iter: VB: passes over the corpus; Gibbs: sweeps.
+        batch_size: online and :meth:`partial_fit`: documents per minibatch.
         tol: VB: stop when the ELBO per word changes by less than this (nats) between
             passes; ``0`` runs exactly ``max_iter`` passes. Ignored by Gibbs.
-        batch_size: online: documents per minibatch.
-        learning_offset: online: tau0 (> 0), slows down the early iterations.
-        learning_decay: online: kappa in (0.5, 1], rho_t = (tau0 + t) ** -kappa.
-        max_doc_update_iter: at most this many fixed-point iterations per document per E-step.
+        total_samples: :meth:`partial_fit`: the number of documents of the whole corpus the
+            minibatches come from (scales their statistics, as in scikit-learn).
         mean_change_tol: a document's E-step stops when the mean absolute change of its
             gamma is below this.
+        max_doc_update_iter: at most this many fixed-point iterations per document per E-step.
+        random_state: ``None``, an int, a NumPy ``RandomState``/``Generator`` or a JAX key
+            (initialisation, minibatch order, Gibbs draws); ``fit(..., key=k)`` overrides it
+            (see :mod:`bayesgen.em.estimator`).
 
-    Fitted attributes (None before :meth:`fit`):
+    Fitted attributes:
         components_: (K, V) Dirichlet parameters of the topics: lambda (VB) or
             n_kw + eta (Gibbs, the posterior given the last sample).
-        history: (n_iter,) VB: the ELBO per word of every pass, computed in its E-step (so of
+        topic_word_: (K, V) E[beta], every topic's word distribution (rows sum to 1).
+        history_: (n_iter_,) VB: the ELBO per word of every pass, computed in its E-step (so of
             the lambda before that pass's update; online: a running estimate over the
             minibatches); Gibbs: log p(w | z) per token after each sweep.
         n_iter_: passes or sweeps run; converged_: whether ``tol`` was met (Gibbs: False,
-        it runs ``max_iter`` sweeps); vocabulary: the corpus' words.
+            it runs ``max_iter`` sweeps); n_batch_iter_: online updates so far, plus one (as
+            scikit-learn counts); doc_topic_prior_, topic_word_prior_: the priors in use;
+            vocabulary_: the words (a Corpus's, a DataFrame's column names, else "0", "1", ...);
+            n_features_in_ (and feature_names_in_ for a DataFrame).
 
     Example:
         >>> s = sample_corpus(jax.random.key(0), n_topics=4, vocab_size=40, doc_lengths=[80] * 200, alpha=0.2, eta=0.1)
-        >>> lda = LatentDirichletAllocation(4, max_iter=30).fit(s.corpus, key=jax.random.key(1))
+        >>> lda = LatentDirichletAllocation(4, max_iter=30, random_state=1).fit(s.corpus)
         >>> lda.transform(s.corpus).shape, len(lda.top_words(3)[0]), lda.converged_
         ((200, 4), 3, True)
     """
 
-    n_topics: int = eqx.field(static=True)
-    doc_topic_prior: float | None = eqx.field(static=True, kw_only=True, default=None)
-    topic_word_prior: float | None = eqx.field(static=True, kw_only=True, default=None)
-    learning_method: str = eqx.field(static=True, kw_only=True, default="batch")
-    max_iter: int = eqx.field(static=True, kw_only=True, default=100)
-    tol: float = eqx.field(static=True, kw_only=True, default=1e-4)
-    batch_size: int = eqx.field(static=True, kw_only=True, default=128)
-    learning_offset: float = eqx.field(static=True, kw_only=True, default=10.0)
-    learning_decay: float = eqx.field(static=True, kw_only=True, default=0.7)
-    max_doc_update_iter: int = eqx.field(static=True, kw_only=True, default=100)
-    mean_change_tol: float = eqx.field(static=True, kw_only=True, default=1e-3)
-    # fitted
-    components_: jax.Array | None = eqx.field(kw_only=True, default=None)
-    history: jax.Array | None = eqx.field(kw_only=True, default=None)
-    n_iter_: int | None = eqx.field(static=True, kw_only=True, default=None)
-    converged_: bool | None = eqx.field(static=True, kw_only=True, default=None)
-    vocabulary: tuple[str, ...] | None = eqx.field(static=True, kw_only=True, default=None)
+    def __init__(self, n_components=10, *, doc_topic_prior=None, topic_word_prior=None, learning_method="batch",
+                 learning_decay=0.7, learning_offset=10.0, max_iter=100, batch_size=128, tol=1e-4,
+                 total_samples=1e6, mean_change_tol=1e-3, max_doc_update_iter=100, random_state=None):
+        self.n_components = n_components
+        self.doc_topic_prior = doc_topic_prior
+        self.topic_word_prior = topic_word_prior
+        self.learning_method = learning_method
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.tol = tol
+        self.total_samples = total_samples
+        self.mean_change_tol = mean_change_tol
+        self.max_doc_update_iter = max_doc_update_iter
+        self.random_state = random_state
 
-    def __check_init__(self):
-        def positive_int(name):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        return tags
+
+    def _check_params(self):
+        for name in ("n_components", "max_iter", "batch_size", "max_doc_update_iter"):
             value = getattr(self, name)
-            require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
-                    f"{name} must be a positive integer, got {value!r}")
-
-        for name in ("n_topics", "max_iter", "batch_size", "max_doc_update_iter"):
-            positive_int(name)
+            require(_is_int(value, 1), f"{name} must be a positive integer, got {value!r}")
         require(self.learning_method in LEARNING_METHODS,
                 f"learning_method must be one of {', '.join(LEARNING_METHODS)}, got {self.learning_method!r}")
         for name in ("doc_topic_prior", "topic_word_prior"):
             value = getattr(self, name)
-            require(value is None or (isinstance(value, (int, float)) and math.isfinite(value) and value > 0),
-                    f"{name} must be a positive number (or None for 1/n_topics), got {value!r}")
-        require(self.learning_offset > 0, f"learning_offset must be > 0, got {self.learning_offset}")
-        require(0.5 < self.learning_decay <= 1.0,
-                f"learning_decay must lie in (0.5, 1] for online VB to converge, got {self.learning_decay}")
-        require(self.tol >= 0 and self.mean_change_tol >= 0, "tol and mean_change_tol must be >= 0")
+            require(value is None or (_is_real(value) and value > 0),
+                    f"{name} must be a positive number (or None for 1/n_components), got {value!r}")
+        for name, low in (("learning_offset", 0.0), ("total_samples", 0.0)):
+            value = getattr(self, name)
+            require(_is_real(value) and value > low, f"{name} must be a number > 0, got {value!r}")
+        require(_is_real(self.learning_decay) and 0.5 < self.learning_decay <= 1.0,
+                f"learning_decay must lie in (0.5, 1] for online VB to converge, got {self.learning_decay!r}")
+        for name in ("tol", "mean_change_tol"):
+            value = getattr(self, name)
+            require(_is_real(value) and value >= 0, f"{name} must be a number >= 0, got {value!r}")
+        self.doc_topic_prior_ = 1.0 / self.n_components if self.doc_topic_prior is None else float(self.doc_topic_prior)
+        self.topic_word_prior_ = (1.0 / self.n_components if self.topic_word_prior is None
+                                  else float(self.topic_word_prior))
 
-    # --- hyperparameters ---------------------------------------------------------------------
+    # --- data --------------------------------------------------------------------------------
 
-    @property
-    def alpha(self) -> float:
-        """The document-topic prior in use (``doc_topic_prior`` or 1/K)."""
-        return 1.0 / self.n_topics if self.doc_topic_prior is None else float(self.doc_topic_prior)
-
-    @property
-    def eta(self) -> float:
-        """The topic-word prior in use (``topic_word_prior`` or 1/K)."""
-        return 1.0 / self.n_topics if self.topic_word_prior is None else float(self.topic_word_prior)
+    def _counts(self, X, *, reset: bool, what: str = "X") -> Counts:
+        """``X`` as :class:`Counts` after scikit-learn's input checks (which set or check ``n_features_in_``)."""
+        if isinstance(X, Corpus):
+            if reset:
+                self.n_features_in_, self.vocabulary_ = X.vocab_size, X.vocabulary
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            else:
+                require(X.vocab_size == self.n_features_in_,
+                        f"{what} has {X.vocab_size} words in its vocabulary but the model was fitted on "
+                        f"{self.n_features_in_}; build it with the model's vocabulary "
+                        "(e.g. from_texts(..., vocabulary=lda.vocabulary_))")
+            return as_counts(X, what)
+        require(not isinstance(X, (str, bytes, os.PathLike)),
+                f"{what} is a path; read it first, e.g. bayesgen.data.load_corpus({str(X)!r})")
+        try:
+            X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float64, np.float32))
+        except ValueError as err:  # its words, on one line
+            raise BayesgenError(" ".join(str(err).split())) from None
+        if reset:
+            self.vocabulary_ = tuple(str(name) for name in getattr(self, "feature_names_in_", range(X.shape[1])))
+        return as_counts(X, what)
 
     # --- fitting -----------------------------------------------------------------------------
 
-    def fit(self, corpus: Corpus, *, key, init=None) -> LatentDirichletAllocation:
-        """Fit to ``corpus`` and return the fitted copy.
+    def fit(self, X, y=None, *, key=None, init=None):
+        """Fit to ``X`` (documents x words); returns ``self``.
 
         Args:
-            corpus: a :class:`~bayesgen.data.Corpus` (or a (D, V) count matrix).
-            key: PRNG key (initialisation, minibatch order, Gibbs draws).
+            X: a :class:`~bayesgen.data.Corpus`, a scipy.sparse matrix or a dense array of counts.
+            y: ignored (scikit-learn's convention).
+            key: a JAX key (initialisation, minibatch order, Gibbs draws); else ``random_state``.
             init: optional (K, V) positive initial lambda (VB only); default Gamma(100, 1/100)
                 draws, as scikit-learn and Hoffman's onlineldavb.
         """
-        corpus = _as_corpus(corpus)
-        require(corpus.n_tokens > 0, "the corpus has no words; pass documents with at least one token")
+        self._check_params()
+        counts = self._counts(X, reset=True)
+        require(counts.n_tokens > 0, "the corpus has no words; pass documents with at least one token")
+        key = resolve_key(self.random_state, key)
         if self.learning_method == "gibbs":
             require(init is None, "init applies to variational Bayes only; leave it out with learning_method='gibbs'")
-            components, history, converged = self._fit_gibbs(corpus, key)
+            components, history, converged, n_updates = *self._fit_gibbs(counts, key), 0
         else:
-            components, history, converged = self._fit_vb(corpus, key, init)
-        return dataclasses.replace(self, components_=components, history=history, n_iter_=int(history.shape[0]),
-                                   converged_=converged, vocabulary=corpus.vocabulary)
+            components, history, converged, n_updates = self._fit_vb(counts, key, init)
+        self._set_components(components)
+        self.history_ = np.asarray(history, np.float64)
+        self.n_iter_, self.converged_, self.n_batch_iter_ = len(self.history_), converged, n_updates + 1
+        return self
 
-    def _fit_vb(self, corpus: Corpus, key, init):
-        shape = (self.n_topics, corpus.vocab_size)
+    def _vb_data(self, blocks, orders, counts: Counts, n_total: float) -> VBData:
+        return VBData(blocks, jnp.asarray(orders),
+                      *(jnp.float32(x) for x in (self.doc_topic_prior_, self.topic_word_prior_)),
+                      jnp.int32(self.max_doc_update_iter),
+                      *(jnp.float32(x) for x in (self.mean_change_tol, self.learning_offset, self.learning_decay,
+                                                 counts.n_tokens, counts.n_docs, n_total)))
+
+    def _fit_vb(self, counts: Counts, key, init):
+        shape = (self.n_components, counts.vocab_size)
         rng = _numpy_rng(key)
         if init is None:  # scikit-learn's and Hoffman's initialisation
             init = rng.gamma(100.0, 0.01, shape)
         init = np.asarray(init, np.float32)
-        require(init.shape == shape, f"init must have shape {shape} (n_topics, vocab_size), got {init.shape}")
+        require(init.shape == shape, f"init must have shape {shape} (n_components, vocab_size), got {init.shape}")
         require(bool(np.all(init > 0) & np.all(np.isfinite(init))), "init must be positive and finite")
         online = self.learning_method == "online"
         if online:  # minibatches: a fixed random partition of the documents, visited in a new order every pass
-            permutation = rng.permutation(corpus.n_docs)
-            minibatches = [permutation[i:i + self.batch_size] for i in range(0, corpus.n_docs, self.batch_size)]
-            per_block = -(-self.batch_size // -(-self.batch_size // DOCS_PER_BLOCK))   # B <= 32, G * B >= batch
-            blocks = pack_blocks(corpus, per_block, minibatches)
-            groups = len(minibatches)
-            blocks = jax.tree.map(lambda a: a.reshape(groups, -1, *a.shape[1:]), blocks)   # (M, G, ...)
-            orders = np.stack([rng.permutation(groups) for _ in range(self.max_iter)]).astype(np.int32)
+            permutation = rng.permutation(counts.n_docs)
+            minibatches = [permutation[i:i + self.batch_size] for i in range(0, counts.n_docs, self.batch_size)]
+            blocks = _online_blocks(counts, minibatches)
+            orders = np.stack([rng.permutation(len(minibatches)) for _ in range(self.max_iter)]).astype(np.int32)
         else:
-            blocks = pack_blocks(corpus, DOCS_PER_BLOCK)
+            blocks = pack_blocks(counts, DOCS_PER_BLOCK)
             orders = np.zeros((self.max_iter, 1), np.int32)
-        data = VBData(blocks, jnp.asarray(orders), *(jnp.float32(x) for x in (self.alpha, self.eta)),
-                      jnp.int32(self.max_doc_update_iter),
-                      *(jnp.float32(x) for x in (self.mean_change_tol, self.learning_offset, self.learning_decay,
-                                                 corpus.n_tokens, corpus.n_docs)))
+        data = self._vb_data(blocks, orders, counts, counts.n_docs)
         result = _fit_vb_program(jnp.asarray(init), data, jnp.float32(self.tol), online=online, max_iter=self.max_iter)
         n_iter = int(result.n_iter)
-        return result.params.topic_word, result.history[:n_iter], bool(result.converged)
+        return (result.params.topic_word, result.history[:n_iter], bool(result.converged),
+                int(result.params.n_updates))
 
-    def _fit_gibbs(self, corpus: Corpus, key):
-        docs, words = corpus.tokens()
-        state, history = _gibbs_chain(key, jnp.asarray(docs), jnp.asarray(words), jnp.float32(self.alpha),
-                                      jnp.float32(self.eta), n_docs=corpus.n_docs, n_words=corpus.vocab_size,
-                                      n_topics=self.n_topics, n_sweeps=self.max_iter)
-        return state.word_topic.T.astype(jnp.float32) + self.eta, history, False
+    def _fit_gibbs(self, counts: Counts, key):
+        docs, words = counts.tokens()
+        state, history = _gibbs_chain(key, jnp.asarray(docs), jnp.asarray(words), jnp.float32(self.doc_topic_prior_),
+                                      jnp.float32(self.topic_word_prior_), n_docs=counts.n_docs,
+                                      n_words=counts.vocab_size, n_topics=self.n_components, n_sweeps=self.max_iter)
+        return state.word_topic.T.astype(jnp.float32) + self.topic_word_prior_, history, False
+
+    def partial_fit(self, X, y=None, *, key=None):
+        """Online VB updates from the documents of ``X``, ``batch_size`` at a time in order; returns ``self``.
+
+        As scikit-learn's: each minibatch moves lambda by ``rho_t`` towards
+        ``eta + total_samples / |batch| * sstats``; the first call initialises lambda (from
+        ``key`` or ``random_state``) and fixes the vocabulary size. Each minibatch shape
+        compiles once. ``fit`` starts afresh; ``partial_fit`` continues from what is there.
+        """
+        self._check_params()
+        first = not hasattr(self, "components_")
+        counts = self._counts(X, reset=first)
+        if first:
+            init = _numpy_rng(resolve_key(self.random_state, key)).gamma(100.0, 0.01,
+                                                                         (self.n_components, counts.vocab_size))
+            self._set_components(init)
+            self.n_batch_iter_, self.n_iter_, self.converged_, self.history_ = 1, 0, False, np.zeros(0)
+        minibatches = [np.arange(i, min(i + self.batch_size, counts.n_docs))
+                       for i in range(0, counts.n_docs, self.batch_size)]
+        data = self._vb_data(_online_blocks(counts, minibatches), np.arange(len(minibatches), dtype=np.int32)[None],
+                             counts, float(self.total_samples))
+        topic_word, n_updates = _online_pass(jnp.asarray(self.components_, jnp.float32),
+                                             jnp.float32(self.n_batch_iter_ - 1), data)
+        self._set_components(topic_word)
+        self.n_batch_iter_ = int(n_updates) + 1
+        return self
+
+    @property
+    def _n_features_out(self) -> int:  # get_feature_names_out's names: one per topic
+        return self.components_.shape[0]
+
+    def _set_components(self, components):
+        self.components_ = np.array(components, np.float64)  # a copy: never an alias of the caller's array
+        self.topic_word_ = self.components_ / self.components_.sum(axis=1, keepdims=True)
 
     # --- using a fitted model ----------------------------------------------------------------
 
-    def _fitted(self) -> jax.Array:
-        require(self.components_ is not None,
-                "this LatentDirichletAllocation is not fitted; fit returns the fitted model: "
-                "lda = lda.fit(corpus, key=key)")
-        return self.components_
+    def _check_fitted(self):
+        if not hasattr(self, "components_"):  # scikit-learn's NotFittedError (a ValueError), in bayesgen's words
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
 
-    def _check_corpus(self, corpus, what: str = "corpus") -> Corpus:
-        components = self._fitted()
-        corpus = _as_corpus(corpus, what)
-        require(corpus.vocab_size == components.shape[1],
-                f"{what} has {corpus.vocab_size} words in its vocabulary but the model was fitted on "
-                f"{components.shape[1]}; build it with the model's vocabulary (e.g. from_texts(..., "
-                f"vocabulary=lda.vocabulary))")
-        return corpus
+    def top_words(self, n: int = 10, *, vocabulary=None) -> list[list[str]]:
+        """The ``n`` most probable words of every topic, most probable first.
 
-    @property
-    def topic_word(self) -> np.ndarray:
-        """(K, V) E[beta]: every topic's word distribution (rows sum to 1)."""
-        components = np.asarray(self._fitted(), np.float64)
-        return components / components.sum(axis=1, keepdims=True)
+        ``vocabulary`` names the columns when the fit saw a plain matrix, e.g.
+        ``vectorizer.get_feature_names_out()`` of the CountVectorizer before it in a pipeline.
+        """
+        self._check_fitted()
+        require(_is_int(n, 1), f"n must be a positive integer, got {n!r}")
+        words = self.vocabulary_ if vocabulary is None else tuple(str(w) for w in vocabulary)
+        require(len(words) == self.n_features_in_,
+                f"vocabulary has {len(words)} words but the model has {self.n_features_in_}")
+        order = np.argsort(-self.topic_word_, axis=1, kind="stable")[:, :n]
+        return [[words[i] for i in row] for row in order]
 
-    def top_words(self, n: int = 10) -> list[list[str]]:
-        """The ``n`` most probable words of every topic, most probable first."""
-        require(isinstance(n, int) and n >= 1, f"n must be a positive integer, got {n!r}")
-        order = np.argsort(-self.topic_word, axis=1, kind="stable")[:, :n]
-        return [[self.vocabulary[i] for i in row] for row in order]
-
-    def _infer(self, corpus: Corpus) -> tuple[np.ndarray, float]:
-        """Unnormalised gamma (D, K) from gamma = 1, and the ELBO of ``corpus`` (lambda fixed)."""
-        gamma, bound = _infer_with_bound(jnp.asarray(self._fitted(), jnp.float32), pack_blocks(corpus, DOCS_PER_BLOCK),
-                                         jnp.float32(self.alpha), jnp.float32(self.eta),
+    def _infer(self, counts: Counts) -> tuple[np.ndarray, float]:
+        """Unnormalised gamma (D, K) from gamma = 1, and the ELBO of ``counts`` (lambda fixed)."""
+        gamma, bound = _infer_with_bound(jnp.asarray(self.components_, jnp.float32),
+                                         pack_blocks(counts, DOCS_PER_BLOCK),
+                                         jnp.float32(self.doc_topic_prior_), jnp.float32(self.topic_word_prior_),
                                          jnp.int32(self.max_doc_update_iter), jnp.float32(self.mean_change_tol),
-                                         jnp.int32(corpus.n_docs))
-        return np.asarray(gamma, np.float64)[: corpus.n_docs], float(bound)
+                                         jnp.int32(counts.n_docs))
+        return np.asarray(gamma, np.float64)[: counts.n_docs], float(bound)
 
-    def transform(self, corpus: Corpus) -> np.ndarray:
-        """(D, K) topic proportions E[theta_d] of every document (rows sum to 1), topics held fixed."""
-        gamma, _ = self._infer(self._check_corpus(corpus))
-        return gamma / gamma.sum(axis=1, keepdims=True)
+    def transform(self, X, *, normalize: bool = True) -> np.ndarray:
+        """(D, K) topic proportions E[theta_d] of every document (rows sum to 1), topics held fixed;
+        ``normalize=False`` gives the variational Dirichlet parameters gamma instead."""
+        self._check_fitted()
+        gamma, _ = self._infer(self._counts(X, reset=False))
+        return gamma / gamma.sum(axis=1, keepdims=True) if normalize else gamma
 
-    def bound(self, corpus: Corpus) -> float:
-        """scikit-learn's ``score``: the ELBO of ``corpus`` (gamma inferred, lambda fixed), total nats."""
-        return self._infer(self._check_corpus(corpus))[1]
+    def score(self, X, y=None) -> float:
+        """The ELBO of ``X`` (gamma inferred, lambda fixed), total nats: scikit-learn's ``score``."""
+        self._check_fitted()
+        return self._infer(self._counts(X, reset=False))[1]
 
-    def perplexity(self, corpus: Corpus) -> float:
-        """scikit-learn's approximate perplexity: ``exp(-bound(corpus) / total words)``."""
-        corpus = self._check_corpus(corpus)
-        require(corpus.n_tokens > 0, "the corpus has no words; perplexity needs at least one token")
-        return float(np.exp(-self.bound(corpus) / corpus.n_tokens))
+    def perplexity(self, X) -> float:
+        """scikit-learn's approximate perplexity: ``exp(-score(X) / total words)``."""
+        self._check_fitted()
+        counts = self._counts(X, reset=False)
+        require(counts.n_tokens > 0, "the corpus has no words; perplexity needs at least one token")
+        return float(np.exp(-self._infer(counts)[1] / counts.n_tokens))
 
-    def completion_perplexity(self, observed: Corpus, held_out: Corpus, *, max_iter: int | None = None) -> float:
+    def completion_perplexity(self, observed, held_out, *, max_iter: int | None = None) -> float:
         """Held-out perplexity by document completion; see :func:`document_completion_perplexity`."""
-        self._check_corpus(observed, "observed")
-        return document_completion_perplexity(self.topic_word, observed, held_out, doc_topic_prior=self.alpha,
+        self._check_fitted()
+        observed = self._counts(observed, reset=False, what="observed")
+        return document_completion_perplexity(self.topic_word_, observed, held_out,
+                                              doc_topic_prior=self.doc_topic_prior_,
                                               max_iter=max_iter or self.max_doc_update_iter,
                                               mean_change_tol=self.mean_change_tol)
 
@@ -887,14 +1047,15 @@ def document_completion_perplexity(topic_word, observed: Corpus, held_out: Corpu
 
     Args:
         topic_word: (K, V) non-negative; rows are normalised here.
-        observed, held_out: corpora with the same documents (see
-            :func:`bayesgen.data.completion_split`) and V words.
+        observed, held_out: corpora (or sparse/dense count matrices) with the same documents
+            (see :func:`bayesgen.data.completion_split`) and V words.
         doc_topic_prior: alpha used for the fold-in.
     """
     beta = np.asarray(topic_word, np.float64)
     require(beta.ndim == 2 and bool(np.all(np.isfinite(beta))) and bool(np.all(beta >= 0)),
             f"topic_word must be a finite non-negative (K, V) matrix, got shape {beta.shape}")
-    observed, held_out = _as_corpus(observed, "observed"), _as_corpus(held_out, "held_out")
+    observed = observed if isinstance(observed, Counts) else as_counts(observed, "observed")
+    held_out = as_counts(held_out, "held_out")
     require(observed.n_docs == held_out.n_docs,
             f"observed has {observed.n_docs} documents but held_out has {held_out.n_docs}; "
             "make both with completion_split")

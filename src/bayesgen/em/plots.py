@@ -151,7 +151,8 @@ def plot_topics(model, path, *, n_words: int = 10, topics=None, ncols: int = 5):
     """Horizontal bar charts of the ``n_words`` most probable words of each topic, in a grid.
 
     Args:
-        model: a fitted :class:`LatentDirichletAllocation`.
+        model: a fitted :class:`LatentDirichletAllocation` or :class:`ProdLDA` (its ``topic_word_``
+            and ``vocabulary_``).
         path: output image (``.png``); written atomically.
         topics: which topics to draw (default all).
 
@@ -159,7 +160,7 @@ def plot_topics(model, path, *, n_words: int = 10, topics=None, ncols: int = 5):
 
         plot_topics(lda, "runs/ap/plots/topics.png", n_words=10)
     """
-    beta = model.topic_word
+    beta = model.topic_word_
     topics = list(range(beta.shape[0])) if topics is None else [int(t) for t in topics]
     require(len(topics) > 0 and all(0 <= t < beta.shape[0] for t in topics),
             f"topics must be indices in [0, {beta.shape[0]}), got {topics}")
@@ -173,7 +174,7 @@ def plot_topics(model, path, *, n_words: int = 10, topics=None, ncols: int = 5):
     for ax, t, colour in zip(axes.ravel(), topics, colours):
         top = np.argsort(-beta[t], kind="stable")[:n_words][::-1]
         ax.barh(np.arange(top.size), beta[t, top], color=colour, alpha=0.85)
-        ax.set_yticks(np.arange(top.size), [model.vocabulary[i] for i in top], fontsize=8)
+        ax.set_yticks(np.arange(top.size), [model.vocabulary_[i] for i in top], fontsize=8)
         # few, short probability ticks: the default five 6-character ticks (0.0025, ...) run into each other
         ax.xaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
