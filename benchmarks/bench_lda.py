@@ -24,7 +24,6 @@ Writes benchmarks/results/lda.md and lda.json. Exits 0 with SKIPPED if AP is abs
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -100,15 +99,15 @@ PEERS = {"bayesgen": fit_bayesgen, "scikit-learn": fit_sklearn, "gensim": fit_ge
 
 def evaluate(k, components, train, observed, held_out):
     """Held-out (document completion) and training-bound perplexity from lambda, same code for all."""
-    import jax.numpy as jnp
-
     from bayesgen.em.lda import LatentDirichletAllocation, document_completion_perplexity
 
     topic_word = components / components.sum(1, keepdims=True)
     held = document_completion_perplexity(topic_word, observed, held_out, doc_topic_prior=1 / k, max_iter=100,
                                           mean_change_tol=1e-3)
-    as_bayesgen = dataclasses.replace(LatentDirichletAllocation(k), components_=jnp.asarray(components, jnp.float32),
-                                      vocabulary=train.vocabulary)
+    as_bayesgen = LatentDirichletAllocation(k)  # any peer's lambda, scored by bayesgen's bound
+    as_bayesgen._check_params()
+    as_bayesgen._set_components(components)
+    as_bayesgen.n_features_in_, as_bayesgen.vocabulary_ = train.vocab_size, train.vocabulary
     return held, as_bayesgen.perplexity(train), topic_word
 
 
