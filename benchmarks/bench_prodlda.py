@@ -55,14 +55,14 @@ def main(argv=None) -> int:
             prod_ppl = prod.completion_perplexity(observed, held_out, key=jax.random.key(1000 + seed))
             record = {"k": k, "seed": seed, "lda_perplexity": lda_ppl, "lda_seconds": t_lda.wall,
                       "prodlda_perplexity": prod_ppl, "prodlda_seconds": t_prod.wall,
-                      "prodlda_epochs": len(prod.history),
+                      "prodlda_epochs": prod.n_iter_,
                       "foreign_cores": [t_lda.foreign_cores, t_prod.foreign_cores],
                       "prodlda_top_words": prod.top_words(8), "lda_top_words": lda.top_words(8)}
             records.append(record)
             rows.append([k, seed, f"{lda_ppl:,.1f}", f"{t_lda.wall:.1f}", f"{prod_ppl:,.1f}", f"{t_prod.wall:.1f}",
-                         len(prod.history)])
+                         prod.n_iter_])
             print(f"K={k} seed={seed}: LDA {lda_ppl:.1f} ({t_lda.wall:.1f} s), ProdLDA {prod_ppl:.1f} "
-                  f"({t_prod.wall:.1f} s, {len(prod.history)} epochs)", flush=True)
+                  f"({t_prod.wall:.1f} s, {prod.n_iter_} epochs)", flush=True)
     table = markdown_table(["K", "seed", "LDA held-out perplexity", "LDA fit (s)", "ProdLDA held-out perplexity",
                             "ProdLDA fit (s)", "ProdLDA epochs"], rows)
     print(table)

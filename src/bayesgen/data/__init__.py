@@ -39,7 +39,7 @@ __all__ = [
     "validate_array",
 ]
 
-# Bag-of-words corpora for topic models (LDA; ProdLDA uses Corpus.to_dense()).
+# Bag-of-words corpora for topic models (LDA reads them as CSR arrays, ProdLDA as SparseRows: never dense whole).
 from bayesgen.data._corpus import (  # noqa: E402
     Corpus,
     completion_split,

@@ -4,7 +4,7 @@ A corpus is stored sparsely, like a CSR matrix with one row per document: the di
 words of document ``d`` are ``word_ids[doc_ptr[d]:doc_ptr[d + 1]]`` with their counts in
 the same slice of ``counts``. The AP corpus (2,246 documents, 10,473 words, 302,031
 distinct (document, word) pairs) takes 3.6 MB this way; as a dense float32 matrix it would
-take 94 MB. :meth:`Corpus.to_dense` gives that matrix when it is wanted (ProdLDA, small
+take 94 MB. :meth:`Corpus.to_dense` gives that matrix when it is wanted (small
 corpora); :meth:`Corpus.to_scipy` gives a ``scipy.sparse.csr_matrix`` for scikit-learn.
 
 Readers::

@@ -158,15 +158,15 @@ def _fit_prodlda(args, train, test_pair, summary):
     summary["perplexity"] = fitted.perplexity(train, key=key_eval)
     summary["held_out_perplexity"] = (None if test_pair is None
                                       else fitted.completion_perplexity(*test_pair, key=key_completion))
-    valid = [r.get("valid_elbo", r.get("train_elbo")) for r in fitted.history]
+    valid = [r.get("valid_elbo", r.get("train_elbo")) for r in fitted.history_]
     history = np.asarray(valid, np.float64)
     best = int(np.nanargmax(history))
     summary.update({"doc_topic_prior": args.alpha, "epochs": args.epochs, "epochs_run": len(history),
                     "best_epoch": best + 1, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                     "hidden": list(args.hidden), "final_objective": float(history[best]),
                     "perplexity_protocol": "importance-sampled log p(w) (K=100) of the training documents"})
-    decoder = fitted.model.likelihood.decoder
-    extra = {"topics": np.asarray(decoder.topics), "background": np.asarray(decoder.background),
+    decoder = fitted.model_.likelihood.decoder
+    extra = {"topics": fitted.components_, "background": np.asarray(decoder.background),
              "doc_topic_prior": np.float64(args.alpha)}
     return fitted, history, "validation ELBO per document (nats)", extra
 
@@ -226,7 +226,7 @@ def run(args, kind: str = "lda") -> int:
         layout.write_manifest(run, kind)
         layout.atomic_write_bytes(run / layout.PARAMS, write_npz)
         if kind == "prodlda":
-            save_checkpoint(run / "model.npz", fitted.model, metadata={
+            save_checkpoint(run / "model.npz", fitted.model_, metadata={
                 "kind": "prodlda", "vocab_size": corpus.vocab_size, "n_topics": args.topics,
                 "hidden": list(args.hidden), "doc_topic_prior": args.alpha})
         layout.atomic_write_bytes(run / "topics.csv", lambda f: f.write(_csv_bytes(

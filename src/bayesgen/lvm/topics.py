@@ -14,8 +14,10 @@ where LDA mixes probabilities; ``b`` is a background log-frequency every documen
 (initialised from the training corpus), so topic rows ``beta_k`` describe deviations from
 common usage and the most probable words of ``softmax(beta_k)`` are distinctive rather
 than stop words. Training is :func:`bayesgen.fit` with the ELBO (analytic KL); the
-estimator below wraps it with the topic-model API of
-:class:`~bayesgen.em.lda.LatentDirichletAllocation`.
+estimator below wraps it as a scikit-learn transformer with the topic-model API of
+:class:`~bayesgen.em.lda.LatentDirichletAllocation`. Documents are read as sparse rows
+(:class:`~bayesgen.data.sparse_rows.SparseRows`) and made dense ``ROWS_PER_BLOCK`` at a time
+when encoded or scored; training still makes the training documents dense (see ``fit``).
 
 Held-out quality uses the same protocol as LDA (:func:`bayesgen.data.completion_split`):
 q(z | observed half) gives the predictive word distribution
@@ -24,7 +26,8 @@ q(z | observed half) gives the predictive word distribution
 
 from __future__ import annotations
 
-import dataclasses
+import math
+import os
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -32,19 +35,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.data import Corpus, split_indices
-from bayesgen.lvm.evaluation import log_marginal_likelihood
+from bayesgen.data.sparse_rows import SparseRows
+from bayesgen.em.estimator import resolve_key
+from bayesgen.lvm.evaluation import SAMPLES_PER_STEP, _log_px_block
 from bayesgen.lvm.likelihoods import Multinomial
 from bayesgen.lvm.model import LatentVariableModel
 from bayesgen.lvm.networks import MLP
-from bayesgen.lvm.objectives import ELBO
+from bayesgen.lvm.objectives import ELBO, example_keys
 from bayesgen.lvm.posteriors import DiagonalGaussian
 from bayesgen.lvm.priors import LogisticNormal
 from bayesgen.train.driver import fit
 
 ROWS_PER_BLOCK = 512  # documents per compiled call when encoding (bounded memory for big corpora)
+SCORE_SEED = 0  # score() draws its one z per document from this fixed key: the same X, the same score
 
 
 class CountEncoder(eqx.Module):
@@ -96,9 +105,14 @@ def build_prodlda(*, vocab_size: int, n_topics: int, key, hidden: Sequence[int] 
         posterior=DiagonalGaussian(encoder=encoder, latent_dim=n_topics))
 
 
-def _log_multinomial_coefficient(x: np.ndarray) -> np.ndarray:
-    """log (n! / prod_w x_w!) per row: what separates the multinomial pmf from the word-sequence probability."""
-    return gammaln(x.sum(axis=1) + 1) - gammaln(x + 1).sum(axis=1)
+def _log_multinomial_coefficient(rows: SparseRows) -> np.ndarray:
+    """log (n! / prod_w x_w!) per row, (N,) float64: what separates the multinomial pmf from the
+    word-sequence probability. From the stored counts only (a zero count adds log 0! = 0)."""
+    counts = rows.matrix
+    row_of_entry = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    x = counts.data.astype(np.float64)
+    totals = np.bincount(row_of_entry, weights=x, minlength=counts.shape[0])
+    return gammaln(totals + 1) - np.bincount(row_of_entry, weights=gammaln(x + 1), minlength=counts.shape[0])
 
 
 @eqx.filter_jit
@@ -119,156 +133,283 @@ def _completion_block(model, observed, held_out, keys, n_samples: int):
     return jax.vmap(one)(observed, held_out, keys)
 
 
-def _blocks(n: int):
-    for start in range(0, n, ROWS_PER_BLOCK):
-        stop = min(start + ROWS_PER_BLOCK, n)
+@eqx.filter_jit
+def _elbo_block(model, x, keys):
+    """The ELBO of every document of a block (one z per document, analytic KL)."""
+    return jax.vmap(lambda x_d, key: ELBO()(model, x_d, key)[1]["elbo"])(x, keys)
+
+
+def _blocks(n: int, size: int | None = None):
+    """``(start, stop, row index)`` of every block of ``size`` rows (default ``ROWS_PER_BLOCK``)."""
+    size = size or ROWS_PER_BLOCK
+    for start in range(0, n, size):
+        stop = min(start + size, n)
         # pad the last block to the full size: one compilation for any corpus
-        yield start, stop, (np.arange(start, start + ROWS_PER_BLOCK).clip(max=n - 1) if n > ROWS_PER_BLOCK
-                            else np.arange(n))
+        yield start, stop, (np.arange(start, start + size).clip(max=n - 1) if n > size else np.arange(n))
 
 
-@dataclasses.dataclass(frozen=True)
-class ProdLDA:
-    """Product-of-experts LDA fitted by amortized variational inference.
 
-    Settings are fields; :meth:`fit` returns a fitted copy (the settings object is not
-    changed), as :class:`~bayesgen.em.lda.LatentDirichletAllocation` does.
+
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_real(value) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+class ProdLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Product-of-experts LDA fitted by amortized variational inference; a scikit-learn estimator.
+
+    Parameters are stored as given and checked by :meth:`fit` (``clone``, ``get_params``,
+    ``Pipeline`` and ``GridSearchCV`` work); :meth:`fit` returns the estimator. The documents
+    ``X`` are a :class:`~bayesgen.data.Corpus`, a scipy.sparse matrix (CSR, CSC, COO, ...) or a
+    dense (documents x words) array. They are read as sparse rows and made dense a block of
+    ``ROWS_PER_BLOCK`` documents at a time by :meth:`transform`, :meth:`score` and the
+    perplexities; :meth:`fit` makes the training (and validation) documents dense, because
+    :func:`bayesgen.fit` trains on a dense array. Counts may be fractional (e.g. tf-idf weights,
+    as scikit-learn's LDA allows): the multinomial's ``sum_w x_w log p_w`` is defined for any
+    ``x >= 0`` and its coefficient is extended by the gamma function, but perplexities of such
+    data are no longer those of word sequences.
+
+    Args:
+        n_components: K >= 2, the number of topics (the logistic-normal approximation of a
+            Dirichlet needs two).
+        hidden: widths of the encoder's hidden layers (softplus).
+        doc_topic_prior: alpha of the Dirichlet(alpha) over topic proportions that the
+            logistic-normal prior approximates (> 0).
+        epochs: passes over the training documents.
+        batch_size: documents per step (at most the number of training documents is used).
+        learning_rate: Adam's step size.
+        patience: stop after this many epochs without a better validation ELBO (``None``:
+            run every epoch).
+        valid_fraction: the share of documents held out to pick the best epoch (in [0, 1);
+            none are held out from fewer than 4 documents).
+        random_state: ``None``, an int, a NumPy ``RandomState``/``Generator`` or a JAX key;
+            ``fit(..., key=k)`` overrides it (see :mod:`bayesgen.em.estimator`).
+
+    Fitted attributes:
+        model_: the :class:`~bayesgen.LatentVariableModel` at the best validation ELBO.
+        components_: (K, V) topic logits ``beta`` (each topic's deviation from the background).
+        topic_word_: (K, V) ``softmax(beta_k)``, every topic's own word distribution (rows sum to 1).
+        history_: one dict per epoch (``train_loss``, ``valid_elbo``, ...); n_iter_: epochs run;
+        best_epoch_: the epoch whose model was kept; vocabulary_: the words (a Corpus's, a
+        DataFrame's column names, else "0", "1", ...); n_features_in_ (and
+        feature_names_in_ for a DataFrame).
 
     Example:
         >>> from bayesgen.data import load_corpus, split_documents
         >>> train, test = split_documents(load_corpus("ap.dat", vocab="vocab.txt"))
-        >>> topics = ProdLDA(20).fit(train, key=jax.random.key(0))
-        >>> topics.top_words(8)[0]
+        >>> topics = ProdLDA(20, random_state=0).fit(train)
+        >>> topics.top_words(8)[0], topics.transform(test).shape
     """
 
-    n_topics: int
-    hidden: tuple[int, ...] = (100, 100)
-    doc_topic_prior: float = 1.0
-    epochs: int = 200
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    patience: int | None = None
-    valid_fraction: float = 0.1
-    model: LatentVariableModel | None = dataclasses.field(default=None, repr=False)
-    vocabulary: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)
-    history: tuple[dict, ...] = dataclasses.field(default=(), repr=False)
+    def __init__(self, n_components=10, *, hidden=(100, 100), doc_topic_prior=1.0, epochs=200, batch_size=64,
+                 learning_rate=2e-3, patience=None, valid_fraction=0.1, random_state=None):
+        self.n_components = n_components
+        self.hidden = hidden
+        self.doc_topic_prior = doc_topic_prior
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.valid_fraction = valid_fraction
+        self.random_state = random_state
 
-    def __post_init__(self):
-        require(isinstance(self.n_topics, int) and self.n_topics >= 2,
-                f"ProdLDA needs at least 2 topics, got {self.n_topics}")
-        require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
-        require(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
-        require(self.learning_rate > 0, f"the learning rate must be positive, got {self.learning_rate}")
-        require(self.doc_topic_prior > 0, f"the document-topic prior must be positive, got {self.doc_topic_prior}")
-        require(0.0 <= self.valid_fraction < 1.0, f"valid_fraction must lie in [0, 1), got {self.valid_fraction}")
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float32"]  # topic proportions are float32 whatever X is
+        return tags
+
+    def _check_params(self):
+        require(_is_int(self.n_components, 2),
+                f"n_components must be an integer >= 2 (ProdLDA needs at least 2 topics), got {self.n_components!r}")
+        require(isinstance(self.hidden, (tuple, list)) and all(_is_int(h, 1) for h in self.hidden),
+                f"hidden must be a sequence of positive layer widths, e.g. (100, 100), got {self.hidden!r}")
+        require(_is_real(self.doc_topic_prior) and self.doc_topic_prior > 0,
+                f"doc_topic_prior must be a positive number, got {self.doc_topic_prior!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            require(_is_int(value, 1), f"{name} must be a positive integer, got {value!r}")
+        require(_is_real(self.learning_rate) and self.learning_rate > 0,
+                f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        require(self.patience is None or _is_int(self.patience, 1),
+                f"patience must be a positive integer number of epochs or None, got {self.patience!r}")
+        require(_is_real(self.valid_fraction) and 0 <= self.valid_fraction < 1,
+                f"valid_fraction must lie in [0, 1), got {self.valid_fraction!r}")
+
+    # ---- data ----------------------------------------------------------------------------
+
+    def _rows(self, X, *, reset: bool, what: str = "X") -> SparseRows:
+        """``X`` as :class:`SparseRows` after scikit-learn's input checks (which set or check
+        ``n_features_in_``; a Corpus is checked here)."""
+        if isinstance(X, Corpus):
+            if reset:
+                self.n_features_in_, self.vocabulary_ = X.vocab_size, X.vocabulary
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            else:
+                require(X.vocab_size == self.n_features_in_,
+                        f"{what} has {X.vocab_size} words in its vocabulary but the model was fitted on "
+                        f"{self.n_features_in_}; build it with the model's vocabulary "
+                        "(e.g. from_texts(..., vocabulary=model.vocabulary_))")
+            return SparseRows(X, what=what)
+        require(not isinstance(X, (str, bytes, os.PathLike)),
+                f"{what} is a path; read it first, e.g. bayesgen.data.load_corpus({str(X)!r})")
+        try:
+            X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float64, np.float32))
+        except ValueError as err:  # its words, on one line
+            raise BayesgenError(" ".join(str(err).split())) from None
+        if reset:
+            self.vocabulary_ = tuple(str(name) for name in getattr(self, "feature_names_in_", range(X.shape[1])))
+        return SparseRows(X, what=what)
 
     # ---- fitting -------------------------------------------------------------------------
 
-    def fit(self, corpus, *, key, progress: bool = False) -> ProdLDA:
-        """Fit to ``corpus`` (a :class:`~bayesgen.data.Corpus`). A ``valid_fraction`` of its
-        documents is held out; the model with the best validation ELBO is kept, and with
-        ``patience`` training stops after that many epochs without a better one.
+    def fit(self, X, y=None, *, key=None, progress: bool = False):
+        """Fit to ``X`` (documents x words); returns ``self``.
+
+        A ``valid_fraction`` of the documents is held out; the model with the best validation
+        ELBO is kept, and with ``patience`` training stops after that many epochs without a
+        better one. ``key`` (a JAX key) seeds the split, the initialisation and training, else
+        ``random_state`` does; ``y`` is ignored; ``progress`` shows one line or bar per epoch.
 
         No early stopping by default: on AP the posterior stays collapsed (KL ~ 0, every
         document explained by the background) for the first ~40 epochs before the topics
-        take over, so an early stop keeps the epoch-1 model (measured; see BENCHMARKS.md)."""
-        corpus = _check_corpus(corpus)
-        require(corpus.n_tokens > 0, "the corpus has no words; nothing to fit")
-        x = corpus.to_dense(np.float32)
-        valid_x = None
-        if self.valid_fraction > 0 and round(self.valid_fraction * corpus.n_docs) >= 1 and corpus.n_docs >= 4:
-            train_ids, valid_ids = split_indices(corpus.n_docs, test_fraction=self.valid_fraction,
+        take over, so an early stop keeps the epoch-1 model (measured; see BENCHMARKS.md).
+        """
+        self._check_params()
+        rows = self._rows(X, reset=True)
+        n_docs, vocab_size = rows.shape
+        require(vocab_size >= 2, f"ProdLDA needs a vocabulary of at least 2 words, got n_features = {vocab_size}")
+        require(rows.total > 0, "the corpus has no words; pass documents with at least one token")
+        key = resolve_key(self.random_state, key)
+        train_ids, valid_ids = np.arange(n_docs), None
+        if self.valid_fraction > 0 and round(self.valid_fraction * n_docs) >= 1 and n_docs >= 4:
+            train_ids, valid_ids = split_indices(n_docs, test_fraction=self.valid_fraction,
                                                  seed=int(jax.random.randint(jax.random.fold_in(key, 1), (), 0, 2**30)))
-            x, valid_x = x[train_ids], x[valid_ids]
-        frequencies = x.sum(axis=0) + 1.0  # add-one: every word gets a finite background weight
+        train = rows.subset(train_ids)
+        frequencies = train.column_sums() + 1.0  # add-one: every word gets a finite background weight
         key_init, key_fit = jax.random.split(key)
-        model = build_prodlda(vocab_size=corpus.vocab_size, n_topics=self.n_topics, key=key_init, hidden=self.hidden,
-                              doc_topic_prior=self.doc_topic_prior,
+        model = build_prodlda(vocab_size=vocab_size, n_topics=int(self.n_components), key=key_init,
+                              hidden=tuple(int(h) for h in self.hidden), doc_topic_prior=float(self.doc_topic_prior),
                               background=np.log(frequencies / frequencies.sum()),
-                              doc_length=int(round(float(x.sum(axis=1).mean()))))
-        result = fit(model, x, key=key_fit, objective=ELBO(), valid_x=valid_x, learning_rate=self.learning_rate,
-                     epochs=self.epochs, batch_size=min(self.batch_size, x.shape[0]),
-                     patience=self.patience if valid_x is not None else None, progress=progress)
-        return dataclasses.replace(self, model=result.best_model, vocabulary=corpus.vocabulary,
-                                   history=tuple(result.history))
+                              doc_length=int(round(float(train.row_sums().mean()))))
+        # bayesgen.fit streams the training documents, made dense a chunk of minibatches at a
+        # time; the validation documents (valid_fraction of them) are made dense whole.
+        x = train
+        valid_x = None if valid_ids is None else rows.take(valid_ids)
+        result = fit(model, x, key=key_fit, objective=ELBO(), valid_x=valid_x, learning_rate=float(self.learning_rate),
+                     epochs=int(self.epochs), batch_size=min(int(self.batch_size), x.shape[0]),
+                     patience=None if valid_x is None or self.patience is None else int(self.patience),
+                     progress=progress)
+        self.model_ = result.best_model
+        self.components_ = np.asarray(self.model_.likelihood.decoder.topics)
+        self.topic_word_ = np.asarray(jax.nn.softmax(self.model_.likelihood.decoder.topics, axis=1))
+        self.history_ = tuple(result.history)
+        self.n_iter_ = len(result.history)
+        self.best_epoch_ = result.best_epoch
+        return self
 
-    def _fitted(self) -> LatentVariableModel:
-        if self.model is None:
-            raise BayesgenError("this ProdLDA is not fitted yet; call fit(corpus, key=...) first")
-        return self.model
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):  # scikit-learn's NotFittedError (a ValueError), in bayesgen's words
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
 
-    def _check(self, corpus, what: str = "corpus"):
-        corpus = _check_corpus(corpus, what)
-        model = self._fitted()
-        require(corpus.vocab_size == model.data_dim,
-                f"{what} has {corpus.vocab_size} words but the model was fitted on {model.data_dim}; "
-                "build it with the training vocabulary")
-        return corpus
+    @property
+    def _n_features_out(self) -> int:  # get_feature_names_out's names: prodlda0, prodlda1, ...
+        return self.components_.shape[0]
 
     # ---- topics --------------------------------------------------------------------------
 
-    @property
-    def topic_word(self) -> np.ndarray:
-        """(K, V): each topic's own word distribution ``softmax(beta_k)`` (its deviation
-        from the shared background); rows sum to 1."""
-        return np.asarray(jax.nn.softmax(self._fitted().likelihood.decoder.topics, axis=1))
+    def top_words(self, n: int = 10, *, vocabulary=None) -> list[list[str]]:
+        """The ``n`` most probable words of every topic (by ``topic_word_``), most probable first.
 
-    def top_words(self, n: int = 10) -> list[list[str]]:
-        """The ``n`` most probable words of every topic, most probable first."""
-        require(isinstance(n, int) and n >= 1, f"n must be a positive integer, got {n!r}")
-        order = np.argsort(-self.topic_word, axis=1, kind="stable")[:, :n]
-        vocabulary = self.vocabulary or tuple(str(i) for i in range(self.topic_word.shape[1]))
-        return [[vocabulary[i] for i in row] for row in order]
+        ``vocabulary`` names the columns when the fit saw a plain matrix, e.g.
+        ``vectorizer.get_feature_names_out()`` of the CountVectorizer before it in a pipeline.
+        """
+        self._check_fitted()
+        require(_is_int(n, 1), f"n must be a positive integer, got {n!r}")
+        words = self.vocabulary_ if vocabulary is None else tuple(str(w) for w in vocabulary)
+        require(len(words) == self.n_features_in_,
+                f"vocabulary has {len(words)} words but the model has {self.n_features_in_}")
+        order = np.argsort(-self.topic_word_, axis=1, kind="stable")[:, :n]
+        return [[words[i] for i in row] for row in order]
 
-    def transform(self, corpus) -> np.ndarray:
-        """(N, K) topic proportions ``softmax(m(x_d))`` at each document's posterior mean."""
-        corpus = self._check(corpus)
-        x = corpus.to_dense(np.float32)
-        out = np.empty((x.shape[0], self.n_topics), np.float32)
-        for start, stop, idx in _blocks(x.shape[0]):
-            mean, _ = _encode_block(self.model, jnp.asarray(x[idx]))
+    def transform(self, X) -> np.ndarray:
+        """(N, K) float32 topic proportions ``softmax(m(x_d))`` at each document's posterior mean."""
+        self._check_fitted()
+        rows = self._rows(X, reset=False)
+        out = np.empty((len(rows), self.components_.shape[0]), np.float32)
+        for start, stop, idx in _blocks(len(rows)):
+            mean, _ = _encode_block(self.model_, jnp.asarray(rows.take(idx)))
             out[start:stop] = np.asarray(jax.nn.softmax(mean, axis=1))[: stop - start]
         return out
 
     # ---- held-out quality ----------------------------------------------------------------
 
-    def log_likelihood(self, corpus, *, key, n_importance: int = 100) -> np.ndarray:
+    def score(self, X, y=None) -> float:
+        """The mean ELBO per document of ``X`` in nats (a lower bound on the mean log p(x_d),
+        the multinomial coefficient included; higher is better), with one z per document drawn
+        from a fixed key, so the same ``X`` always gets the same score. ``y`` is ignored."""
+        self._check_fitted()
+        rows = self._rows(X, reset=False)
+        keys = example_keys(jax.random.key(SCORE_SEED), len(rows))
+        total = 0.0
+        for start, stop, idx in _blocks(len(rows)):
+            elbo = _elbo_block(self.model_, jnp.asarray(rows.take(idx)), keys[idx])
+            total += float(np.asarray(elbo, np.float64)[: stop - start].sum())
+        return total / len(rows)
+
+    def _log_likelihood(self, rows: SparseRows, key, n_importance: int) -> np.ndarray:
+        # bayesgen.log_marginal_likelihood's per-document keys (fold_in(key, d)) and blocks, at
+        # most ROWS_PER_BLOCK documents made dense at a time (its blocks assume short rows)
+        require(_is_int(n_importance, 1), f"n_importance must be a positive integer, got {n_importance!r}")
+        n = len(rows)
+        chunk = min(n_importance, 256)
+        keys = example_keys(key, n)
+        log_px = np.empty(n, np.float32)
+        for start, stop, idx in _blocks(n, min(max(1, SAMPLES_PER_STEP // chunk), ROWS_PER_BLOCK, n)):
+            block, _ = _log_px_block(self.model_, jnp.asarray(rows.take(idx)), keys[idx], n_importance, chunk)
+            log_px[start:stop] = np.asarray(block)[: stop - start]
+        return log_px - _log_multinomial_coefficient(rows)
+
+    def log_likelihood(self, X, *, key=None, n_importance: int = 100) -> np.ndarray:
         """Importance-sampled log-probability of each document's word sequence (the multinomial
-        pmf without its coefficient, as perplexities are defined), ``(N,)`` nats."""
-        corpus = self._check(corpus)
-        x = corpus.to_dense(np.float32)
-        log_px = log_marginal_likelihood(self.model, x, key, n_samples=n_importance)
-        return log_px - _log_multinomial_coefficient(x.astype(np.float64))
+        pmf without its coefficient, as perplexities are defined), ``(N,)`` nats. ``key`` (a JAX
+        key), else ``random_state``, draws the samples."""
+        self._check_fitted()
+        return self._log_likelihood(self._rows(X, reset=False), resolve_key(self.random_state, key,
+                                                                             what="log_likelihood"), n_importance)
 
-    def perplexity(self, corpus, *, key, n_importance: int = 100) -> float:
-        """``exp(-sum_d log p(w_d) / n_tokens)`` with log p(w_d) by importance sampling."""
-        corpus = self._check(corpus)
-        require(corpus.n_tokens > 0, "the corpus has no words; nothing to score")
-        return float(np.exp(-self.log_likelihood(corpus, key=key, n_importance=n_importance).sum() / corpus.n_tokens))
+    def perplexity(self, X, *, key=None, n_importance: int = 100) -> float:
+        """``exp(-sum_d log p(w_d) / n_tokens)`` with log p(w_d) by importance sampling (see
+        :meth:`log_likelihood`); lower is better."""
+        self._check_fitted()
+        rows = self._rows(X, reset=False)
+        require(rows.total > 0, "the corpus has no words; perplexity needs at least one token")
+        log_px = self._log_likelihood(rows, resolve_key(self.random_state, key, what="perplexity"), n_importance)
+        return float(np.exp(-log_px.sum() / rows.total))
 
-    def completion_perplexity(self, observed, held_out, *, key, n_samples: int = 50) -> float:
+    def completion_perplexity(self, observed, held_out, *, key=None, n_samples: int = 50) -> float:
         """Held-out perplexity by document completion (the protocol LDA is scored with):
         ``exp(-sum_dw held_dw log p(w | observed_d) / n_held_tokens)`` with
-        ``p(w | observed_d) = E_q(z|observed_d)[softmax(logits(z))_w]`` from ``n_samples`` draws."""
-        observed, held_out = self._check(observed, "observed"), self._check(held_out, "held_out")
-        require(observed.n_docs == held_out.n_docs,
-                f"observed has {observed.n_docs} documents but held_out has {held_out.n_docs}; "
+        ``p(w | observed_d) = E_q(z|observed_d)[softmax(logits(z))_w]`` from ``n_samples`` draws
+        (``key``, else ``random_state``); lower is better."""
+        self._check_fitted()
+        observed = self._rows(observed, reset=False, what="observed")
+        held_out = self._rows(held_out, reset=False, what="held_out")
+        require(len(observed) == len(held_out),
+                f"observed has {len(observed)} documents but held_out has {len(held_out)}; "
                 "make both with completion_split")
-        require(held_out.n_tokens > 0, "held_out has no words; nothing to score")
-        require(isinstance(n_samples, int) and n_samples >= 1,
-                f"n_samples must be a positive integer, got {n_samples!r}")
-        x_obs, x_held = observed.to_dense(np.float32), held_out.to_dense(np.float32)
-        keys = jax.random.split(key, x_obs.shape[0])
+        require(held_out.total > 0, "held_out has no words; nothing to score")
+        require(_is_int(n_samples, 1), f"n_samples must be a positive integer, got {n_samples!r}")
+        keys = jax.random.split(resolve_key(self.random_state, key, what="completion_perplexity"), len(observed))
         total = 0.0
-        for start, stop, idx in _blocks(x_obs.shape[0]):
-            per_doc = _completion_block(self.model, jnp.asarray(x_obs[idx]), jnp.asarray(x_held[idx]),
-                                        keys[idx], n_samples)
+        for start, stop, idx in _blocks(len(observed)):
+            per_doc = _completion_block(self.model_, jnp.asarray(observed.take(idx)), jnp.asarray(held_out.take(idx)),
+                                        keys[idx], int(n_samples))
             total += float(np.asarray(per_doc, np.float64)[: stop - start].sum())
-        return float(np.exp(-total / held_out.n_tokens))
-
-
-def _check_corpus(corpus, what: str = "corpus"):
-    if not isinstance(corpus, Corpus):
-        raise BayesgenError(f"{what} must be a bayesgen Corpus (see bayesgen.data.load_corpus / Corpus.from_dense), "
-                            f"got {type(corpus).__name__}")
-    return corpus
+        return float(np.exp(-total / held_out.total))

@@ -22,6 +22,7 @@ import optax
 from tqdm.auto import tqdm
 
 from bayesgen._errors import TrainingDiverged, require
+from bayesgen.data.sparse_rows import SparseRows
 from bayesgen.lvm.objectives import ELBO, Objective, mean_objective
 from bayesgen.train import sharding, streaming
 from bayesgen.train.loop import BINARIZE, TrainState, float_dtype, init, make_epoch, make_optimizer
@@ -136,7 +137,8 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     mesh = sharding.data_parallel(sharding.resolve_devices(devices, batch_size))
     params, static = eqx.partition(model, eqx.is_inexact_array)
     dtype = float_dtype(params)
-    stream = chunk_batches is not None or block_rows is not None or isinstance(train_x, np.memmap)
+    stream = (chunk_batches is not None or block_rows is not None
+              or isinstance(train_x, (np.memmap, SparseRows)))  # a sparse corpus is made dense chunk by chunk
     if stream:  # checks finiteness chunk by chunk
         train_x = streaming.StreamSource(train_x, batch_size, chunk_batches, dtype=dtype, block_rows=block_rows)
     else:

@@ -51,7 +51,8 @@ class StreamSource:
         require(block_rows is None or (isinstance(block_rows, int) and not isinstance(block_rows, bool)
                                        and block_rows >= 1),
                 f"block_rows must be a positive integer number of rows, got {block_rows!r}")
-        stream.check_finite(array, dtype=dtype)
+        if isinstance(array, np.ndarray):  # a SparseRows checked its values when it was built
+            stream.check_finite(array, dtype=dtype)
         n_batches = array.shape[0] // batch_size
         if chunk_batches is None:
             chunk_batches = max(1, stream.rows_per_chunk(array) // batch_size)
