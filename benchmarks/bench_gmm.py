@@ -83,6 +83,7 @@ def compile_seconds(model, x32) -> float:
 
     from bayesgen.em import gmm
 
+    model._check_params()  # what fit checks first (it also sets the dtype the blocks use)
     shift = x32.mean(axis=0, dtype=np.float64) if model.covariance_type in ("full", "tied") else np.zeros(x32.shape[1])
     start, prior = model._fit_inputs(x32, shift, np.float32)
     data = model._blocks(x32, shift)

@@ -82,7 +82,7 @@ def topic_model(n_topics: int = 20, vocab_size: int = 500):
         beta[t] = beta[t][rng.permutation(vocab_size)]
     stems = ["market", "government", "internationalisation", "police", "earthquake", "i", "palestinian"]
     vocabulary = [f"{stems[i % len(stems)]}{i}" for i in range(vocab_size)]
-    return SimpleNamespace(topic_word=beta, vocabulary=vocabulary)
+    return SimpleNamespace(topic_word_=beta, vocabulary_=vocabulary)
 
 
 def visible_tick_labels(ax, axis: str):
