@@ -122,31 +122,20 @@ def test_a_signal_that_lands_in_a_finaliser_is_not_lost():
     where it can (found by the hostile-input run: a Ctrl-C was swallowed and printed a traceback)."""
     import weakref
 
-    from bayesgen.train.signals import SignalReceived, signals_raise
-
     class Thing:
         pass
 
     def finaliser(_):
         os.kill(os.getpid(), signal.SIGINT)  # delivered, and raised, inside this callback
 
-    outer = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}  # never reach pytest
-    stopped = None
-    try:
-        with signals_raise():
-            thing = Thing()
-            ref = weakref.ref(thing, finaliser)
-            del thing
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                pass
-    except SignalReceived as err:
-        stopped = err.signum
-    finally:
-        time.sleep(0.05)
-        for s, handler in outer.items():
-            signal.signal(s, handler)
-    assert stopped == signal.SIGINT and ref() is None
+    refs = []
+
+    def body():
+        thing = Thing()
+        refs.append(weakref.ref(thing, finaliser))
+        del thing
+
+    assert _signal_received_in_process(body) == signal.SIGINT and refs[0]() is None
 
 
 def test_a_signal_during_an_import_stops_the_command_after_it(tmp_path, monkeypatch):
@@ -156,8 +145,6 @@ def test_a_signal_during_an_import_stops_the_command_after_it(tmp_path, monkeypa
     until it lands after the import."""
     import importlib
 
-    from bayesgen.train.signals import SignalReceived, signals_raise
-
     (tmp_path / "slow_to_import.py").write_text(
         "import os, signal, time\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
@@ -166,19 +153,30 @@ def test_a_signal_during_an_import_stops_the_command_after_it(tmp_path, monkeypa
         "    pass\n"
         "INITIALISED = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    outer = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}  # never reach pytest
-    stopped, module = None, None
+    monkeypatch.delitem(sys.modules, "slow_to_import", raising=False)  # removed again after the test
+    modules = []
+    assert _signal_received_in_process(lambda: modules.append(importlib.import_module("slow_to_import"))) == \
+        signal.SIGTERM
+    assert modules and modules[0].INITIALISED  # the import finished before the signal stopped the command
+
+
+def _signal_received_in_process(body, wait: float = 5.0):
+    """Run ``body()`` inside ``signals_raise`` in this process, then wait up to ``wait`` seconds;
+    the number of the signal that stopped it (None if none did). Outer no-op handlers keep any
+    signal, late re-sends included, from reaching pytest."""
+    from bayesgen.train.signals import SignalReceived, signals_raise
+
+    outer = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with signals_raise():
-            module = importlib.import_module("slow_to_import")
-            deadline = time.monotonic() + 5
+            body()
+            deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 pass
     except SignalReceived as err:
-        stopped = err.signum
+        return err.signum
     finally:
         time.sleep(0.1)
         for s, handler in outer.items():
             signal.signal(s, handler)
-        sys.modules.pop("slow_to_import", None)
-    assert stopped == signal.SIGTERM and module is not None and module.INITIALISED
+    return None

@@ -1,4 +1,5 @@
-"""What the classical models share as scikit-learn estimators: where their randomness comes from.
+"""What the classical models share as scikit-learn estimators: where their randomness comes from,
+parameter checks, and the topic models' common methods (:class:`TopicModelMixin`).
 
 Randomness follows both habits (issue 16). ``random_state`` is read as scikit-learn reads it --
 ``None`` (a fresh seed drawn from NumPy's global generator: another result each call), an int
@@ -9,9 +10,12 @@ a JAX key. A JAX user passes ``key=`` to ``fit`` or ``sample`` instead, which wi
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sklearn.exceptions import NotFittedError
 
 from bayesgen._errors import BayesgenError, require
 
@@ -46,3 +50,41 @@ def resolve_key(random_state, key=None, *, what: str = "fit"):
                             f"got {type(random_state).__name__}")
     return jax.random.key(seed)
 
+
+
+def is_int(value, minimum: int) -> bool:
+    """An integer (Python or NumPy, not a bool) of at least ``minimum``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+
+
+def is_real(value) -> bool:
+    """A finite real number (Python or NumPy, not a bool)."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+class TopicModelMixin:
+    """What LDA and ProdLDA share once fitted: ``components_`` (K, V), ``topic_word_`` (K, V),
+    ``vocabulary_`` and ``n_features_in_``."""
+
+    def _check_fitted(self):
+        if not hasattr(self, "components_"):  # scikit-learn's NotFittedError (a ValueError), in bayesgen's words
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+    @property
+    def _n_features_out(self) -> int:  # get_feature_names_out's names: one per topic
+        return self.components_.shape[0]
+
+    def top_words(self, n: int = 10, *, vocabulary=None) -> list[list[str]]:
+        """The ``n`` most probable words of every topic (by ``topic_word_``), most probable first.
+
+        ``vocabulary`` names the columns when the fit saw a plain matrix, e.g.
+        ``vectorizer.get_feature_names_out()`` of the CountVectorizer before it in a pipeline.
+        """
+        self._check_fitted()
+        require(is_int(n, 1), f"n must be a positive integer, got {n!r}")
+        words = self.vocabulary_ if vocabulary is None else tuple(str(w) for w in vocabulary)
+        require(len(words) == self.n_features_in_,
+                f"vocabulary has {len(words)} words but the model has {self.n_features_in_}")
+        order = np.argsort(-self.topic_word_, axis=1, kind="stable")[:, :n]
+        return [[words[i] for i in row] for row in order]

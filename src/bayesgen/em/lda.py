@@ -73,13 +73,12 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.data import Corpus
 from bayesgen.em._driver import EMResult, run_em
-from bayesgen.em.estimator import resolve_key
+from bayesgen.em.estimator import TopicModelMixin, is_int, is_real, resolve_key
 from bayesgen.em.options import LEARNING_METHODS
 
 __all__ = [
@@ -742,16 +741,9 @@ def _online_pass(topic_word, n_updates, data: VBData):
     return state.topic_word, state.n_updates
 
 
-def _is_int(value, minimum: int) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-
-
-class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LatentDirichletAllocation(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """LDA fitted by batch / online variational Bayes or collapsed Gibbs sampling; a scikit-learn estimator.
 
     Parameters are stored as given and checked by :meth:`fit` (``clone``, ``get_params``,
@@ -832,21 +824,21 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def _check_params(self):
         for name in ("n_components", "max_iter", "batch_size", "max_doc_update_iter"):
             value = getattr(self, name)
-            require(_is_int(value, 1), f"{name} must be a positive integer, got {value!r}")
+            require(is_int(value, 1), f"{name} must be a positive integer, got {value!r}")
         require(self.learning_method in LEARNING_METHODS,
                 f"learning_method must be one of {', '.join(LEARNING_METHODS)}, got {self.learning_method!r}")
         for name in ("doc_topic_prior", "topic_word_prior"):
             value = getattr(self, name)
-            require(value is None or (_is_real(value) and value > 0),
+            require(value is None or (is_real(value) and value > 0),
                     f"{name} must be a positive number (or None for 1/n_components), got {value!r}")
         for name, low in (("learning_offset", 0.0), ("total_samples", 0.0)):
             value = getattr(self, name)
-            require(_is_real(value) and value > low, f"{name} must be a number > 0, got {value!r}")
-        require(_is_real(self.learning_decay) and 0.5 < self.learning_decay <= 1.0,
+            require(is_real(value) and value > low, f"{name} must be a number > 0, got {value!r}")
+        require(is_real(self.learning_decay) and 0.5 < self.learning_decay <= 1.0,
                 f"learning_decay must lie in (0.5, 1] for online VB to converge, got {self.learning_decay!r}")
         for name in ("tol", "mean_change_tol"):
             value = getattr(self, name)
-            require(_is_real(value) and value >= 0, f"{name} must be a number >= 0, got {value!r}")
+            require(is_real(value) and value >= 0, f"{name} must be a number >= 0, got {value!r}")
         self.doc_topic_prior_ = 1.0 / self.n_components if self.doc_topic_prior is None else float(self.doc_topic_prior)
         self.topic_word_prior_ = (1.0 / self.n_components if self.topic_word_prior is None
                                   else float(self.topic_word_prior))
@@ -965,33 +957,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self.n_batch_iter_ = int(n_updates) + 1
         return self
 
-    @property
-    def _n_features_out(self) -> int:  # get_feature_names_out's names: one per topic
-        return self.components_.shape[0]
-
     def _set_components(self, components):
         self.components_ = np.array(components, np.float64)  # a copy: never an alias of the caller's array
         self.topic_word_ = self.components_ / self.components_.sum(axis=1, keepdims=True)
 
     # --- using a fitted model ----------------------------------------------------------------
-
-    def _check_fitted(self):
-        if not hasattr(self, "components_"):  # scikit-learn's NotFittedError (a ValueError), in bayesgen's words
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
-
-    def top_words(self, n: int = 10, *, vocabulary=None) -> list[list[str]]:
-        """The ``n`` most probable words of every topic, most probable first.
-
-        ``vocabulary`` names the columns when the fit saw a plain matrix, e.g.
-        ``vectorizer.get_feature_names_out()`` of the CountVectorizer before it in a pipeline.
-        """
-        self._check_fitted()
-        require(_is_int(n, 1), f"n must be a positive integer, got {n!r}")
-        words = self.vocabulary_ if vocabulary is None else tuple(str(w) for w in vocabulary)
-        require(len(words) == self.n_features_in_,
-                f"vocabulary has {len(words)} words but the model has {self.n_features_in_}")
-        order = np.argsort(-self.topic_word_, axis=1, kind="stable")[:, :n]
-        return [[words[i] for i in row] for row in order]
 
     def _infer(self, counts: Counts) -> tuple[np.ndarray, float]:
         """Unnormalised gamma (D, K) from gamma = 1, and the ELBO of ``counts`` (lambda fixed)."""

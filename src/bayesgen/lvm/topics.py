@@ -26,7 +26,6 @@ q(z | observed half) gives the predictive word distribution
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 
@@ -36,13 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.data import Corpus, split_indices
 from bayesgen.data.sparse_rows import SparseRows
-from bayesgen.em.estimator import resolve_key
+from bayesgen.em.estimator import TopicModelMixin, is_int, is_real, resolve_key
 from bayesgen.lvm.evaluation import SAMPLES_PER_STEP, _log_px_block
 from bayesgen.lvm.likelihoods import Multinomial
 from bayesgen.lvm.model import LatentVariableModel
@@ -150,16 +148,9 @@ def _blocks(n: int, size: int | None = None):
 
 
 
-def _is_int(value, minimum: int) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
 
 
-def _is_real(value) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-class ProdLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Product-of-experts LDA fitted by amortized variational inference; a scikit-learn estimator.
 
     Parameters are stored as given and checked by :meth:`fit` (``clone``, ``get_params``,
@@ -225,20 +216,20 @@ class ProdLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return tags
 
     def _check_params(self):
-        require(_is_int(self.n_components, 2),
+        require(is_int(self.n_components, 2),
                 f"n_components must be an integer >= 2 (ProdLDA needs at least 2 topics), got {self.n_components!r}")
-        require(isinstance(self.hidden, (tuple, list)) and all(_is_int(h, 1) for h in self.hidden),
+        require(isinstance(self.hidden, (tuple, list)) and all(is_int(h, 1) for h in self.hidden),
                 f"hidden must be a sequence of positive layer widths, e.g. (100, 100), got {self.hidden!r}")
-        require(_is_real(self.doc_topic_prior) and self.doc_topic_prior > 0,
+        require(is_real(self.doc_topic_prior) and self.doc_topic_prior > 0,
                 f"doc_topic_prior must be a positive number, got {self.doc_topic_prior!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
-            require(_is_int(value, 1), f"{name} must be a positive integer, got {value!r}")
-        require(_is_real(self.learning_rate) and self.learning_rate > 0,
+            require(is_int(value, 1), f"{name} must be a positive integer, got {value!r}")
+        require(is_real(self.learning_rate) and self.learning_rate > 0,
                 f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        require(self.patience is None or _is_int(self.patience, 1),
+        require(self.patience is None or is_int(self.patience, 1),
                 f"patience must be a positive integer number of epochs or None, got {self.patience!r}")
-        require(_is_real(self.valid_fraction) and 0 <= self.valid_fraction < 1,
+        require(is_real(self.valid_fraction) and 0 <= self.valid_fraction < 1,
                 f"valid_fraction must lie in [0, 1), got {self.valid_fraction!r}")
 
     # ---- data ----------------------------------------------------------------------------
@@ -314,29 +305,7 @@ class ProdLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.best_epoch_ = result.best_epoch
         return self
 
-    def _check_fitted(self):
-        if not hasattr(self, "model_"):  # scikit-learn's NotFittedError (a ValueError), in bayesgen's words
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
-
-    @property
-    def _n_features_out(self) -> int:  # get_feature_names_out's names: prodlda0, prodlda1, ...
-        return self.components_.shape[0]
-
     # ---- topics --------------------------------------------------------------------------
-
-    def top_words(self, n: int = 10, *, vocabulary=None) -> list[list[str]]:
-        """The ``n`` most probable words of every topic (by ``topic_word_``), most probable first.
-
-        ``vocabulary`` names the columns when the fit saw a plain matrix, e.g.
-        ``vectorizer.get_feature_names_out()`` of the CountVectorizer before it in a pipeline.
-        """
-        self._check_fitted()
-        require(_is_int(n, 1), f"n must be a positive integer, got {n!r}")
-        words = self.vocabulary_ if vocabulary is None else tuple(str(w) for w in vocabulary)
-        require(len(words) == self.n_features_in_,
-                f"vocabulary has {len(words)} words but the model has {self.n_features_in_}")
-        order = np.argsort(-self.topic_word_, axis=1, kind="stable")[:, :n]
-        return [[words[i] for i in row] for row in order]
 
     def transform(self, X) -> np.ndarray:
         """(N, K) float32 topic proportions ``softmax(m(x_d))`` at each document's posterior mean."""
@@ -366,7 +335,7 @@ class ProdLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _log_likelihood(self, rows: SparseRows, key, n_importance: int) -> np.ndarray:
         # bayesgen.log_marginal_likelihood's per-document keys (fold_in(key, d)) and blocks, at
         # most ROWS_PER_BLOCK documents made dense at a time (its blocks assume short rows)
-        require(_is_int(n_importance, 1), f"n_importance must be a positive integer, got {n_importance!r}")
+        require(is_int(n_importance, 1), f"n_importance must be a positive integer, got {n_importance!r}")
         n = len(rows)
         chunk = min(n_importance, 256)
         keys = example_keys(key, n)
@@ -405,7 +374,7 @@ class ProdLDA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"observed has {len(observed)} documents but held_out has {len(held_out)}; "
                 "make both with completion_split")
         require(held_out.total > 0, "held_out has no words; nothing to score")
-        require(_is_int(n_samples, 1), f"n_samples must be a positive integer, got {n_samples!r}")
+        require(is_int(n_samples, 1), f"n_samples must be a positive integer, got {n_samples!r}")
         keys = jax.random.split(resolve_key(self.random_state, key, what="completion_perplexity"), len(observed))
         total = 0.0
         for start, stop, idx in _blocks(len(observed)):
