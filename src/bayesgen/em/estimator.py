@@ -65,7 +65,13 @@ def is_real(value) -> bool:
 
 class TopicModelMixin:
     """What LDA and ProdLDA share once fitted: ``components_`` (K, V), ``topic_word_`` (K, V),
-    ``vocabulary_`` and ``n_features_in_``."""
+    ``vocabulary_`` and ``n_features_in_``. Their input is non-negative counts, sparse or not."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        return tags
 
     def _check_fitted(self):
         if not hasattr(self, "components_"):  # scikit-learn's NotFittedError (a ValueError), in bayesgen's words

@@ -815,12 +815,6 @@ class LatentDirichletAllocation(TopicModelMixin, ClassNamePrefixFeaturesOutMixin
         self.max_doc_update_iter = max_doc_update_iter
         self.random_state = random_state
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.positive_only = True
-        tags.input_tags.sparse = True
-        return tags
-
     def _check_params(self):
         for name in ("n_components", "max_iter", "batch_size", "max_doc_update_iter"):
             value = getattr(self, name)

@@ -210,8 +210,6 @@ class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.positive_only = True
-        tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float32"]  # topic proportions are float32 whatever X is
         return tags
 
