@@ -11,13 +11,16 @@ a JAX key. A JAX user passes ``key=`` to ``fit`` or ``sample`` instead, which wi
 from __future__ import annotations
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 
 from bayesgen._errors import BayesgenError, require
+from bayesgen.data import Corpus
 
 SEED_RANGE = 2**31  # seeds drawn from a NumPy generator
 
@@ -72,6 +75,30 @@ class TopicModelMixin:
         tags.input_tags.positive_only = True
         tags.input_tags.sparse = True
         return tags
+
+    def _checked_input(self, X, *, reset: bool, what: str = "X"):
+        """``X`` after scikit-learn's input checks (which set or check ``n_features_in_`` and
+        ``vocabulary_``): a Corpus as it is (checked here), else a CSR or dense float array."""
+        if isinstance(X, Corpus):
+            if reset:
+                self.n_features_in_, self.vocabulary_ = X.vocab_size, X.vocabulary
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            else:
+                require(X.vocab_size == self.n_features_in_,
+                        f"{what} has {X.vocab_size} words in its vocabulary but the model was fitted on "
+                        f"{self.n_features_in_}; build it with the model's vocabulary "
+                        "(e.g. from_texts(..., vocabulary=model.vocabulary_))")
+            return X
+        require(not isinstance(X, (str, bytes, os.PathLike)),
+                f"{what} is a path; read it first, e.g. bayesgen.data.load_corpus({str(X)!r})")
+        try:
+            X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float64, np.float32))
+        except ValueError as err:  # its words, on one line
+            raise BayesgenError(" ".join(str(err).split())) from None
+        if reset:
+            self.vocabulary_ = tuple(str(name) for name in getattr(self, "feature_names_in_", range(X.shape[1])))
+        return X
 
     def _check_fitted(self):
         if not hasattr(self, "components_"):  # scikit-learn's NotFittedError (a ValueError), in bayesgen's words

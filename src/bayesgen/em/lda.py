@@ -73,7 +73,6 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import validate_data
 
 from bayesgen._errors import BayesgenError, require
 from bayesgen.data import Corpus
@@ -841,26 +840,7 @@ class LatentDirichletAllocation(TopicModelMixin, ClassNamePrefixFeaturesOutMixin
 
     def _counts(self, X, *, reset: bool, what: str = "X") -> Counts:
         """``X`` as :class:`Counts` after scikit-learn's input checks (which set or check ``n_features_in_``)."""
-        if isinstance(X, Corpus):
-            if reset:
-                self.n_features_in_, self.vocabulary_ = X.vocab_size, X.vocabulary
-                if hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
-            else:
-                require(X.vocab_size == self.n_features_in_,
-                        f"{what} has {X.vocab_size} words in its vocabulary but the model was fitted on "
-                        f"{self.n_features_in_}; build it with the model's vocabulary "
-                        "(e.g. from_texts(..., vocabulary=lda.vocabulary_))")
-            return as_counts(X, what)
-        require(not isinstance(X, (str, bytes, os.PathLike)),
-                f"{what} is a path; read it first, e.g. bayesgen.data.load_corpus({str(X)!r})")
-        try:
-            X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float64, np.float32))
-        except ValueError as err:  # its words, on one line
-            raise BayesgenError(" ".join(str(err).split())) from None
-        if reset:
-            self.vocabulary_ = tuple(str(name) for name in getattr(self, "feature_names_in_", range(X.shape[1])))
-        return as_counts(X, what)
+        return as_counts(self._checked_input(X, reset=reset, what=what), what)
 
     # --- fitting -----------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ q(z | observed half) gives the predictive word distribution
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -35,10 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import gammaln
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import validate_data
 
-from bayesgen._errors import BayesgenError, require
-from bayesgen.data import Corpus, split_indices
+from bayesgen._errors import require
+from bayesgen.data import split_indices
 from bayesgen.data.sparse_rows import SparseRows
 from bayesgen.em.estimator import TopicModelMixin, is_int, is_real, resolve_key
 from bayesgen.lvm.evaluation import SAMPLES_PER_STEP, _log_px_block
@@ -235,26 +233,7 @@ class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     def _rows(self, X, *, reset: bool, what: str = "X") -> SparseRows:
         """``X`` as :class:`SparseRows` after scikit-learn's input checks (which set or check
         ``n_features_in_``; a Corpus is checked here)."""
-        if isinstance(X, Corpus):
-            if reset:
-                self.n_features_in_, self.vocabulary_ = X.vocab_size, X.vocabulary
-                if hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
-            else:
-                require(X.vocab_size == self.n_features_in_,
-                        f"{what} has {X.vocab_size} words in its vocabulary but the model was fitted on "
-                        f"{self.n_features_in_}; build it with the model's vocabulary "
-                        "(e.g. from_texts(..., vocabulary=model.vocabulary_))")
-            return SparseRows(X, what=what)
-        require(not isinstance(X, (str, bytes, os.PathLike)),
-                f"{what} is a path; read it first, e.g. bayesgen.data.load_corpus({str(X)!r})")
-        try:
-            X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=(np.float64, np.float32))
-        except ValueError as err:  # its words, on one line
-            raise BayesgenError(" ".join(str(err).split())) from None
-        if reset:
-            self.vocabulary_ = tuple(str(name) for name in getattr(self, "feature_names_in_", range(X.shape[1])))
-        return SparseRows(X, what=what)
+        return SparseRows(self._checked_input(X, reset=reset, what=what), what=what)
 
     # ---- fitting -------------------------------------------------------------------------
 
