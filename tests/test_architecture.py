@@ -37,7 +37,6 @@ LAYER_DEBT = {
     ("bayesgen.train.loop", "bayesgen.lvm.objectives"): "the Objective protocol belongs below train/",
     ("bayesgen.train.streaming", "bayesgen.lvm.objectives"): "the Objective protocol belongs below train/",
     ("bayesgen.train.driver", "bayesgen.lvm.objectives"): "the default objective (ELBO) belongs to the caller",
-    ("bayesgen.lvm.topics", "bayesgen.train.driver"): "ProdLDA's estimator belongs above lvm/ (issue 16)",
 }
 
 

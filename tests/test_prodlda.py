@@ -22,13 +22,14 @@ from sklearn.pipeline import Pipeline
 from bayesgen import BayesgenError
 from bayesgen.data import completion_split, split_documents, write_ldac
 from bayesgen.data.sparse_rows import SparseRows
-from bayesgen.em import cli_lda
+from bayesgen.em import cli_lda, prodlda
 from bayesgen.em.lda import LatentDirichletAllocation, document_completion_perplexity, sample_corpus
-from bayesgen.lvm import topics
+from bayesgen.em.prodlda import ProdLDA
+from bayesgen.lvm import objectives
 from bayesgen.lvm.likelihoods import Multinomial
 from bayesgen.lvm.objectives import ELBO
 from bayesgen.lvm.priors import LogisticNormal
-from bayesgen.lvm.topics import ProdLDA, TopicDecoder, build_prodlda
+from bayesgen.lvm.topics import TopicDecoder, build_prodlda
 from bayesgen.train.checkpoint import load_checkpoint
 
 N_TOPICS, VOCAB, N_DOCS, DOC_LENGTH, ALPHA = 4, 40, 240, 80, 0.2
@@ -272,7 +273,7 @@ def test_a_csr_is_made_dense_one_block_at_a_time(monkeypatch):
                                    np.arange(0, n_docs * per_doc + 1, per_doc)), shape=(n_docs, vocab))
     model = ProdLDA(2, hidden=(8,), epochs=1, batch_size=16, valid_fraction=0.0, random_state=0).fit(big[:32])
     block = 128
-    monkeypatch.setattr(topics, "ROWS_PER_BLOCK", block)
+    monkeypatch.setattr(prodlda, "ROWS_PER_BLOCK", block)
     tracemalloc.start()
     try:
         theta = model.transform(big)
@@ -288,6 +289,27 @@ def test_a_csr_is_made_dense_one_block_at_a_time(monkeypatch):
     monkeypatch.setattr(SparseRows, "take", lambda self, index: largest.append(np.size(index)) or take(self, index))
     model.perplexity(big[: 2 * block + 1], n_importance=2)
     assert max(largest) == block
+
+
+def test_validation_documents_are_scored_a_block_at_a_time(monkeypatch, small):
+    """fit scores its held-out documents from sparse rows, a block of rows at a time, with the
+    values the dense path gives (example i draws from fold_in(key, i) however the rows are read)."""
+    rows = SparseRows(small)
+    model = build_prodlda(vocab_size=VOCAB, n_topics=3, key=jax.random.key(0), hidden=(8,))
+    key = jax.random.key(1)
+    dense_values, dense_terms = objectives.objective_per_example(ELBO(), model, rows.take(np.arange(len(rows))), key)
+    reads = []
+    take = SparseRows.take
+    monkeypatch.setattr(SparseRows, "take", lambda self, index, *args, **kwargs:  # as numpy.take calls it
+                        reads.append((len(self), np.size(index))) or take(self, index, *args, **kwargs))
+    monkeypatch.setattr(objectives, "BLOCK_BYTES", 6 * VOCAB * 4)  # 6 rows: 40 = 6 * 6 + 4, the last block padded
+    values, terms = objectives.objective_per_example(ELBO(), model, rows, key)
+    assert reads == [(40, 6)] * 7
+    np.testing.assert_allclose(values, dense_values, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(terms["kl"], dense_terms["kl"], rtol=1e-6, atol=1e-6)
+    reads.clear()
+    ProdLDA(3, **TINY, valid_fraction=0.25, random_state=0).fit(small)  # 10 validation documents
+    assert reads and {size for n, size in reads if n == 10} == {6}, reads
 
 
 def _cli(argv):

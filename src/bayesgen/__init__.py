@@ -76,7 +76,7 @@ _EXPORTS = {  # name -> the module that defines it; imported on first use (PEP 5
     "SemiSupervised": "bayesgen.lvm.semisupervised",
     "SemiSupervisedPosterior": "bayesgen.lvm.semisupervised",
     "classify": "bayesgen.lvm.semisupervised",
-    "ProdLDA": "bayesgen.lvm.topics",
+    "ProdLDA": "bayesgen.em.prodlda",
     "build_prodlda": "bayesgen.lvm.topics",
     "write_report": "bayesgen.report",
     "open_run": "bayesgen.runs",

@@ -2,7 +2,7 @@
 
 The main CLI registers both through ``FIT_MODELS`` (``kind="lda"`` / ``kind="prodlda"``):
 LDA by variational Bayes or Gibbs sampling (:mod:`bayesgen.em.lda`), ProdLDA by amortized
-VI with the deep-LVM core (:mod:`bayesgen.lvm.topics`). Both read the same corpora, hold
+VI with the deep-LVM core (:mod:`bayesgen.em.prodlda`). Both read the same corpora, hold
 out the same documents and are scored by the same document-completion protocol.
 
 Example::
@@ -141,7 +141,7 @@ def _fit_prodlda(args, train, test_pair, summary):
     """Fit ProdLDA; fill ``summary``; return (fitted, history, history label, extra params)."""
     import jax
 
-    from bayesgen.lvm.topics import ProdLDA
+    from bayesgen.em.prodlda import ProdLDA
 
     require(args.epochs >= 1, f"--epochs must be at least 1, got {args.epochs}")
     require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")

@@ -227,12 +227,32 @@ def _objective_per_example(objective: Objective, model, xs, keys, batch_size: in
     return jax.lax.map(lambda a: objective(model, a[0], a[1]), (xs, keys), batch_size=batch_size)
 
 
+BLOCK_BYTES = 64 * 2**20  # a row source that is not an in-memory array is read this much at a time
+
+
 def objective_per_example(objective: Objective, model, x, key, *, batch_size: int = 512):
-    """``(values, terms)`` of ``objective`` for every row of ``x`` ``(N, D)``, as numpy arrays ``(N,)``."""
-    x = jnp.asarray(x)
-    values, terms = _objective_per_example(objective, model, x, example_keys(key, x.shape[0]),
-                                           min(batch_size, x.shape[0]))
-    return np.asarray(values), {k: np.asarray(v) for k, v in terms.items()}
+    """``(values, terms)`` of ``objective`` for every row of ``x`` ``(N, D)``, as numpy arrays ``(N,)``.
+
+    ``x`` is an array, or a row source that is read a block of rows at a time (about
+    ``BLOCK_BYTES``; any object with ``shape`` and ``take(index)``: a memory map,
+    :class:`~bayesgen.data.sparse_rows.SparseRows`), so a corpus too big to be dense is scored
+    in bounded memory. Example ``i`` draws from ``fold_in(key, i)`` either way: the values do not
+    depend on how the rows were read.
+    """
+    n = x.shape[0]
+    keys = example_keys(key, n)
+    if isinstance(x, jax.Array) or (isinstance(x, np.ndarray) and not isinstance(x, np.memmap)):
+        values, terms = _objective_per_example(objective, model, jnp.asarray(x), keys, min(batch_size, n))
+        return np.asarray(values), {k: np.asarray(v) for k, v in terms.items()}
+    size = min(n, max(1, BLOCK_BYTES // (x.shape[1] * np.dtype(x.dtype).itemsize)))
+    pieces = []
+    for start in range(0, n, size):
+        index = np.arange(start, start + size).clip(max=n - 1)  # the last block padded: one compilation
+        block = _objective_per_example(objective, model, jnp.asarray(np.take(x, index, axis=0)), keys[index],
+                                       min(batch_size, size))
+        pieces.append(jax.tree.map(lambda a, m=min(size, n - start): np.asarray(a)[:m], block))
+    values, terms = jax.tree.map(lambda *a: np.concatenate(a), *pieces)
+    return values, terms
 
 
 def mean_objective(objective: Objective, model, x, key, *, batch_size: int = 512):

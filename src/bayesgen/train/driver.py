@@ -144,7 +144,9 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
     else:
         train_x = sharding.put(_finite(train_x, dtype, "training data"), mesh)
     key_state, key_valid = jax.random.split(key)
-    if valid_x is not None:
+    if isinstance(valid_x, SparseRows) and binarize != "dynamic":  # finite by construction; scored a block at a time
+        valid_x = _checked_rows(valid_x, "validation data", model)
+    elif valid_x is not None:
         valid_x = _finite(_checked_rows(valid_x, "validation data", model), dtype, "validation data")
         if binarize == "dynamic":  # validate on one fixed binarization
             valid_x = jax.random.bernoulli(jax.random.fold_in(key_valid, 1), valid_x).astype(dtype)
