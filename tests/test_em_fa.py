@@ -72,6 +72,30 @@ def fitted64():
     return x, models
 
 
+def test_partial_fit_over_batches_is_the_fit_on_all_rows(fitted64):
+    """The data enter through their count, mean and covariance, merged exactly: batches of 700,
+    1 and 1299 rows end where one fit on the 2000 rows ends (PPCA exactly; FA up to EM's tol)."""
+    x, models = fitted64
+    batches = np.split(x, [700, 701])
+    with jax.enable_x64(True):
+        ppca, fa = PPCA(3), FactorAnalysis(3, tol=1e-12, max_iter=20000, random_state=0)
+        for batch in batches:
+            ppca.partial_fit(batch)
+            fa.partial_fit(batch)
+    for model in (ppca, fa):
+        assert model.n_samples_seen_ == 2000 and model.n_features_in_ == 8
+        np.testing.assert_allclose(model.data_covariance_, np.cov(x.T, bias=True), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(model.mean_, x.mean(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ppca.components_, models["ppca"].components_, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(ppca.noise_variance_, models["ppca"].noise_variance_, rtol=1e-9)
+    assert abs(fa.log_likelihood_ - models["fa"].log_likelihood_) < 1e-9
+    np.testing.assert_allclose(fa.get_covariance(), models["fa"].get_covariance(), rtol=1e-5, atol=1e-6)
+    assert fa.bic() == pytest.approx(models["fa"].bic(), rel=1e-12)
+    with pytest.raises(BayesgenError, match="X has 3 features, but FactorAnalysis is expecting 8"):
+        fa.partial_fit(np.ones((4, 3)))
+    assert fa.n_samples_seen_ == 2000  # a refused batch changes nothing
+
+
 def test_ppca_matches_sklearn_pca_score(fitted64):
     x, models = fitted64
     n, d = x.shape

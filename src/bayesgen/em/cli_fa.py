@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     name = "factor analysis" if kind == "fa" else f"probabilistic PCA ({model.method})"
     summary = {
         "model": kind, "method": getattr(model, "method", "em"), "data": str(args.data),
-        "n_samples": model.n_samples_, "n_features": model.n_features_in_, "n_components": model.n_components,
+        "n_samples": model.n_samples_seen_, "n_features": model.n_features_in_, "n_components": model.n_components,
         "log_likelihood": model.log_likelihood_, "n_iter": model.n_iter_, "converged": model.converged_,
         "tol": model.tol, "max_iter": model.max_iter, "parameter_expanded": model.accelerate, "seed": args.seed,
         "n_parameters": model.n_parameters(), "bic": model.bic(), "seconds": seconds,
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, *, kind: str) -> int:
     status = ("closed form" if model.n_iter_ == 0
               else f"{model.n_iter_} ({'converged' if model.converged_ else 'NOT converged: raise --max-iter'})")
     rows = [
-        ("model", name), ("data", f"{data.name} ({model.n_samples_} x {model.n_features_in_})"),
+        ("model", name), ("data", f"{data.name} ({model.n_samples_seen_} x {model.n_features_in_})"),
         ("components", model.n_components), ("log p(x) per example", f"{model.log_likelihood_:.4f} nats"),
         ("iterations", status), ("parameters", model.n_parameters()), ("BIC", f"{model.bic():.1f}"),
         ("fit time (incl. compile)", f"{seconds:.2f} s"), ("run directory", out),

@@ -79,13 +79,39 @@ class EStats(NamedTuple):
 # --------------------------------------------------------------------------------------
 
 
+class RunningMoments(NamedTuple):
+    """Count, mean (D,) and covariance (D, D) dividing by the count, float64 on the host: what
+    :meth:`_LinearGaussian.partial_fit` keeps between calls (merging is exact)."""
+
+    count: int
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @classmethod
+    def of(cls, x) -> RunningMoments:
+        x = np.asarray(x, np.float64)
+        mean = x.mean(axis=0)
+        centred = x - mean
+        return cls(x.shape[0], mean, centred.T @ centred / x.shape[0])
+
+    def merge(self, other: RunningMoments) -> RunningMoments:
+        """The moments of both sets of rows together (Chan, Golub & LeVeque 1979's pairwise update)."""
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        scatter = (self.count * self.cov + other.count * other.cov
+                   + np.outer(delta, delta) * (self.count * other.count / count))
+        return RunningMoments(count, self.mean + delta * (other.count / count), scatter / count)
+
+
 def moments(x, min_noise: float) -> Moments:
     """:class:`Moments` of data ``x`` (N, D), accumulated in float64 on the host (no compilation per N);
     the noise floor is ``min_noise`` x the mean feature variance. Arrays in JAX's default float."""
-    x = np.asarray(x, np.float64)
-    mean = x.mean(axis=0)
-    centred = x - mean
-    cov = centred.T @ centred / x.shape[0]
+    return moments_of(RunningMoments.of(x), min_noise)
+
+
+def moments_of(running: RunningMoments, min_noise: float) -> Moments:
+    """:class:`Moments` (what EM reads) from a count, mean and covariance; see :func:`moments`."""
+    mean, cov = running.mean, running.cov
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
     root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))
     as_jax = lambda v: jnp.asarray(v, jnp.result_type(float))  # noqa: E731
@@ -191,8 +217,19 @@ def fit_em(key, data: Moments, tol, isotropic, expanded, *, n_components: int, m
     ``EMResult`` (canonical parameters) and the mean log-likelihood of those final parameters
     (the history's last entry is that of the parameters before the last M-step).
     """
+    return _em(init(key, data, n_components), data, tol, isotropic, expanded, max_iter)
+
+
+@partial(jax.jit, static_argnames="max_iter")
+def refit_em(start: FactorParams, data: Moments, tol, isotropic, expanded, *, max_iter: int):
+    """:func:`fit_em` from ``start`` (the previous parameters) instead of a random one: the warm
+    start of ``partial_fit``."""
+    return _em(start, data, tol, isotropic, expanded, max_iter)
+
+
+def _em(start, data, tol, isotropic, expanded, max_iter):
     step = lambda params, stats, data: m_step(params, stats, data, isotropic=isotropic, expanded=expanded)  # noqa: E731
-    result = run_em(e_step, step, init(key, data, n_components), data, max_iter=max_iter, tol=tol)
+    result = run_em(e_step, step, start, data, max_iter=max_iter, tol=tol)
     params = canonical(result.params)
     return result._replace(params=params), e_step(params, data)[1]
 
@@ -318,10 +355,15 @@ class _LinearGaussian(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _n_features_out(self):  # get_feature_names_out: factoranalysis0, factoranalysis1, ...
         return self.n_components
 
-    def _fit_params(self, key, data: Moments):
-        """``(params, final log-likelihood, history, n_iter, converged)``."""
-        result, final = fit_em(key, data, float(self.tol), self._isotropic, bool(self.accelerate),
-                               n_components=int(self.n_components), max_iter=int(self.max_iter))
+    def _fit_params(self, key, data: Moments, start: FactorParams | None = None):
+        """``(params, final log-likelihood, history, n_iter, converged)``; EM from ``start`` if
+        given, else from a random start drawn with ``key``."""
+        if start is None:
+            result, final = fit_em(key, data, float(self.tol), self._isotropic, bool(self.accelerate),
+                                   n_components=int(self.n_components), max_iter=int(self.max_iter))
+        else:
+            result, final = refit_em(FactorParams(*(jnp.asarray(p) for p in start)), data, float(self.tol),
+                                     self._isotropic, bool(self.accelerate), max_iter=int(self.max_iter))
         n_iter = int(result.n_iter)
         return result.params, final, np.asarray(result.history[:n_iter]), n_iter, bool(result.converged)
 
@@ -330,16 +372,38 @@ class _LinearGaussian(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         key) starts EM, else ``random_state`` does; ``y`` is ignored."""
         self._check_params()
         x = _as_data(X, estimator=self)
-        n, dim = x.shape
+        return self._fit_moments(RunningMoments.of(x), key, start=None)
+
+    def partial_fit(self, X, y=None, *, key=None):
+        """Add the rows of ``X`` to the data seen so far and refit; returns ``self``.
+
+        The model is Gaussian, so the data enter only through their count, mean and covariance:
+        these are merged exactly (as scikit-learn's ``IncrementalPCA`` does), and EM restarts
+        from the current parameters (PPCA's closed form needs none). After the last batch the
+        fit is that of :meth:`fit` on all rows together, up to EM's tolerance; memory is O(D^2)
+        whatever the number of rows. The first call (or the first after :meth:`fit` on other
+        features) starts from ``key`` or ``random_state``; ``fit`` starts afresh.
+        """
+        self._check_params()
+        first = not hasattr(self, "_seen")
+        x = _as_data(X, estimator=self, reset=first)
+        batch = RunningMoments.of(x)
+        if first:
+            return self._fit_moments(batch, key, start=None)
+        return self._fit_moments(self._seen.merge(batch), key, start=self.params_)
+
+    def _fit_moments(self, running: RunningMoments, key, start):
+        n, dim = running.count, running.mean.shape[0]
         require(n >= 2, f"fitting needs at least 2 examples, got {n} sample{'s' * (n != 1)}")
         require(self.n_components < dim,
                 f"n_components must be smaller than the number of features (n_features = {dim}), "
                 f"got {self.n_components}; "
                 "pass fewer components")
-        data = moments(x, float(self.min_noise))
+        data = moments_of(running, float(self.min_noise))
         require(float(data.noise_floor) > 0,
                 "every feature of x is constant; a latent variable model needs varying data")
-        params, final, history, n_iter, converged = self._fit_params(resolve_key(self.random_state, key), data)
+        params, final, history, n_iter, converged = self._fit_params(
+            None if start is not None else resolve_key(self.random_state, key), data, start)
         # checked before anything is stored: a refit that fails leaves the previous fit in place
         # gremlin: pardon[equivalent] the log-likelihood is computed from the parameters: both are finite or neither is
         require(np.isfinite(float(final)) and all(np.isfinite(np.asarray(p)).all() for p in params),
@@ -349,7 +413,8 @@ class _LinearGaussian(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "(jax.config.update('jax_enable_x64', True))")
         self.params_ = FactorParams(*(np.asarray(p) for p in params))
         self.mean_ = np.asarray(data.mean)
-        self.n_samples_ = n
+        self._seen = running  # float64 count, mean, covariance: what partial_fit merges the next rows into
+        self.data_covariance_, self.n_samples_seen_ = running.cov, n
         self.log_likelihood_ = float(final)  # of the returned parameters, after the last M-step
         self.history_ = history if len(history) else np.array([self.log_likelihood_])
         self.n_iter_, self.converged_ = n_iter, converged
@@ -419,7 +484,7 @@ class _LinearGaussian(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def bic(self) -> float:
         """Bayesian information criterion on the training data: -2 N loglik + n_params log N (lower is better)."""
         self._fitted()
-        return -2 * self.n_samples_ * self.log_likelihood_ + self.n_parameters() * math.log(self.n_samples_)
+        return -2 * self.n_samples_seen_ * self.log_likelihood_ + self.n_parameters() * math.log(self.n_samples_seen_)
 
 
 class FactorAnalysis(_LinearGaussian):
@@ -441,7 +506,9 @@ class FactorAnalysis(_LinearGaussian):
 
     Attributes after ``fit``: ``components_`` (L, D) = W^T, ``noise_variance_`` (D,), ``mean_`` (D,),
     ``log_likelihood_`` (mean per example of the final parameters), ``history_`` (n_iter,) the
-    log-likelihood per EM iteration, ``n_iter_``, ``converged_``, ``params_`` (:class:`FactorParams`).
+    log-likelihood per EM iteration, ``n_iter_``, ``converged_``, ``params_`` (:class:`FactorParams`),
+    ``n_samples_seen_`` and ``data_covariance_`` (D, D) (the rows fitted so far, :meth:`partial_fit`
+    included, and their covariance dividing by N).
 
     Example:
         >>> fa = FactorAnalysis(2).fit(x, key=jax.random.key(0))
@@ -480,9 +547,9 @@ class PPCA(_LinearGaussian):
         super()._check_params()
         require(self.method in FA_METHODS, f"unknown method {self.method!r}; choose one of {', '.join(FA_METHODS)}")
 
-    def _fit_params(self, key, data: Moments):
+    def _fit_params(self, key, data: Moments, start: FactorParams | None = None):
         if self.method == "em":
-            return super()._fit_params(key, data)
+            return super()._fit_params(key, data, start)
         return (*fit_closed_form(data, n_components=int(self.n_components)), np.array([]), 0, True)
 
 

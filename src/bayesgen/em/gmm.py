@@ -264,6 +264,39 @@ def init(key, data: RowBlocks, n_components: int, *, covariance_type: str, reg_c
 # --------------------------------------------------------------------------------------
 
 
+@partial(jax.jit, static_argnames="covariance_type")
+def batch_moments(params: GMMParams, data: RowBlocks, *, covariance_type: str):
+    """One E-step over a batch as moments: each component's share of the rows (K,), mean and
+    covariance (shaped by ``covariance_type``, no ``reg_covar``), and the batch's mean
+    log-likelihood under ``params``. What stepwise EM averages (see :func:`merge_moments`)."""
+    stats, objective = e_step(params, data, covariance_type=covariance_type)
+    counts, means, cov = _means_and_covariances(stats, _anchor(params.means, covariance_type), covariance_type,
+                                                jnp.zeros((), stats.counts.dtype))
+    return counts / jnp.sum(data.mask), means, cov, objective
+
+
+def merge_moments(old, new, rho: float, covariance_type: str):
+    """``(weights, means, covariances)`` weighing two mixtures' moments ``1 - rho`` and ``rho``
+    (float64, on the host). With ``rho`` the second set's share of all rows, these are the
+    moments of both sets together (the pairwise update of Chan, Golub & LeVeque, per component)."""
+    (wa, ma, ca), (wb, mb, cb) = (tuple(np.asarray(a, np.float64) for a in m) for m in (old, new))
+    wa, wb = (1 - rho) * wa, rho * wb
+    w = wa + wb
+    means = (wa[:, None] * ma + wb[:, None] * mb) / w[:, None]
+    da, db = ma - means, mb - means
+    if covariance_type == "full":
+        cov = (wa[:, None, None] * (ca + da[:, :, None] * da[:, None, :])
+               + wb[:, None, None] * (cb + db[:, :, None] * db[:, None, :])) / w[:, None, None]
+    elif covariance_type == "tied":  # pooled over components, already a share of all rows
+        cov = ((1 - rho) * ca + rho * cb + np.einsum("k,ki,kj->ij", wa, da, da)
+               + np.einsum("k,ki,kj->ij", wb, db, db))
+    elif covariance_type == "diag":
+        cov = (wa[:, None] * (ca + da**2) + wb[:, None] * (cb + db**2)) / w[:, None]
+    else:
+        cov = (wa * (ca + np.mean(da**2, axis=1)) + wb * (cb + np.mean(db**2, axis=1))) / w
+    return w, means, cov
+
+
 class BGMMParams(NamedTuple):
     weight_concentration: jax.Array  # (K,) Dirichlet, or (2, K) Beta sticks (dirichlet_process)
     mean_precision: jax.Array        # (K,) beta_k
@@ -557,7 +590,7 @@ class _Mixture(DensityMixin, BaseEstimator):
                 "or too many components); increase reg_covar (e.g. 1e-4), use fewer components or dtype=float64")
         _, result, history, final = best
         self._params, self._shift = result.params, shift
-        self.converged_, self.n_iter_ = bool(result.converged), len(history)
+        self.converged_, self.n_iter_, self.n_samples_seen_ = bool(result.converged), len(history), n
         self._set_fitted(self._params, history, final)
         return self
 
@@ -674,7 +707,8 @@ class GaussianMixture(_Mixture):
     Fitted attributes: ``weights_`` (K,), ``means_`` (K, D), ``covariances_``,
     ``precisions_``, ``precisions_cholesky_`` (shapes by covariance type, as scikit-learn),
     ``converged_``, ``n_iter_``, ``lower_bound_`` (mean log-likelihood per row of the
-    parameters before the last M-step, as scikit-learn), ``history_`` (one per iteration).
+    parameters before the last M-step, as scikit-learn), ``history_`` (one per iteration),
+    ``n_samples_seen_`` (rows fitted, :meth:`partial_fit`'s batches included).
 
     Example::
 
@@ -715,6 +749,41 @@ class GaussianMixture(_Mixture):
         self._store_gaussians(params.weights, params.means, params.precisions_cholesky)
         self.history_ = history
         self.lower_bound_ = float(history[-1])
+
+    def partial_fit(self, X, y=None, *, key=None):
+        """Stepwise EM (Cappé & Moulines 2009; Liang & Klein 2009) over batches of rows; returns ``self``.
+
+        The first call is :meth:`fit` on its rows. Each later call runs one E-step on its rows
+        under the current parameters and moves every component's weight, mean and covariance
+        towards the batch's by ``rho = rows in the batch / rows seen`` (every row seen weighs
+        the same; the step sizes satisfy the stochastic-approximation conditions), then takes
+        the M-step. The fitted parameters are those moments (plus ``reg_covar``), so nothing
+        else is kept: memory is one batch's. Many batches approach :meth:`fit` on all rows, not
+        exactly (a batch's responsibilities come from the parameters of its time).
+        ``lower_bound_`` becomes the batch's mean log-likelihood before the step and is
+        appended to ``history_``; ``key`` and ``random_state`` matter only for the first call.
+        """
+        if not hasattr(self, "_params"):
+            return self.fit(X, key=key)
+        self._check_params()
+        self._check_precision("partial_fit")
+        x = _check_data(_validated(self, X, reset=False), "x")
+        ct, reg = self.covariance_type, np.float64(self.reg_covar)
+        weights, means, cov, objective = batch_moments(self._params, self._blocks(x, self._shift), covariance_type=ct)
+        current = np.asarray(self.covariances_, np.float64)
+        current = current - reg * np.eye(current.shape[-1]) if _scatter(ct) else current - reg
+        rho = len(x) / (self.n_samples_seen_ + len(x))
+        w, m, c = merge_moments((self.weights_, np.asarray(self.means_, np.float64) - self._shift, current),
+                                (weights, means, cov), rho, ct)
+        c = c + reg * np.eye(c.shape[-1]) if _scatter(ct) else c + reg
+        chol = np.asarray(_precisions_cholesky(jnp.asarray(c, self._dtype), ct), np.float64)
+        params = GMMParams(*(jnp.asarray(a, self._dtype) for a in (w / w.sum(), m, chol)))
+        require(all(np.isfinite(np.asarray(a)).all() for a in params),
+                "the step failed: a component's covariance is not positive definite; increase reg_covar "
+                "(e.g. 1e-4) or use dtype=float64")
+        self._params, self.n_samples_seen_ = params, self.n_samples_seen_ + len(x)
+        self._set_fitted(params, np.append(self.history_, float(objective)), None)
+        return self
 
     def n_parameters(self) -> int:
         """Free parameters: K-1 weights, K*D means and the covariance entries."""
