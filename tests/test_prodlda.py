@@ -6,6 +6,7 @@ One fit on a small synthetic LDA corpus (module-scoped) serves every model-level
 
 import argparse
 import json
+import re
 import tracemalloc
 
 import jax
@@ -318,6 +319,20 @@ def _cli(argv):
     return cli_lda.run(parser.parse_args(argv), kind="prodlda")
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "epochs must be a positive integer, got --epochs 0$"),
+    (["--alpha", "-1"], "doc_topic_prior must be a positive number, got --alpha -1.0$"),
+    (["-k", "1"], r"n_components must be an integer >= 2 \(ProdLDA needs at least 2 topics\), got --topics 1$"),
+])
+def test_cli_options_are_checked_once_by_the_estimator_before_the_corpus_is_read(tmp_path, capsys, flags, message):
+    from bayesgen.cli import main
+
+    code = main(["fit", "prodlda", "--data", str(tmp_path / "missing.dat"), "--out", str(tmp_path / "run"), *flags])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1
+    assert re.search(message, error[0]), error[0]  # the estimator's words, its options as flags; the corpus unread
+
+
 def test_cli_fit_prodlda_writes_a_complete_run(tmp_path, synthetic, capsys):
     write_ldac(synthetic.corpus, tmp_path / "c.dat", tmp_path / "vocab.txt")
     run = tmp_path / "run"
@@ -336,5 +351,3 @@ def test_cli_fit_prodlda_writes_a_complete_run(tmp_path, synthetic, capsys):
     skeleton = build_prodlda(vocab_size=VOCAB, n_topics=N_TOPICS, key=jax.random.key(0), hidden=(16,))
     model, meta = load_checkpoint(run / "model.npz", skeleton)
     assert meta["kind"] == "prodlda" and model.latent_dim == N_TOPICS
-    with pytest.raises(BayesgenError, match="--topics must be at least 2"):
-        _cli([*argv[:6], "-k", "1", "--force"])

@@ -31,17 +31,20 @@ def in_flags(message: str, parser: argparse.ArgumentParser, command: str | None 
     Config keys map through ``TRAIN_FLAGS`` (``learning_rate`` is ``--lr``), other names through
     the options of ``command`` (or of every command); a name that is no flag stays as written.
     """
-    sub = _flags_of(parser)
+    sub, own = _flags_of(parser), {}
     if command is not None:
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-                sub = {**sub, **_flags_of(action.choices[command])}
+                own = _flags_of(action.choices[command])
+                sub = {**sub, **own}
     keys = {key: flag for flag, (_, key, _) in TRAIN_FLAGS.items()} | {"model": "--model"}
 
     def flag(match: re.Match) -> str:
         name, value = match.group(1), match.group(2) if match.group(2) is not None else match.group(3)
         action = sub.get(name)
-        option = keys.get(name) or (max(action.option_strings, key=len) if action is not None else None)
+        # the command's own flag first (fit prodlda's n_components is --topics), then a config key's
+        option = ((max(own[name].option_strings, key=len) if name in own else None)
+                  or keys.get(name) or (max(action.option_strings, key=len) if action is not None else None))
         if option is None:
             return match.group(0)
         by_option = next((a for a in sub.values() if option in a.option_strings), action)

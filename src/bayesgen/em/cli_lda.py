@@ -59,15 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser, kind: str = "lda") -> None:
                              "per line")
     parser.add_argument("--vocab", metavar="FILE", help="vocabulary of an LDA-C file, one word per line")
     parser.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
-    parser.add_argument("--topics", "-k", type=int, default=10, metavar="K", help="number of topics (default 10)")
+    parser.add_argument("--topics", "-k", type=int, default=10, metavar="K", dest="n_components",
+                        help="number of topics (default 10)")
     if kind == "lda":
         parser.add_argument("--method", choices=LEARNING_METHODS, default="batch",
                             help="batch / online variational Bayes, or collapsed Gibbs sampling (default batch)")
         parser.add_argument("--max-iter", type=int, default=100, help="passes (VB) or sweeps (Gibbs) (default 100)")
-        parser.add_argument("--alpha", type=float, help="document-topic prior (default 1/K)")
-        parser.add_argument("--eta", type=float, help="topic-word prior (default 1/K)")
+        parser.add_argument("--alpha", type=float, dest="doc_topic_prior", help="document-topic prior (default 1/K)")
+        parser.add_argument("--eta", type=float, dest="topic_word_prior", help="topic-word prior (default 1/K)")
     else:
-        parser.add_argument("--alpha", type=float, default=1.0,
+        parser.add_argument("--alpha", type=float, default=1.0, dest="doc_topic_prior",
                             help="document-topic Dirichlet prior, approximated by a logistic normal (default 1.0)")
         parser.add_argument("--epochs", type=int, default=200, help="passes over the training documents (default 200)")
         parser.add_argument("--batch-size", type=int, default=64, help="documents per step (default 64)")
@@ -111,15 +112,29 @@ def _csv_bytes(header: list[str], rows) -> bytes:
     return text.getvalue().encode()
 
 
-def _fit_lda(args, train, test_pair, summary):
+def _estimator(args, kind: str):
+    """The unfitted estimator the flags describe, its options checked (by the estimator, in its
+    words: the CLI writes ``name=value`` as flags) before any corpus is read."""
+    if kind == "lda":
+        from bayesgen.em.lda import LatentDirichletAllocation  # the fits import what they run (not the parser)
+
+        model = LatentDirichletAllocation(args.n_components, doc_topic_prior=args.doc_topic_prior,
+                                          topic_word_prior=args.topic_word_prior, learning_method=args.method,
+                                          max_iter=args.max_iter)
+    else:
+        from bayesgen.em.prodlda import ProdLDA
+
+        model = ProdLDA(args.n_components, hidden=tuple(args.hidden), doc_topic_prior=args.doc_topic_prior,
+                        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                        patience=args.patience)
+    model._check_params()
+    return model
+
+
+def _fit_lda(model, args, train, test_pair, summary):
     """Fit LDA; fill ``summary``; return (fitted, history, history label, extra params)."""
     import jax  # the fits import what they run: building the parser must not import JAX
 
-    from bayesgen.em.lda import LatentDirichletAllocation
-
-    require(args.max_iter >= 1, f"--max-iter must be at least 1, got {args.max_iter}")
-    model = LatentDirichletAllocation(args.topics, doc_topic_prior=args.alpha, topic_word_prior=args.eta,
-                                      learning_method=args.method, max_iter=args.max_iter)
     started = time.perf_counter()
     fitted = model.fit(train, key=jax.random.key(args.seed))
     summary["fit_seconds"] = round(time.perf_counter() - started, 3)
@@ -137,20 +152,10 @@ def _fit_lda(args, train, test_pair, summary):
     return fitted, history, label, extra
 
 
-def _fit_prodlda(args, train, test_pair, summary):
+def _fit_prodlda(model, args, train, test_pair, summary):
     """Fit ProdLDA; fill ``summary``; return (fitted, history, history label, extra params)."""
     import jax
 
-    from bayesgen.em.prodlda import ProdLDA
-
-    require(args.epochs >= 1, f"--epochs must be at least 1, got {args.epochs}")
-    require(args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}")
-    require(args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}")
-    require(args.alpha > 0, f"--alpha must be positive, got {args.alpha}")
-    require(all(h >= 1 for h in args.hidden), f"--hidden widths must be positive, got {args.hidden}")
-    require(args.patience is None or args.patience >= 1, f"--patience must be at least 1, got {args.patience}")
-    model = ProdLDA(args.topics, hidden=tuple(args.hidden), doc_topic_prior=args.alpha, epochs=args.epochs,
-                    batch_size=args.batch_size, learning_rate=args.learning_rate, patience=args.patience)
     key_fit, key_eval, key_completion = jax.random.split(jax.random.key(args.seed), 3)
     started = time.perf_counter()
     fitted = model.fit(train, key=key_fit, progress=not getattr(args, "quiet", False))
@@ -161,13 +166,13 @@ def _fit_prodlda(args, train, test_pair, summary):
     valid = [r.get("valid_elbo", r.get("train_elbo")) for r in fitted.history_]
     history = np.asarray(valid, np.float64)
     best = int(np.nanargmax(history))
-    summary.update({"doc_topic_prior": args.alpha, "epochs": args.epochs, "epochs_run": len(history),
+    summary.update({"doc_topic_prior": args.doc_topic_prior, "epochs": args.epochs, "epochs_run": len(history),
                     "best_epoch": best + 1, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                     "hidden": list(args.hidden), "final_objective": float(history[best]),
                     "perplexity_protocol": "importance-sampled log p(w) (K=100) of the training documents"})
     decoder = fitted.model_.likelihood.decoder
     extra = {"topics": fitted.components_, "background": np.asarray(decoder.background),
-             "doc_topic_prior": np.float64(args.alpha)}
+             "doc_topic_prior": np.float64(args.doc_topic_prior)}
     return fitted, history, "validation ELBO per document (nats)", extra
 
 
@@ -179,8 +184,7 @@ def run(args, kind: str = "lda") -> int:
     require(kind in KINDS, f"unknown topic model '{kind}'; choose one of {', '.join(KINDS)}")
     out = Path(args.out)
     layout.check_replaceable_run(out, args.force)
-    require(args.topics >= (2 if kind == "prodlda" else 1),
-            f"--topics must be at least {2 if kind == 'prodlda' else 1}, got {args.topics}")
+    model = _estimator(args, kind)
     require(args.n_words >= 1, f"--n-words must be at least 1, got {args.n_words}")
     require(0.0 <= args.test_fraction < 1.0, f"--test-fraction must lie in [0, 1), got {args.test_fraction}")
     options = {"vocab_size": args.vocab_size, "stop_words": _stop_words(args.stop_words),
@@ -201,15 +205,16 @@ def run(args, kind: str = "lda") -> int:
     if not quiet:
         how = f"by {args.method}" if kind == "lda" else "by amortized VI (ProdLDA)"
         print(f"corpus: {corpus.n_docs} documents, {corpus.vocab_size} words, {corpus.n_tokens} tokens; "
-              f"fitting {args.topics} topics {how} on {train.n_docs} documents")
+              f"fitting {args.n_components} topics {how} on {train.n_docs} documents")
 
-    summary = {"model": kind, "data": str(args.data), "vocab": args.vocab, "n_topics": args.topics, "seed": args.seed,
+    summary = {"model": kind, "data": str(args.data), "vocab": args.vocab, "n_topics": args.n_components,
+               "seed": args.seed,
                "n_docs": corpus.n_docs, "n_docs_train": train.n_docs, "n_docs_test": int(test_ids.size),
                "vocab_size": corpus.vocab_size, "n_tokens": corpus.n_tokens,
                "held_out_protocol": "document completion: proportions from a random half of each test document's "
                                     "tokens, perplexity of the other half"}
     fit_model = _fit_lda if kind == "lda" else _fit_prodlda
-    fitted, history, history_label, extra = fit_model(args, train, test_pair, summary)
+    fitted, history, history_label, extra = fit_model(model, args, train, test_pair, summary)
     held_out = summary["held_out_perplexity"]
 
     top = fitted.top_words(args.n_words)
@@ -227,15 +232,15 @@ def run(args, kind: str = "lda") -> int:
         layout.atomic_write_bytes(run / layout.PARAMS, write_npz)
         if kind == "prodlda":
             save_checkpoint(run / "model.npz", fitted.model_, metadata={
-                "kind": "prodlda", "vocab_size": corpus.vocab_size, "n_topics": args.topics,
-                "hidden": list(args.hidden), "doc_topic_prior": args.alpha})
+                "kind": "prodlda", "vocab_size": corpus.vocab_size, "n_topics": args.n_components,
+                "hidden": list(args.hidden), "doc_topic_prior": args.doc_topic_prior})
         layout.atomic_write_bytes(run / "topics.csv", lambda f: f.write(_csv_bytes(
             ["topic"] + [f"word_{i + 1}" for i in range(len(top[0]))], [[k, *words] for k, words in enumerate(top)])))
         layout.atomic_write_bytes(run / "doc_topics.csv", lambda f: f.write(_csv_bytes(
-            ["document", "split"] + [f"topic_{k}" for k in range(args.topics)],
+            ["document", "split"] + [f"topic_{k}" for k in range(args.n_components)],
             ([names[d], split[d], *(f"{p:.6f}" for p in doc_topics[d])] for d in range(corpus.n_docs)))))
         plot_topics(fitted, run / layout.PLOTS / "topics.png", n_words=args.n_words)
-        title = f"LDA ({args.method}, K={args.topics})" if kind == "lda" else f"ProdLDA (K={args.topics})"
+        title = f"LDA ({args.method}, K={args.n_components})" if kind == "lda" else f"ProdLDA (K={args.n_components})"
         plot_history(history, run / layout.PLOTS / "history.png", ylabel=history_label, title=title,
                      show_increase=False)
         layout.write_json(run / layout.SUMMARY, summary)

@@ -817,21 +817,23 @@ class LatentDirichletAllocation(TopicModelMixin, ClassNamePrefixFeaturesOutMixin
     def _check_params(self):
         for name in ("n_components", "max_iter", "batch_size", "max_doc_update_iter"):
             value = getattr(self, name)
-            require(is_int(value, 1), f"{name} must be a positive integer, got {value!r}")
+            require(is_int(value, 1), f"{name} must be a positive integer, got {name}={value!r}")
         require(self.learning_method in LEARNING_METHODS,
-                f"learning_method must be one of {', '.join(LEARNING_METHODS)}, got {self.learning_method!r}")
+                f"learning_method must be one of {', '.join(LEARNING_METHODS)}, "
+                f"got learning_method={self.learning_method!r}")
         for name in ("doc_topic_prior", "topic_word_prior"):
             value = getattr(self, name)
             require(value is None or (is_real(value) and value > 0),
-                    f"{name} must be a positive number (or None for 1/n_components), got {value!r}")
+                    f"{name} must be a positive number (or None for 1/n_components), got {name}={value!r}")
         for name, low in (("learning_offset", 0.0), ("total_samples", 0.0)):
             value = getattr(self, name)
-            require(is_real(value) and value > low, f"{name} must be a number > 0, got {value!r}")
+            require(is_real(value) and value > low, f"{name} must be a number > 0, got {name}={value!r}")
         require(is_real(self.learning_decay) and 0.5 < self.learning_decay <= 1.0,
-                f"learning_decay must lie in (0.5, 1] for online VB to converge, got {self.learning_decay!r}")
+                "learning_decay must lie in (0.5, 1] for online VB to converge, "
+                f"got learning_decay={self.learning_decay!r}")
         for name in ("tol", "mean_change_tol"):
             value = getattr(self, name)
-            require(is_real(value) and value >= 0, f"{name} must be a number >= 0, got {value!r}")
+            require(is_real(value) and value >= 0, f"{name} must be a number >= 0, got {name}={value!r}")
         self.doc_topic_prior_ = 1.0 / self.n_components if self.doc_topic_prior is None else float(self.doc_topic_prior)
         self.topic_word_prior_ = (1.0 / self.n_components if self.topic_word_prior is None
                                   else float(self.topic_word_prior))

@@ -143,20 +143,21 @@ class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
     def _check_params(self):
         require(is_int(self.n_components, 2),
-                f"n_components must be an integer >= 2 (ProdLDA needs at least 2 topics), got {self.n_components!r}")
+                "n_components must be an integer >= 2 (ProdLDA needs at least 2 topics), "
+                f"got n_components={self.n_components!r}")
         require(isinstance(self.hidden, (tuple, list)) and all(is_int(h, 1) for h in self.hidden),
-                f"hidden must be a sequence of positive layer widths, e.g. (100, 100), got {self.hidden!r}")
+                f"hidden must be a sequence of positive layer widths, e.g. (100, 100), got hidden={self.hidden!r}")
         require(is_real(self.doc_topic_prior) and self.doc_topic_prior > 0,
-                f"doc_topic_prior must be a positive number, got {self.doc_topic_prior!r}")
+                f"doc_topic_prior must be a positive number, got doc_topic_prior={self.doc_topic_prior!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
-            require(is_int(value, 1), f"{name} must be a positive integer, got {value!r}")
+            require(is_int(value, 1), f"{name} must be a positive integer, got {name}={value!r}")
         require(is_real(self.learning_rate) and self.learning_rate > 0,
-                f"learning_rate must be a positive number, got {self.learning_rate!r}")
+                f"learning_rate must be a positive number, got learning_rate={self.learning_rate!r}")
         require(self.patience is None or is_int(self.patience, 1),
-                f"patience must be a positive integer number of epochs or None, got {self.patience!r}")
+                f"patience must be a positive integer number of epochs or None, got patience={self.patience!r}")
         require(is_real(self.valid_fraction) and 0 <= self.valid_fraction < 1,
-                f"valid_fraction must lie in [0, 1), got {self.valid_fraction!r}")
+                f"valid_fraction must lie in [0, 1), got valid_fraction={self.valid_fraction!r}")
 
     # ---- data ----------------------------------------------------------------------------
 
