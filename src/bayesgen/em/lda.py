@@ -71,11 +71,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from bayesgen._errors import BayesgenError, require
+from bayesgen._errors import require
 from bayesgen.data import Corpus
+from bayesgen.data.sparse_rows import SparseRows
 from bayesgen.em._driver import EMResult, run_em
 from bayesgen.em.estimator import TopicModelMixin, is_int, is_real, resolve_key
 from bayesgen.em.options import LEARNING_METHODS
@@ -691,38 +691,16 @@ class Counts:
 def as_counts(x, what: str = "X") -> Counts:
     """A :class:`~bayesgen.data.Corpus`, a scipy.sparse matrix or a dense (D, V) array as :class:`Counts`.
 
-    A sparse matrix stays sparse (converted to CSR, duplicate entries summed, stored zeros dropped);
-    a dense array is read into CSR. Negative, NaN or infinite counts raise a BayesgenError.
+    Read as :class:`~bayesgen.data.sparse_rows.SparseRows` reads it: a sparse matrix stays sparse
+    (converted to CSR, duplicate entries summed, stored zeros dropped; the caller's matrix is not
+    changed), a dense array is read into CSR. Negative, NaN or infinite counts raise a BayesgenError.
     """
     if isinstance(x, Corpus):
         return Counts(x.doc_ptr, x.word_ids, x.counts.astype(np.float32), x.vocab_size)
     require(not isinstance(x, (str, bytes, os.PathLike)),
             f"{what} is a path; read it first, e.g. bayesgen.data.load_corpus({str(x)!r})")
-    if sp.issparse(x):
-        csr = sp.csr_matrix(x)
-        if not csr.has_canonical_format:
-            csr = csr.copy()
-            csr.sum_duplicates()
-    else:
-        try:
-            dense = np.asarray(x, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise BayesgenError(f"{what} is not a matrix of counts; pass a Corpus, a scipy.sparse matrix or a "
-                                "2-D array (documents x words)") from None
-        require(dense.ndim == 2, f"{what} must be 2-D (documents x words), got shape {dense.shape}")
-        csr = sp.csr_matrix(dense)
-    require(csr.shape[0] >= 1 and csr.shape[1] >= 1,
-            f"{what} is empty (shape {csr.shape}); pass at least one document and one word")
-    data = csr.data
-    require(bool(np.all(np.isfinite(data))), f"{what} has NaN or infinite counts; pass finite word counts")
-    require(data.size == 0 or float(data.min()) >= 0, f"Negative values in data ({what}); pass word counts (>= 0)")
-    doc_ptr, word_ids = csr.indptr.astype(np.int64), csr.indices.astype(np.int32)
-    kept = data > 0
-    if not kept.all():  # stored zeros: drop them without touching the caller's matrix
-        doc_of_entry = np.repeat(np.arange(csr.shape[0]), np.diff(doc_ptr))
-        doc_ptr = np.concatenate([[0], np.cumsum(np.bincount(doc_of_entry[kept], minlength=csr.shape[0]))])
-        word_ids, data = word_ids[kept], data[kept]
-    return Counts(doc_ptr, word_ids, data.astype(np.float32), int(csr.shape[1]))
+    csr = SparseRows(x, what=what).matrix  # the one reading of counts into canonical CSR (ProdLDA's too)
+    return Counts(csr.indptr.astype(np.int64), csr.indices.astype(np.int32), csr.data, int(csr.shape[1]))
 
 
 def _online_blocks(counts: Counts, minibatches) -> Blocks:
