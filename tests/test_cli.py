@@ -1,6 +1,8 @@
 """The command line: every command on a tiny run, and one clear line + exit 2 for bad input."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,6 +51,24 @@ def test_every_command_on_a_run(tiny_run, capsys, tmp_path):
     code, out, _ = run_cli(capsys, "anomaly", run, "-K", 8, "--out", tmp_path / "scores.csv", "--quiet")
     scores = np.loadtxt(tmp_path / "scores.csv", delimiter=",", skiprows=1)
     assert code == 0 and np.all(scores[:, 1] > 0) and (tmp_path / "scores.png").is_file()
+
+
+def test_evaluate_by_annealed_importance_sampling_with_its_bracket_in_the_table_and_report(tiny_run, capsys,
+                                                                                           tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run)  # evaluate writes evaluation.json: a copy, not the shared run
+    code, out, err = run_cli(capsys, "evaluate", run, "-K", 8, "--ais", 3, "--ais-chains", 2, "--bdmc", 2, "--quiet")
+    assert code == 0, err
+    assert "log p(x), AIS 3 steps x 2 chains" in out and "importance sampled, K=8" in out and "BDMC bracket" in out
+    saved = json.loads((run / "evaluation.json").read_text())
+    assert saved["method"] == "ais" and saved["ais_steps"] == 3 and saved["bdmc_lower"] <= saved["bdmc_upper"] + 5
+    assert run_cli(capsys, "report", run, "--out", tmp_path / "report.html", "--no-draw")[0] == 0
+    html = (tmp_path / "report.html").read_text()
+    assert "AIS steps" in html and "BDMC upper" in html and "importance sampled" in html
+    assert_one_line_error(*run_cli(capsys, "evaluate", run, "--ais", 0)[::2], "n_steps must be an integer >= 1, "
+                                                                               "got --ais 0$")
+    assert_one_line_error(*run_cli(capsys, "evaluate", run, "--bdmc", 3)[::2],
+                          "the BDMC bracket runs AIS both ways: pass --ais 1000 .AIS steps. with --bdmc 3$")
 
 
 def test_anomaly_on_new_data_scores_noise_higher(tiny_run, capsys, tmp_path):

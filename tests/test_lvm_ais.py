@@ -89,7 +89,7 @@ def test_ais_scores_a_nonlinear_model_and_refuses_what_it_cannot(linear):
     x = (linear[1] > linear[1].mean(axis=0)).astype(np.float32)[:4]
     result = ais_log_marginal_likelihood(vae, x, jax.random.key(8), n_steps=3, n_chains=2)
     assert np.all(np.isfinite(result.log_px)) and np.all(result.log_px < 0)
-    with pytest.raises(BayesgenError, match="n_steps must be an integer >= 1, got 0"):
+    with pytest.raises(BayesgenError, match="n_steps must be an integer >= 1, got n_steps=0"):
         ais_log_marginal_likelihood(vae, x, jax.random.key(8), n_steps=0)
     with pytest.raises(BayesgenError, match="bernoulli likelihood needs data in"):
         ais_log_marginal_likelihood(vae, x + 0.5, jax.random.key(8), n_steps=3)

@@ -14,9 +14,16 @@ def _run(name: str):
 def register(commands) -> None:
     p = commands.add_on_run("evaluate", _run("evaluate"),
                             "ELBO, importance-sampled log p(x), bits/dim and active units.",
-                            "bayesgen evaluate runs/digits --n-importance 5000")
+                            "bayesgen evaluate runs/digits --n-importance 5000\n"
+                            "  bayesgen evaluate runs/digits --ais 1000 --bdmc 20   # annealed importance sampling")
     p.add_argument("--split", default="test")
     p.add_argument("--n-importance", "-K", type=int, help="importance samples (default: the run's)")
+    p.add_argument("--ais", type=int, metavar="STEPS", dest="n_steps",
+                   help="also estimate log p(x) by annealed importance sampling with STEPS steps (HMC; e.g. 1000)")
+    p.add_argument("--ais-chains", type=int, default=16, dest="n_chains", metavar="K",
+                   help="AIS chains per example (default 16)")
+    p.add_argument("--bdmc", type=int, default=0, dest="n_bdmc", metavar="N",
+                   help="with --ais: bracket log p(x) by bidirectional Monte Carlo on N rows simulated from the model")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"))
 
     p = commands.add_on_run("sample", _run("sample"), "Draw samples from the model (z ~ p(z), then E[x|z]).",

@@ -33,7 +33,8 @@ def cmd_evaluate(args) -> int:
     if args.split == "test":  # the test table is written to RUN/evaluation.json
         output_path(None, args.run, layout.EVALUATION)
     run = open_run(args.run, checkpoint=args.checkpoint)
-    print(format_table(evaluate_run(run, split=args.split, n_importance=args.n_importance, progress=progress(args))))
+    print(format_table(evaluate_run(run, split=args.split, n_importance=args.n_importance, progress=progress(args),
+                                    n_steps=args.n_steps, n_chains=args.n_chains, n_bdmc=args.n_bdmc)))
     return 0
 
 

@@ -168,11 +168,12 @@ def _check(model, x, n_steps: int, n_chains: int, n_leapfrog: int):
     require(not isinstance(model.prior, UniformCategorical),
             "AIS moves the latents with Hamiltonian Monte Carlo, which needs continuous latents; this model's are "
             "categorical: score it by importance sampling")
-    require(isinstance(n_steps, (int, np.integer)) and n_steps >= 1, f"n_steps must be an integer >= 1, got {n_steps!r}")
+    require(isinstance(n_steps, (int, np.integer)) and n_steps >= 1,
+            f"n_steps must be an integer >= 1, got n_steps={n_steps!r}")
     require(isinstance(n_chains, (int, np.integer)) and n_chains >= 1,
-            f"n_chains must be an integer >= 1, got {n_chains!r}")
+            f"n_chains must be an integer >= 1, got n_chains={n_chains!r}")
     require(isinstance(n_leapfrog, (int, np.integer)) and n_leapfrog >= 1,
-            f"n_leapfrog must be an integer >= 1, got {n_leapfrog!r}")
+            f"n_leapfrog must be an integer >= 1, got n_leapfrog={n_leapfrog!r}")
     x = jnp.asarray(x, jnp.float32)
     require(x.ndim == 2 and x.shape[0] > 0, f"x must be a non-empty (N, D) array, got shape {x.shape}")
     model.check_support(np.asarray(x))
@@ -225,7 +226,7 @@ def bdmc(model, key, n: int, *, n_steps: int = 1000, n_chains: int = 16, n_leapf
     they meet, AIS with these settings has converged on such data (Grosse et al. 2015).
     A conditional model needs ``condition`` as :meth:`~bayesgen.LatentVariableModel.sample` does.
     """
-    require(isinstance(n, (int, np.integer)) and n >= 1, f"n must be an integer >= 1, got {n!r}")
+    require(isinstance(n, (int, np.integer)) and n >= 1, f"n must be an integer >= 1, got n={n!r}")
     key_data, key_forward, key_reverse = jax.random.split(key, 3)
     z_true, x = model.sample(key_data, int(n), mean=False, condition=condition)
     rows = x if not model.condition_dim else jnp.concatenate([x, model._conditions(condition, int(n))], axis=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 
 import equinox as eqx
 import jax
@@ -19,6 +20,7 @@ from numpyro.distributions import kl_divergence
 from tqdm.auto import tqdm
 
 from bayesgen._errors import require
+from bayesgen.lvm import ais
 
 MAX_IMPORTANCE = 2**20  # importance samples per example: K = 5000 is the usual; a million already takes hours
 from bayesgen.lvm.objectives import ELBO, example_keys, mean_objective
@@ -201,8 +203,18 @@ def active_units(model, x, *, threshold: float = 0.01) -> tuple[int, np.ndarray]
 
 
 def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None = None,
-             progress: bool = False, kl: str = "analytic") -> dict[str, float]:
+             progress: bool = False, kl: str = "analytic", method: str = "is", n_steps: int = 1000,
+             n_chains: int = 16, n_bdmc: int = 0) -> dict[str, float]:
     """The standard report for a data set ``x`` ``(N, D)``, every number a mean over its N rows.
+
+    ``method="ais"`` estimates log p(x) by annealed importance sampling instead
+    (:func:`bayesgen.lvm.ais.ais_log_marginal_likelihood`: ``n_steps`` annealing steps,
+    ``n_chains`` chains per example), which does not rest on q; the importance-sampled estimate
+    is kept beside it as ``is_log_px``, with ``ais_steps``, ``ais_chains``, ``ais_acceptance``
+    (mean HMC acceptance) and ``ais_seconds_per_example``. ``n_bdmc`` > 0 adds the bracket of
+    :func:`~bayesgen.lvm.ais.bdmc` on that many rows simulated from the model (``bdmc_lower`` /
+    ``bdmc_upper``, means; an unconditional model only): how far AIS with these settings is from
+    the truth on data the model could have made.
 
     ``kl="mc"`` for models without a closed-form KL (mixture/Vamp priors, flows, hierarchies).
     The keys, with log p^(x_i) the importance-sampled estimate for row i with K = ``n_importance``
@@ -222,10 +234,30 @@ def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None 
     - ``active_units``: the number of latent dimensions u with Var_x(E_q[z_u | x]) > 0.01
       (:func:`active_units`).
     """
+    require(method in ("is", "ais"), f"method must be 'is' (importance sampling) or 'ais' (annealed importance "
+                                     f"sampling), got method={method!r}")
+    require(isinstance(n_bdmc, int) and n_bdmc >= 0, f"n_bdmc must be an integer >= 0, got n_bdmc={n_bdmc!r}")
+    require(method == "ais" or not n_bdmc, "the BDMC bracket is AIS run both ways; pass method='ais' with n_bdmc")
+    require(not (n_bdmc and model.condition_dim), "the BDMC bracket simulates unconditional data; "
+                                                  "this model is conditional: pass n_bdmc=0")
     key_elbo, key_is = jax.random.split(key)
     elbo, terms = mean_objective(ELBO(kl=kl), model, x, key_elbo)
     log_px, mc_stderr = log_marginal_likelihood_with_stderr(model, x, key_is, n_samples=n_importance,
                                                             chunk_size=chunk_size, progress=progress)
+    extra = {}
+    if method == "ais":
+        key_ais, key_bdmc = jax.random.split(jax.random.fold_in(key, 1))
+        started = time.perf_counter()
+        annealed = ais.ais_log_marginal_likelihood(model, x, key_ais, n_steps=n_steps, n_chains=n_chains,
+                                                   progress=progress)
+        extra = {"method": "ais", "is_log_px": float(log_px.mean()), "ais_steps": n_steps, "ais_chains": n_chains,
+                 "ais_acceptance": float(annealed.acceptance.mean()),
+                 "ais_seconds_per_example": (time.perf_counter() - started) / len(annealed.log_px)}
+        log_px, mc_stderr = annealed.log_px, annealed.mc_stderr
+        if n_bdmc:
+            bracket = ais.bdmc(model, key_bdmc, n_bdmc, n_steps=n_steps, n_chains=n_chains)
+            extra.update(bdmc_lower=float(bracket.lower.mean()), bdmc_upper=float(bracket.upper.mean()),
+                         bdmc_examples=n_bdmc)
     n_active, _ = active_units(model, x)
     n = len(log_px)
     mean_log_px = float(log_px.mean())
@@ -242,6 +274,7 @@ def evaluate(model, x, key, *, n_importance: int = 1000, chunk_size: int | None 
         "n_importance": n_importance,
         "active_units": n_active,
         "latent_dim": model.latent_dim,
+        **extra,
     }
 
 

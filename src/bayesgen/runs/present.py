@@ -24,6 +24,18 @@ def format_table(result: dict) -> str:
         (f"log p(x), K={result['n_importance']}",
          f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f} over examples"
          + (f", ± {result['log_px_mc_stderr']:.3f} Monte Carlo" if "log_px_mc_stderr" in result else "")),
+    ]
+    if result.get("method") == "ais":
+        rows[-1] = (f"log p(x), AIS {result['ais_steps']} steps x {result['ais_chains']} chains",
+                    f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f} over examples, "
+                    f"± {result['log_px_mc_stderr']:.3f} Monte Carlo")
+        rows += [(f"  importance sampled, K={result['n_importance']}", f"{result['is_log_px']:.3f}"),
+                 ("  HMC acceptance", f"{result['ais_acceptance']:.2f}"),
+                 ("  seconds per example", f"{result['ais_seconds_per_example']:.3g}")]
+        if "bdmc_lower" in result:
+            rows.append((f"  BDMC bracket ({result['bdmc_examples']} simulated)",
+                         f"[{result['bdmc_lower']:.3f}, {result['bdmc_upper']:.3f}]"))
+    rows += [
         ("NLL (nats)", f"{result['nll']:.3f}"), ("bits/dim", f"{result['bits_per_dim']:.4f}"),
         ("active units", f"{result['active_units']} / {result['latent_dim']}"),
     ]
