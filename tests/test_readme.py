@@ -36,5 +36,5 @@ def test_quickstart_is_the_two_commands():
     assert commands == [
         'python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/bayesgen demo',
         'python3 -m venv .venv && .venv/bin/pip install -q ".[test]" && .venv/bin/ruff check . '
-        '&& .venv/bin/python -m pytest -x -q',
+        '&& .venv/bin/python -m pytest -x -q -n 2 --dist loadfile',
     ]
