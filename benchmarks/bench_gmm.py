@@ -160,6 +160,7 @@ def restarts(x64, n_init=4, iterations=20, n=50_000):
 
     x32 = x64[:n].astype(np.float32)
     model = gmm.GaussianMixture(K, max_iter=iterations, tol=0)
+    model._check_params()  # sets the dtype the blocks use, as fit does first
     spec = gmm._Spec(K, "full", "kmeans", None)
     data = model._blocks(x32, x32.mean(axis=0, dtype=np.float64))
     keys = jax.random.split(jax.random.key(0), n_init)

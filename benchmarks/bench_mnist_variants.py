@@ -13,7 +13,9 @@ The score is log p(x) by importance sampling with K = ``--K`` (default 5000, as 
 on ``--eval-rows`` test images drawn at random once (seed 0; default 2,000, a fifth of the
 test set, so a variant costs minutes, not an hour; its standard error is printed). These are comparisons between
 variants at one budget, not reproductions of the published numbers, which come from hundreds
-to thousands of epochs (see ``bench_mnist_nll.py`` for the long runs).
+to thousands of epochs (see ``bench_mnist_nll.py`` for the long runs). ``--ais STEPS`` also
+scores the first ``--ais-rows`` of those images by annealed importance sampling
+(:mod:`bayesgen.lvm.ais`, ``--ais-chains`` chains), which does not rest on the encoder.
 
 Not here: ``cvae`` and ``m2`` need class labels, which binarized MNIST does not have (M2 is
 scored on the labelled digits by ``bench_m2.py``).
@@ -104,6 +106,19 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
     key_elbo, key_is = jax.random.split(jax.random.key(args.seed + 1))
     elbo, terms = mean_objective(ELBO(kl=t.kl), result.model, x_eval, key_elbo)
     log_px = evaluation.log_marginal_likelihood(result.model, x_eval, key_is, n_samples=args.K)
+    eval_minutes = (time.monotonic() - t0) / 60
+    annealed = {}
+    if args.ais:  # AIS on the first --ais-rows of the same images, beside their importance-sampled estimate
+        from bayesgen.lvm.ais import ais_log_marginal_likelihood
+
+        rows = min(args.ais_rows, len(x_eval))
+        t1 = time.monotonic()
+        ais = ais_log_marginal_likelihood(result.model, x_eval[:rows], jax.random.key(args.seed + 2),
+                                          n_steps=args.ais, n_chains=args.ais_chains)
+        annealed = {"ais_steps": args.ais, "ais_chains": args.ais_chains, "ais_rows": rows,
+                    "ais_log_px": ais.log_px.round(3).tolist(), "ais_mc_stderr": ais.mc_stderr.round(4).tolist(),
+                    "ais_acceptance": float(ais.acceptance.mean()),
+                    "ais_seconds_per_image": (time.monotonic() - t1) / rows}
     return {
         "variant": variant, "epochs": args.epochs, "seed": args.seed, "test_nll": -float(log_px.mean()),
         "test_nll_se": float(log_px.std(ddof=1) / np.sqrt(len(log_px))), "test_neg_elbo": -elbo, "kl": terms["kl"],
@@ -111,7 +126,7 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
         "eval_rows": len(x_eval), "K": args.K, "log_px": log_px.round(3).tolist(),
         "final_train_loss": result.history[-1]["train_loss"], "final_valid_loss": result.history[-1]["valid_loss"],
         "train_minutes": train_wall / 60, "train_cpu_minutes": train_cpu / 60,
-        "eval_minutes": (time.monotonic() - t0) / 60,
+        "eval_minutes": eval_minutes, **annealed,
         "config": {"model": dict(VARIANTS[variant][0]), "train": dict(VARIANTS[variant][1]), "kl": t.kl,
                    "kl_warmup_epochs": runs.resolve_kl_warmup(config)},
         "machine": _common.machine_info(),
@@ -153,6 +168,19 @@ def table(rows: list[dict], epochs: int) -> str:
                      f" | {diff} | {r['test_neg_elbo']:.2f} | "
                      f"{r['kl']:.1f} | {r['active_units']} / {r['latent_dim']}"
                      f" | {r['train_minutes']:.1f} / {r['eval_minutes']:.1f} |")
+    annealed = [r for r in sorted(rows, key=lambda r: r["test_nll"]) if "ais_log_px" in r]
+    if annealed:
+        lines += ["", "| variant | images | NLL by IS (K) | NLL by AIS (steps x chains) | IS minus AIS ± paired s.e. "
+                  "| AIS Monte Carlo s.e. | HMC acceptance | AIS s per image |", "|---|---|---|---|---|---|---|---|"]
+        for r in annealed:
+            n = r["ais_rows"]
+            is_, ais = np.asarray(r["log_px"][:n]), np.asarray(r["ais_log_px"])
+            gap = ais - is_
+            mc = np.sqrt(np.sum(np.square(r["ais_mc_stderr"]))) / n
+            lines.append(f"| {r['variant']} | {n} | {-is_.mean():.2f} ({r['K']}) | {-ais.mean():.2f} "
+                         f"({r['ais_steps']} x {r['ais_chains']}) | {gap.mean():+.2f} ± "
+                         f"{gap.std(ddof=1) / np.sqrt(n):.2f} | {mc:.2f} | {r['ais_acceptance']:.2f} "
+                         f"| {r['ais_seconds_per_image']:.2f} |")
     return "\n".join(lines)
 
 
@@ -166,6 +194,10 @@ def main(argv=None) -> None:
                         help="use the first N training and validation images (a smoke test; nothing is saved)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=_common.DEFAULT_DATA)
+    parser.add_argument("--ais", type=int, default=0, metavar="STEPS",
+                        help="also score the first --ais-rows images by annealed importance sampling (issue 18)")
+    parser.add_argument("--ais-rows", type=int, default=100)
+    parser.add_argument("--ais-chains", type=int, default=16)
     parser.add_argument("--table", action="store_true", help="print the saved rows for --epochs as a markdown table")
     args = parser.parse_args(argv)
     if args.table:
@@ -181,6 +213,10 @@ def main(argv=None) -> None:
     x_test = _common.load_split(args.data_dir, "test")
     for variant in variants:
         row = run_variant(variant, args, x_train, x_valid, x_test)
+        if "ais_log_px" in row:
+            print(f"{variant}: AIS NLL {-np.mean(row['ais_log_px']):.2f} vs IS "
+                  f"{-np.mean(row['log_px'][: row['ais_rows']]):.2f} on the first {row['ais_rows']} images "
+                  f"({row['ais_seconds_per_image']:.2f} s per image)", flush=True)
         print(f"{variant}: test NLL {row['test_nll']:.2f} ± {row['test_nll_se']:.2f} "
               f"(K={args.K}, {row['eval_rows']} test "
               f"images), -ELBO {row['test_neg_elbo']:.2f}, {row['active_units']}/{row['latent_dim']} active units, "
