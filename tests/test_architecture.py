@@ -29,7 +29,8 @@ LAZY = {
 # command runs (JAX, the models, matplotlib) inside the function that runs it, so that building
 # the parser takes 0.3 s instead of 2.7 s (test_cli checks that it imports no JAX).
 PARSER_MODULES = ("bayesgen.cli", "bayesgen.em.cli_", "bayesgen.em", "bayesgen.bayes.cli_bayes", "bayesgen.variants",
-                  "bayesgen.report")
+                  "bayesgen.report",
+                  "bayesgen.__main__")  # sets its signal handlers before it imports the command line
 
 # Imports across layers that are known and scheduled to go, with where they go: the test fails
 # on any other, and on an entry that no longer holds (so this list only shrinks).

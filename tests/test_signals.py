@@ -180,3 +180,31 @@ def _signal_received_in_process(body, wait: float = 5.0):
         for s, handler in outer.items():
             signal.signal(s, handler)
     return None
+
+
+SIGNAL_WHILE_IMPORTING = """
+import builtins, os, signal, sys
+real_import = builtins.__import__
+def importing(name, *args, **kwargs):
+    if name == "bayesgen.cli":  # the command line's import, the slow part of starting
+        os.kill(os.getpid(), signal.SIGNUM)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = importing
+sys.argv = ["bayesgen", "anomaly", "runs/x"]
+from bayesgen.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_command_line_is_imported_is_one_line_and_128_plus_signal(signum):
+    """Before main() sets its handlers the entry point's own stop the process: one line, exit
+    128 + signal (the hostile signals run found a KeyboardInterrupt traceback there, exit -2)."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    code = SIGNAL_WHILE_IMPORTING.replace("SIGNUM", signal.Signals(signum).name)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    assert done.returncode == 128 + signum, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"bayesgen anomaly: stopped by {signal.Signals(signum).name} while starting, before it read or wrote anything"]
+

@@ -124,7 +124,8 @@ def _run_command(args, parser) -> int:
 
 
 def run() -> None:
-    """The ``bayesgen`` console script: :func:`main`, then exit with its code. After a signal the
+    """What the ``bayesgen`` console script runs (through :mod:`bayesgen.__main__`, which sets
+    the signal handlers of the import before this module is imported): :func:`main`, then exit with its code. After a signal the
     process ends without the interpreter's teardown, which can crash (exit 139) on XLA work still
     running from a computation the signal interrupted; every file is complete by then."""
     try:
