@@ -125,9 +125,10 @@ def _run_command(args, parser) -> int:
 
 def run() -> None:
     """What the ``bayesgen`` console script runs (through :mod:`bayesgen.__main__`, which sets
-    the signal handlers of the import before this module is imported): :func:`main`, then exit with its code. After a signal the
-    process ends without the interpreter's teardown, which can crash (exit 139) on XLA work still
-    running from a computation the signal interrupted; every file is complete by then."""
+    signal handlers for the imports before this module is imported): :func:`main`, then exit with
+    its code. After a signal the process ends without the interpreter's teardown, which can crash
+    (exit 139) on XLA work still running from a computation the signal interrupted; every file is
+    complete by then."""
     try:
         code = main()
     except KeyboardInterrupt:  # Ctrl-C before main's handlers were set (importing) or after they were undone
