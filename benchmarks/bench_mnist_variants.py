@@ -78,6 +78,7 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
 
     from bayesgen import runs
     from bayesgen.lvm import evaluation
+    from bayesgen.lvm.ais import ais_log_marginal_likelihood
     from bayesgen.lvm.objectives import ELBO, mean_objective
     from bayesgen.train.driver import fit
 
@@ -109,8 +110,6 @@ def run_variant(variant: str, args, x_train, x_valid, x_test) -> dict:
     eval_minutes = (time.monotonic() - t0) / 60
     annealed = {}
     if args.ais:  # AIS on the first --ais-rows of the same images, beside their importance-sampled estimate
-        from bayesgen.lvm.ais import ais_log_marginal_likelihood
-
         rows = min(args.ais_rows, len(x_eval))
         t1 = time.monotonic()
         ais = ais_log_marginal_likelihood(result.model, x_eval[:rows], jax.random.key(args.seed + 2),

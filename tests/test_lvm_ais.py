@@ -15,6 +15,7 @@ import pytest
 
 from bayesgen import BayesgenError
 from bayesgen.em.factor_analysis import linear_lvm, linear_lvm_log_likelihood
+from bayesgen.lvm import ais
 from bayesgen.lvm.ais import ais_log_marginal_likelihood, bdmc, sigmoid_schedule
 from bayesgen.lvm.evaluation import log_marginal_likelihood
 from bayesgen.lvm.presets import build_vae
@@ -59,8 +60,6 @@ def test_ais_approaches_the_exact_log_likelihood_from_below_as_steps_grow(linear
 
 
 def test_ais_estimates_do_not_depend_on_how_rows_are_blocked(linear, monkeypatch):
-    from bayesgen.lvm import ais
-
     lvm, x, _ = linear
     whole = ais_log_marginal_likelihood(lvm, x, jax.random.key(2), n_steps=4, n_chains=8)  # compiled above
     monkeypatch.setattr(ais, "CHAINS_PER_CALL", 8 * 20)  # 20 examples per compiled call: 20 + 20 + 8 (padded)

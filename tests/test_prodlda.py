@@ -21,6 +21,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.pipeline import Pipeline
 
 from bayesgen import BayesgenError
+from bayesgen.cli import main
 from bayesgen.data import completion_split, split_documents, write_ldac
 from bayesgen.data.sparse_rows import SparseRows
 from bayesgen.em import cli_lda, prodlda
@@ -325,8 +326,6 @@ def _cli(argv):
     (["-k", "1"], r"n_components must be an integer >= 2 \(ProdLDA needs at least 2 topics\), got --topics 1$"),
 ])
 def test_cli_options_are_checked_once_by_the_estimator_before_the_corpus_is_read(tmp_path, capsys, flags, message):
-    from bayesgen.cli import main
-
     code = main(["fit", "prodlda", "--data", str(tmp_path / "missing.dat"), "--out", str(tmp_path / "run"), *flags])
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(error) == 1

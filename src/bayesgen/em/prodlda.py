@@ -27,7 +27,7 @@ from bayesgen.data import split_indices
 from bayesgen.data.sparse_rows import SparseRows
 from bayesgen.em.estimator import TopicModelMixin, is_int, is_real, resolve_key
 from bayesgen.lvm.evaluation import SAMPLES_PER_STEP, _log_px_block
-from bayesgen.lvm.objectives import ELBO, example_keys
+from bayesgen.lvm.objectives import ELBO, example_keys, padded_blocks
 from bayesgen.lvm.topics import build_prodlda
 from bayesgen.train.driver import fit
 
@@ -67,15 +67,6 @@ def _completion_block(model, observed, held_out, keys, n_samples: int):
 def _elbo_block(model, x, keys):
     """The ELBO of every document of a block (one z per document, analytic KL)."""
     return jax.vmap(lambda x_d, key: ELBO()(model, x_d, key)[1]["elbo"])(x, keys)
-
-
-def _blocks(n: int, size: int | None = None):
-    """``(start, stop, row index)`` of every block of ``size`` rows (default ``ROWS_PER_BLOCK``)."""
-    size = size or ROWS_PER_BLOCK
-    for start in range(0, n, size):
-        stop = min(start + size, n)
-        # pad the last block to the full size: one compilation for any corpus
-        yield start, stop, (np.arange(start, start + size).clip(max=n - 1) if n > size else np.arange(n))
 
 
 class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -220,7 +211,7 @@ class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self._check_fitted()
         rows = self._rows(X, reset=False)
         out = np.empty((len(rows), self.components_.shape[0]), np.float32)
-        for start, stop, idx in _blocks(len(rows)):
+        for start, stop, idx in padded_blocks(len(rows), ROWS_PER_BLOCK):
             mean, _ = _encode_block(self.model_, jnp.asarray(rows.take(idx)))
             out[start:stop] = np.asarray(jax.nn.softmax(mean, axis=1))[: stop - start]
         return out
@@ -235,7 +226,7 @@ class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         rows = self._rows(X, reset=False)
         keys = example_keys(jax.random.key(SCORE_SEED), len(rows))
         total = 0.0
-        for start, stop, idx in _blocks(len(rows)):
+        for start, stop, idx in padded_blocks(len(rows), ROWS_PER_BLOCK):
             elbo = _elbo_block(self.model_, jnp.asarray(rows.take(idx)), keys[idx])
             total += float(np.asarray(elbo, np.float64)[: stop - start].sum())
         return total / len(rows)
@@ -248,7 +239,7 @@ class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         chunk = min(n_importance, 256)
         keys = example_keys(key, n)
         log_px = np.empty(n, np.float32)
-        for start, stop, idx in _blocks(n, min(max(1, SAMPLES_PER_STEP // chunk), ROWS_PER_BLOCK, n)):
+        for start, stop, idx in padded_blocks(n, min(max(1, SAMPLES_PER_STEP // chunk), ROWS_PER_BLOCK)):
             block, _ = _log_px_block(self.model_, jnp.asarray(rows.take(idx)), keys[idx], n_importance, chunk)
             log_px[start:stop] = np.asarray(block)[: stop - start]
         return log_px - _log_multinomial_coefficient(rows)
@@ -285,7 +276,7 @@ class ProdLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         require(is_int(n_samples, 1), f"n_samples must be a positive integer, got {n_samples!r}")
         keys = jax.random.split(resolve_key(self.random_state, key, what="completion_perplexity"), len(observed))
         total = 0.0
-        for start, stop, idx in _blocks(len(observed)):
+        for start, stop, idx in padded_blocks(len(observed), ROWS_PER_BLOCK):
             per_doc = _completion_block(self.model_, jnp.asarray(observed.take(idx)), jnp.asarray(held_out.take(idx)),
                                         keys[idx], int(n_samples))
             total += float(np.asarray(per_doc, np.float64)[: stop - start].sum())

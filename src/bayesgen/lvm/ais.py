@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import equinox as eqx
@@ -45,7 +44,7 @@ from tqdm.auto import tqdm
 
 from bayesgen._errors import require
 from bayesgen.lvm.discrete import UniformCategorical
-from bayesgen.lvm.objectives import example_keys
+from bayesgen.lvm.objectives import _add_weights, _log_mean_weight_and_stderr, example_keys, padded_blocks
 
 CHAINS_PER_CALL = 4096   # chains (examples x K) advanced together by one compiled call: bounds memory
 PILOT_CHAINS = 4         # chains per example of the step-size pilot run
@@ -136,7 +135,6 @@ def _forward_block(model, rows, keys, betas, n_chains: int, n_leapfrog: int):
 
     pilot_z = jax.vmap(lambda k: prior_draws(k, PILOT_CHAINS))(key_pilot)
     _, sizes, _ = _anneal(model, rows, pilot_z, key_pilot, betas, initial, n_leapfrog, reverse=False, adapt=True)
-    sizes = jax.lax.stop_gradient(sizes)
     z = jax.vmap(lambda k: prior_draws(k, n_chains))(key_run)
     log_w, _, acceptance = _anneal(model, rows, z, key_run, betas, sizes, n_leapfrog, reverse=False, adapt=False)
     return log_w, sizes, acceptance
@@ -150,21 +148,16 @@ def _reverse_block(model, rows, z_posterior, keys, betas, sizes, n_leapfrog: int
     return log_w
 
 
-def _log_mean_and_stderr(log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log mean_k w_k per row of ``log_w`` ``(n, K)`` and its delta-method standard error
-    sqrt(Var_k(w) / K) / mean_k(w) (ddof 1; NaN for K = 1)."""
-    log_w = np.asarray(log_w, np.float64)
-    k = log_w.shape[1]
-    peak = log_w.max(axis=1, keepdims=True)
-    w = np.exp(log_w - peak)
-    log_mean = np.log(w.mean(axis=1)) + peak[:, 0]
-    if k == 1:
-        return log_mean, np.full(len(log_w), np.nan)
-    relative = w.std(axis=1, ddof=1) / w.mean(axis=1)
-    return log_mean, relative / math.sqrt(k)
+def _log_mean_and_stderr(log_w) -> tuple[np.ndarray, np.ndarray]:
+    """log mean_k w_k per row of ``log_w`` ``(n, K)`` and its delta-method Monte Carlo error, by
+    the same arithmetic as importance sampling's estimate (NaN error for K = 1)."""
+    n = log_w.shape[0]
+    sums = _add_weights((jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros(n)), log_w)
+    return tuple(np.asarray(a, np.float64) for a in _log_mean_weight_and_stderr(sums, log_w.shape[1]))
 
 
 def _check(model, x, n_steps: int, n_chains: int, n_leapfrog: int):
+    """The options, then ``x`` (None: only the options) as float32 rows in the model's support."""
     require(not isinstance(model.prior, UniformCategorical),
             "AIS moves the latents with Hamiltonian Monte Carlo, which needs continuous latents; this model's are "
             "categorical: score it by importance sampling")
@@ -174,18 +167,12 @@ def _check(model, x, n_steps: int, n_chains: int, n_leapfrog: int):
             f"n_chains must be an integer >= 1, got n_chains={n_chains!r}")
     require(isinstance(n_leapfrog, (int, np.integer)) and n_leapfrog >= 1,
             f"n_leapfrog must be an integer >= 1, got n_leapfrog={n_leapfrog!r}")
+    if x is None:
+        return None
     x = jnp.asarray(x, jnp.float32)
     require(x.ndim == 2 and x.shape[0] > 0, f"x must be a non-empty (N, D) array, got shape {x.shape}")
     model.check_support(np.asarray(x))
     return x
-
-
-def _blocks(n: int, n_chains: int):
-    size = max(1, min(n, CHAINS_PER_CALL // max(n_chains, PILOT_CHAINS)))
-    for start in range(0, n, size):
-        stop = min(start + size, n)
-        # the last block padded with its last row: one compilation for any N
-        yield start, stop, np.arange(start, start + size).clip(max=n - 1)
 
 
 def ais_log_marginal_likelihood(model, x, key, *, n_steps: int = 1000, n_chains: int = 16, n_leapfrog: int = 10,
@@ -203,9 +190,10 @@ def ais_log_marginal_likelihood(model, x, key, *, n_steps: int = 1000, n_chains:
     betas = jnp.asarray(sigmoid_schedule(int(n_steps)), jnp.float32)
     keys = example_keys(key, n)
     log_px, stderr, acceptance = np.empty(n), np.empty(n), np.empty(n)
-    for start, stop, index in tqdm(list(_blocks(n, n_chains)), desc="AIS", unit="block", disable=not progress):
+    blocks = list(padded_blocks(n, CHAINS_PER_CALL // max(n_chains, PILOT_CHAINS)))
+    for start, stop, index in tqdm(blocks, desc="AIS", unit="block", disable=not progress):
         log_w, _, accept = _forward_block(model, x[index], keys[index], betas, int(n_chains), int(n_leapfrog))
-        estimate, error = _log_mean_and_stderr(np.asarray(log_w)[: stop - start])
+        estimate, error = _log_mean_and_stderr(log_w[: stop - start])
         log_px[start:stop], stderr[start:stop] = estimate, error
         acceptance[start:stop] = np.asarray(accept)[: stop - start]
     return AISResult(log_px, stderr, acceptance)
@@ -227,6 +215,7 @@ def bdmc(model, key, n: int, *, n_steps: int = 1000, n_chains: int = 16, n_leapf
     A conditional model needs ``condition`` as :meth:`~bayesgen.LatentVariableModel.sample` does.
     """
     require(isinstance(n, (int, np.integer)) and n >= 1, f"n must be an integer >= 1, got n={n!r}")
+    _check(model, None, n_steps, n_chains, n_leapfrog)  # before simulating anything
     key_data, key_forward, key_reverse = jax.random.split(key, 3)
     z_true, x = model.sample(key_data, int(n), mean=False, condition=condition)
     rows = x if not model.condition_dim else jnp.concatenate([x, model._conditions(condition, int(n))], axis=1)
@@ -234,11 +223,11 @@ def bdmc(model, key, n: int, *, n_steps: int = 1000, n_chains: int = 16, n_leapf
     betas = jnp.asarray(sigmoid_schedule(int(n_steps)), jnp.float32)
     keys_forward, keys_reverse = example_keys(key_forward, int(n)), example_keys(key_reverse, int(n))
     lower, upper = np.empty(int(n)), np.empty(int(n))
-    for start, stop, index in _blocks(int(n), n_chains):
+    for start, stop, index in padded_blocks(int(n), CHAINS_PER_CALL // max(n_chains, PILOT_CHAINS)):
         log_w, sizes, _ = _forward_block(model, rows[index], keys_forward[index], betas, int(n_chains), int(n_leapfrog))
-        lower[start:stop] = _log_mean_and_stderr(np.asarray(log_w)[: stop - start])[0]
+        lower[start:stop] = _log_mean_and_stderr(log_w[: stop - start])[0]
         # every reverse chain starts at the one true z: the exact posterior draw for that x
         z0 = jnp.broadcast_to(z_true[index][:, None, :], (len(index), int(n_chains), z_true.shape[1]))
         log_w_reverse = _reverse_block(model, rows[index], z0, keys_reverse[index], betas, sizes, int(n_leapfrog))
-        upper[start:stop] = -_log_mean_and_stderr(np.asarray(log_w_reverse)[: stop - start])[0]
+        upper[start:stop] = -_log_mean_and_stderr(log_w_reverse[: stop - start])[0]
     return BDMCResult(np.asarray(rows), lower, upper)

@@ -23,37 +23,10 @@ from bayesgen._errors import require
 from bayesgen.lvm import ais
 
 MAX_IMPORTANCE = 2**20  # importance samples per example: K = 5000 is the usual; a million already takes hours
-from bayesgen.lvm.objectives import ELBO, example_keys, mean_objective
+from bayesgen.lvm.objectives import ELBO, _add_weights, _log_mean_weight_and_stderr, example_keys, mean_objective
 
 # Importance samples held at once per compiled step (examples x samples); bounds memory.
 SAMPLES_PER_STEP = 8192
-
-
-def _add_weights(sums, log_w):
-    """Fold a chunk of log-weights ``(n, chunk)`` (-inf for padding) into the running sums.
-
-    ``sums = (m, s1, s2)``: m the largest log-weight so far, s1 = sum_k w_k / e^m and
-    s2 = sum_k (w_k / e^m)^2. Running log-sum-exps of w and of w^2, so neither overflows and no
-    weight is stored. Start from ``(-inf, 0, 0)``.
-    """
-    running_max, s1, s2 = sums
-    new_max = jnp.maximum(running_max, jnp.max(log_w, axis=1))
-    rescale = jnp.exp(running_max - new_max)
-    w = jnp.exp(log_w - new_max[:, None])  # in [0, 1]
-    return new_max, s1 * rescale + jnp.sum(w, axis=1), s2 * rescale**2 + jnp.sum(w * w, axis=1)
-
-
-def _log_mean_weight_and_stderr(sums, n_samples: int):
-    """log mean_k w_k and its delta-method Monte Carlo standard error from :func:`_add_weights`' sums."""
-    m, s1, s2 = sums
-    log_mean = m + jnp.log(s1) - jnp.log(n_samples)
-    if n_samples == 1:  # one weight says nothing about its own spread
-        return log_mean, jnp.full_like(log_mean, jnp.nan)
-    # Delta method: Var[log mean_k w_k] ~= Var(w) / (K mean(w)^2), with the weights' sample variance
-    # (ddof 1): Var(w) / mean(w)^2 = (K sum w^2 / (sum w)^2 - 1) K / (K - 1). The scale e^m cancels.
-    # Clipped at 0: equal weights (an exact posterior) can round to a tiny negative value.
-    relative_variance = jnp.maximum(n_samples * s2 / s1**2 - 1, 0) * n_samples / (n_samples - 1)
-    return log_mean, jnp.sqrt(relative_variance / n_samples)
 
 
 @eqx.filter_jit

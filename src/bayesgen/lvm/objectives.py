@@ -222,6 +222,42 @@ def example_keys(key, n: int):
     return jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n))
 
 
+def _add_weights(sums, log_w):
+    """Fold a chunk of log-weights ``(n, chunk)`` (-inf for padding) into the running sums.
+
+    ``sums = (m, s1, s2)``: m the largest log-weight so far, s1 = sum_k w_k / e^m and
+    s2 = sum_k (w_k / e^m)^2. Running log-sum-exps of w and of w^2, so neither overflows and no
+    weight is stored. Start from ``(-inf, 0, 0)``.
+    """
+    running_max, s1, s2 = sums
+    new_max = jnp.maximum(running_max, jnp.max(log_w, axis=1))
+    rescale = jnp.exp(running_max - new_max)
+    w = jnp.exp(log_w - new_max[:, None])  # in [0, 1]
+    return new_max, s1 * rescale + jnp.sum(w, axis=1), s2 * rescale**2 + jnp.sum(w * w, axis=1)
+
+
+def _log_mean_weight_and_stderr(sums, n_samples: int):
+    """log mean_k w_k and its delta-method Monte Carlo standard error from :func:`_add_weights`' sums."""
+    m, s1, s2 = sums
+    log_mean = m + jnp.log(s1) - jnp.log(n_samples)
+    if n_samples == 1:  # one weight says nothing about its own spread
+        return log_mean, jnp.full_like(log_mean, jnp.nan)
+    # Delta method: Var[log mean_k w_k] ~= Var(w) / (K mean(w)^2), with the weights' sample variance
+    # (ddof 1): Var(w) / mean(w)^2 = (K sum w^2 / (sum w)^2 - 1) K / (K - 1). The scale e^m cancels.
+    # Clipped at 0: equal weights (an exact posterior) can round to a tiny negative value.
+    relative_variance = jnp.maximum(n_samples * s2 / s1**2 - 1, 0) * n_samples / (n_samples - 1)
+    return log_mean, jnp.sqrt(relative_variance / n_samples)
+
+
+def padded_blocks(n: int, size: int):
+    """``(start, stop, index)`` of every block of ``size`` rows (at most ``n``) of ``n`` rows, the
+    last block padded with row ``n - 1``: every block has one shape, so one compilation serves
+    any ``n``. Cut ``[: stop - start]`` off a block's results."""
+    size = max(1, min(size, n))
+    for start in range(0, n, size):
+        yield start, min(start + size, n), np.arange(start, start + size).clip(max=n - 1)
+
+
 @eqx.filter_jit
 def _objective_per_example(objective: Objective, model, xs, keys, batch_size: int):
     return jax.lax.map(lambda a: objective(model, a[0], a[1]), (xs, keys), batch_size=batch_size)
@@ -246,11 +282,10 @@ def objective_per_example(objective: Objective, model, x, key, *, batch_size: in
         return np.asarray(values), {k: np.asarray(v) for k, v in terms.items()}
     size = min(n, max(1, BLOCK_BYTES // (x.shape[1] * np.dtype(x.dtype).itemsize)))
     pieces = []
-    for start in range(0, n, size):
-        index = np.arange(start, start + size).clip(max=n - 1)  # the last block padded: one compilation
+    for start, stop, index in padded_blocks(n, size):
         block = _objective_per_example(objective, model, jnp.asarray(np.take(x, index, axis=0)), keys[index],
                                        min(batch_size, size))
-        pieces.append(jax.tree.map(lambda a, m=min(size, n - start): np.asarray(a)[:m], block))
+        pieces.append(jax.tree.map(lambda a, m=stop - start: np.asarray(a)[:m], block))
     values, terms = jax.tree.map(lambda *a: np.concatenate(a), *pieces)
     return values, terms
 

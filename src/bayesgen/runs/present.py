@@ -21,14 +21,13 @@ def format_table(result: dict) -> str:
         ("split", result.get("split", "")), ("examples", result["n_examples"]),
         ("ELBO (nats)", f"{result['elbo']:.3f}"), ("  reconstruction", f"{result['reconstruction']:.3f}"),
         ("  KL", f"{result['kl']:.3f}"),
-        (f"log p(x), K={result['n_importance']}",
-         f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f} over examples"
-         + (f", ± {result['log_px_mc_stderr']:.3f} Monte Carlo" if "log_px_mc_stderr" in result else "")),
     ]
-    if result.get("method") == "ais":
-        rows[-1] = (f"log p(x), AIS {result['ais_steps']} steps x {result['ais_chains']} chains",
-                    f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f} over examples, "
-                    f"± {result['log_px_mc_stderr']:.3f} Monte Carlo")
+    annealed = result.get("method") == "ais"
+    how = (f"AIS {result['ais_steps']} steps x {result['ais_chains']} chains" if annealed
+           else f"K={result['n_importance']}")
+    rows.append((f"log p(x), {how}", f"{result['log_px']:.3f} ± {result['log_px_stderr']:.3f} over examples"
+                 + (f", ± {result['log_px_mc_stderr']:.3f} Monte Carlo" if "log_px_mc_stderr" in result else "")))
+    if annealed:
         rows += [(f"  importance sampled, K={result['n_importance']}", f"{result['is_log_px']:.3f}"),
                  ("  HMC acceptance", f"{result['ais_acceptance']:.2f}"),
                  ("  seconds per example", f"{result['ais_seconds_per_example']:.3g}")]
