@@ -31,6 +31,8 @@ from bayesgen.em.gmm import (
     _fit_compiled,
     _initial_stats,
     batch_moments,
+    bayes_e_step,
+    bayes_m_step,
     block_rows,
     init,
     merge_moments,
@@ -147,9 +149,9 @@ def test_restarts_keep_the_best_lower_bound(blobs, monkeypatch):
     x, seen = blobs[0], []
 
     def recording(*args, **kwargs):
-        result, final = _fit_compiled(*args, **kwargs)
+        result, final, moments = _fit_compiled(*args, **kwargs)
         seen.append(float(np.asarray(result.history)[int(result.n_iter) - 1]))
-        return result, final
+        return result, final, moments
 
     monkeypatch.setattr(gmm_module, "_fit_compiled", recording)
     model = GaussianMixture(3, n_init=3, init_params="random", max_iter=3, tol=0).fit(x, key=jax.random.key(3))
@@ -599,3 +601,48 @@ def test_partial_fit_over_a_stream_reaches_the_fit_on_all_rows(covariance_type):
     with pytest.raises(BayesgenError, match="X has 3 features, but GaussianMixture is expecting 2"):
         stepwise.partial_fit(np.ones((5, 3)))
 
+
+
+@pytest.mark.parametrize("covariance_type,prior_type", [("full", "dirichlet_process"),
+                                                         ("diag", "dirichlet_distribution"),
+                                                         ("spherical", "dirichlet_process")])
+def test_bayesian_partial_fit_step_is_a_variational_iteration_on_all_rows_seen(blobs, covariance_type, prior_type):
+    """With the factors fixed, one SVI step on batch B after fit on A gives the factors of one
+    variational EM iteration on A and B together (float64): the batch's statistics, the merge
+    and their scaling to all rows seen are all checked."""
+    x, _ = blobs
+    with jax.enable_x64(True):
+        model = BayesianGaussianMixture(4, covariance_type=covariance_type, weight_concentration_prior_type=prior_type,
+                                        max_iter=30, random_state=0, dtype=np.float64)
+        model.partial_fit(x[:500])
+        before = model._params
+        model.partial_fit(x[500:])
+        blocks = as_row_blocks(x, model._shift, np.float64, 128)
+        stats, _ = bayes_e_step(before, blocks, covariance_type=covariance_type, prior_type=prior_type)
+        want = bayes_m_step(before, stats, blocks, covariance_type=covariance_type, prior_type=prior_type,
+                            prior=model._prior, reg_covar=model.reg_covar)
+        bound = float(gmm_module.lower_bound(want, covariance_type=covariance_type, prior_type=prior_type)) / 900
+    assert model.n_samples_seen_ == 900 and len(model.history_) == model.n_iter_ + 2
+    for got, expected in zip(model._params, want):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-8, atol=1e-8)
+    assert model.lower_bound_ == pytest.approx(bound, rel=1e-9)
+
+
+def test_bayesian_partial_fit_over_a_stream_reaches_the_fit_on_all_rows():
+    """SVI over 30 batches of 300 rows ends within 0.001 nats per row (held out) of variational
+    EM on all 9000 rows, where a fit on the first batch alone is ~0.07 short, with its weights
+    (measured: 3e-6 nats from it, weights within 1e-4)."""
+    rng = np.random.default_rng(1)
+    x, _ = draw_mixture(rng, 9000, WEIGHTS, MEANS, COVARIANCES)
+    test, _ = draw_mixture(rng, 20000, WEIGHTS, MEANS, COVARIANCES)
+    everything = BayesianGaussianMixture(3, random_state=0).fit(x)
+    stepwise = BayesianGaussianMixture(3, random_state=0)
+    first = stepwise.partial_fit(x[:300]).score(test)
+    for batch in np.split(x[300:], 29):
+        stepwise.partial_fit(batch)
+    assert stepwise.n_samples_seen_ == 9000 and stepwise.n_effective_components_ == 3
+    assert everything.score(test) - first > 0.03
+    assert abs(stepwise.score(test) - everything.score(test)) < 0.001
+    np.testing.assert_allclose(np.sort(stepwise.weights_), np.sort(everything.weights_), atol=0.002)
+    with pytest.raises(BayesgenError, match="X has 3 features, but BayesianGaussianMixture is expecting 2"):
+        stepwise.partial_fit(np.ones((5, 3)))

@@ -31,7 +31,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from bayesgen import FactorAnalysis, GaussianMixture, LatentDirichletAllocation
+from bayesgen import BayesianGaussianMixture, FactorAnalysis, GaussianMixture, LatentDirichletAllocation
 
 TINY = os.environ.get("BAYESGEN_TUTORIAL_TINY") == "1"
 rng = np.random.default_rng(0)
@@ -65,6 +65,17 @@ assert search.best_params_["gaussianmixture__n_components"] == 3
 # `clone` gives an unfitted twin with the same parameters, as in scikit-learn.
 twin = clone(search.best_estimator_)
 assert twin.get_params()["gaussianmixture__n_components"] == 3 and not hasattr(twin[-1], "means_")
+
+# ## Rows that arrive in batches: partial_fit
+# Every classical model learns from a stream too. A Bayesian mixture given 6 components
+# keeps the 3 the data need; each batch moves its factors towards the batch's statistics
+# (stochastic variational inference), and memory holds one batch.
+stream = BayesianGaussianMixture(6, random_state=0)
+scaled = StandardScaler().fit_transform(X)
+for batch in np.array_split(rng.permutation(scaled), 5):
+    stream.partial_fit(batch)
+print("components used by the streamed Bayesian mixture:", stream.n_effective_components_)
+assert stream.n_samples_seen_ == len(X) and adjusted_rand_score(truth, stream.predict(scaled)) > 0.95
 
 # ## Factor analysis as a transformer
 # Five observed variables driven by two latent factors; FactorAnalysis().transform gives the

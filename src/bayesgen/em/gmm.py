@@ -371,6 +371,15 @@ def bayes_m_step(params, stats: GMMStats, data, *, covariance_type: str, prior_t
     del data
     counts, centers, scatter = _means_and_covariances(stats, _anchor(params.means, covariance_type), covariance_type,
                                                       reg_covar)
+    return posterior(counts, centers, scatter, stats.entropy, covariance_type=covariance_type,
+                     prior_type=prior_type, prior=prior)
+
+
+def posterior(counts, centers, scatter, entropy, *, covariance_type: str, prior_type: str,
+              prior: BGMMPrior) -> BGMMParams:
+    """The variational factors given each component's responsibility mass ``counts`` (K,), the
+    weighted ``centers`` (K, D) and ``scatter`` (covariances about them, shaped by
+    ``covariance_type``) of the rows, and the responsibilities' ``entropy`` (Bishop 10.58-10.63)."""
     if prior_type == "dirichlet_process":
         tail = jnp.concatenate([jnp.cumsum(counts[::-1])[-2::-1], jnp.zeros_like(counts[:1])])
         concentration = jnp.stack([1.0 + counts, prior.weight_concentration + tail])
@@ -388,7 +397,22 @@ def bayes_m_step(params, stats: GMMStats, data, *, covariance_type: str, prior_t
         wishart = (prior.covariance + counts[:, None] * scatter + shrink[:, None] * diff**2) / nu[:, None]
     else:
         wishart = (prior.covariance + counts * scatter + shrink * jnp.mean(diff**2, axis=1)) / nu
-    return BGMMParams(concentration, beta, means, nu, _precisions_cholesky(wishart, covariance_type), stats.entropy)
+    return BGMMParams(concentration, beta, means, nu, _precisions_cholesky(wishart, covariance_type), entropy)
+
+
+@partial(jax.jit, static_argnames=("covariance_type", "prior_type"))
+def bayes_batch_moments(params: BGMMParams, data: RowBlocks, *, covariance_type: str, prior_type: str):
+    """One variational E-step over a batch as moments: each component's share of the rows (K,),
+    mean and covariance (no ``reg_covar``), and the responsibilities' entropy per row; what
+    stochastic variational inference averages (:meth:`BayesianGaussianMixture.partial_fit`)."""
+    stats, _ = bayes_e_step(params, data, covariance_type=covariance_type, prior_type=prior_type)
+    return _per_row_moments(stats, params.means, covariance_type, jnp.sum(data.mask))
+
+
+def _per_row_moments(stats: GMMStats, means, covariance_type, n):
+    counts, centers, cov = _means_and_covariances(stats, _anchor(means, covariance_type), covariance_type,
+                                                  jnp.zeros((), stats.counts.dtype))
+    return counts / n, centers, cov, stats.entropy / n
 
 
 # --------------------------------------------------------------------------------------
@@ -413,11 +437,13 @@ def _steps(spec: _Spec, reg_covar, prior):
 
 @partial(jax.jit, static_argnames=("spec", "max_iter"))
 def _fit_compiled(key, start, data, reg_covar, tol, prior, *, spec: _Spec, max_iter: int):
-    """One EM run from the initialisation drawn with ``key``; returns (EMResult, final objective).
+    """One EM run from the initialisation drawn with ``key``; returns (EMResult, final objective,
+    final moments).
 
     ``start`` is None or a GMMParams whose non-None fields replace the initialisation's. The
-    final objective (the lower bound of the returned parameters) is computed for the
-    Bayesian model only (NaN otherwise).
+    final objective (the lower bound of the returned parameters) and the moments of the
+    responsibilities under them (as :func:`bayes_batch_moments`; what ``partial_fit`` goes on
+    from) are computed for the Bayesian model only (NaN and None otherwise).
     """
     e, m = _steps(spec, reg_covar, prior)
     given = {} if start is None else {f: v for f, v in start._asdict().items() if v is not None}
@@ -427,8 +453,10 @@ def _fit_compiled(key, start, data, reg_covar, tol, prior, *, spec: _Spec, max_i
         stats, anchor = _initial_stats(key, data, spec.n_components, spec.covariance_type, spec.init_params)
         params = m(GMMParams(None, anchor, None), stats, data)._replace(**given)
     result = run_em(e, m, params, data, max_iter=max_iter, tol=tol)
-    final = e(result.params, data)[1] if spec.prior_type else jnp.array(jnp.nan, data.x.dtype)
-    return result, final
+    if spec.prior_type is None:
+        return result, jnp.array(jnp.nan, data.x.dtype), None
+    stats, final = e(result.params, data)
+    return result, final, _per_row_moments(stats, result.params.means, spec.covariance_type, jnp.sum(data.mask))
 
 
 @partial(jax.jit, static_argnames=("covariance_type", "prior_type", "with_resp"))
@@ -576,20 +604,21 @@ class _Mixture(DensityMixin, BaseEstimator):
         # Restarts run one after another through the same compiled function: one compilation
         # whatever n_init, memory independent of n_init, and no run waits for the slowest.
         for restart_key in jax.random.split(key, 1 if fixed else self.n_init):
-            result, final = _fit_compiled(restart_key, start, data, reg_covar, tol, prior,
-                                          spec=spec, max_iter=self.max_iter)
+            result, final, moments = _fit_compiled(restart_key, start, data, reg_covar, tol, prior,
+                                                   spec=spec, max_iter=self.max_iter)
             n_iter = int(result.n_iter)
             history = np.asarray(result.history, np.float64)[:n_iter]
             bound = float(final) if self._prior_type else history[-1]
             # gremlin: pardon[equivalent] the bound is computed from the parameters: finite parameters give a finite bound and NaN ones a NaN  # noqa: E501
             finite = np.isfinite(bound) and all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(result.params))  # noqa: E501
             if finite and (best is None or bound > best[0]):
-                best = (bound, result, history, float(final))
+                best = (bound, result, history, float(final), moments)
         require(best is not None,
                 "fitting failed: a component's covariance is not positive definite (degenerate data "
                 "or too many components); increase reg_covar (e.g. 1e-4), use fewer components or dtype=float64")
-        _, result, history, final = best
-        self._params, self._shift = result.params, shift
+        _, result, history, final, moments = best
+        self._params, self._shift, self._prior = result.params, shift, prior
+        self._moments = None if moments is None else tuple(np.asarray(a, np.float64) for a in moments)
         self.converged_, self.n_iter_, self.n_samples_seen_ = bool(result.converged), len(history), n
         self._set_fitted(self._params, history, final)
         return self
@@ -835,8 +864,9 @@ class BayesianGaussianMixture(_Mixture):
     Fitted attributes: ``weights_``, ``means_``, ``covariances_``, ``precisions_cholesky_``
     (posterior means, shaped as in GaussianMixture), ``weight_concentration_``,
     ``mean_precision_``, ``degrees_of_freedom_``, ``lower_bound_``, ``history_``,
-    ``converged_``, ``n_iter_``, ``n_effective_components_``. ``score_samples`` uses the
-    plug-in mixture (``weights_``, ``means_``, ``covariances_``).
+    ``converged_``, ``n_iter_``, ``n_effective_components_``, ``n_samples_seen_`` (rows
+    fitted, :meth:`partial_fit`'s batches included). ``score_samples`` uses the plug-in
+    mixture (``weights_``, ``means_``, ``covariances_``).
 
     Example::
 
@@ -913,6 +943,45 @@ class BayesianGaussianMixture(_Mixture):
         self.history_ = np.append(history, final_objective)
         self.lower_bound_ = final_objective
         self.n_effective_components_ = self.effective_components()
+
+    def partial_fit(self, X, y=None, *, key=None):
+        """Stochastic variational inference (Hoffman et al. 2013) over batches of rows; returns ``self``.
+
+        The first call is :meth:`fit` on its rows; its priors (the defaults come from the data)
+        stay fixed afterwards. Each call then runs one variational E-step on its rows and moves
+        every component's responsibility share, mean and covariance towards the batch's by
+        ``rho = rows in the batch / rows seen`` (every row seen weighs the same, the step sizes
+        of stepwise EM, as :meth:`GaussianMixture.partial_fit`); the posterior factors are those
+        of the averaged statistics scaled to all rows seen, which is SVI's natural-gradient step
+        for the conjugate model. Memory is one batch's. Many batches approach :meth:`fit` on all
+        rows, not exactly (a batch's responsibilities come from the factors of its time).
+        ``lower_bound_`` (appended to ``history_``) is the bound per row of the new factors with
+        the responsibilities as they were computed; ``key`` and ``random_state`` matter only for
+        the first call.
+        """
+        ct, prior_type = self.covariance_type, self._prior_type
+        if not hasattr(self, "_params"):
+            return self.fit(X, key=key)
+        self._check_params()
+        self._check_precision("partial_fit")
+        x = _check_data(_validated(self, X, reset=False), "x")
+        batch = bayes_batch_moments(self._params, self._blocks(x, self._shift), covariance_type=ct,
+                                    prior_type=prior_type)
+        n = self.n_samples_seen_ + len(x)
+        rho = len(x) / n
+        weights, means, cov = merge_moments(self._moments[:3], batch[:3], rho, ct)
+        entropy = (1 - rho) * float(self._moments[3]) + rho * float(batch[3])
+        scatter = cov + self.reg_covar * (np.eye(cov.shape[-1]) if _scatter(ct) else 1.0)
+        as_jax = lambda a: jnp.asarray(a, self._dtype)  # noqa: E731
+        params = posterior(as_jax(n * weights), as_jax(means), as_jax(scatter), as_jax(n * entropy),
+                           covariance_type=ct, prior_type=prior_type, prior=self._prior)
+        require(all(np.isfinite(np.asarray(a)).all() for a in params),
+                "the step failed: a component's covariance is not positive definite; increase reg_covar "
+                "(e.g. 1e-4) or use dtype=float64")
+        bound = float(lower_bound(params, covariance_type=ct, prior_type=prior_type)) / n
+        self._params, self._moments, self.n_samples_seen_ = params, (weights, means, cov, entropy), n
+        self._set_fitted(params, self.history_, bound)
+        return self
 
     def effective_components(self, threshold: float = 0.01) -> int:
         """Number of components whose weight exceeds ``threshold``."""
