@@ -13,12 +13,12 @@ from conftest import tiny_config
 
 from bayesgen import BayesgenError, TrainingDiverged
 from bayesgen.data import load_digits
-from bayesgen.lvm.objectives import ELBO, mean_objective, objective_per_example
+from bayesgen.lvm.objectives import ELBO, Auxiliary, Objective, mean_objective, objective_per_example
 from bayesgen.lvm.presets import build_vae
 from bayesgen.runs import evaluate_run, open_run, train
 from bayesgen.train import checkpoint
 from bayesgen.train.driver import fit
-from bayesgen.train.loop import make_optimizer
+from bayesgen.train.loop import PartStates, init, init_opt_state, make_optimizer, make_step
 
 
 def test_training_lowers_validation_loss_far_below_start(getkey):
@@ -176,3 +176,71 @@ def test_other_compositions_train_end_to_end(sections, tmp_path):
     assert np.isfinite(result["log_px"]) and result["latent_dim"] == config.model.latent_dim
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["config"]["data"]["binarize"] in ("static", "none")  # resolved, never "auto"
+
+
+class _Pair(eqx.Module):
+    a: jax.Array
+    b: jax.Array
+
+    def at_step(self, step):  # what training asks of a model (it has no schedules)
+        return self
+
+
+class _Follow(Objective):
+    """What the auxiliary part b maximises: -|b - a|^2 (it chases a)."""
+
+    bound_term = "follow"
+
+    def __call__(self, model, x, key, step=None):
+        value = -jnp.sum((model.b - model.a - 0.1 * jax.random.normal(key, x.shape)) ** 2)
+        return value, {"follow": value}
+
+
+class _Lead(Objective):
+    """What the rest (a) maximises: -|a - x|^2 - |a - b|^2; it depends on b, which it must not move."""
+
+    bound_term = "lead"
+
+    def auxiliaries(self):
+        return (Auxiliary(lambda m: m.b, _Follow(), learning_rate=0.05, steps=3),)
+
+    def __call__(self, model, x, key, step=None):
+        value = -jnp.sum((model.a - x) ** 2) - jnp.sum((model.a - model.b) ** 2)
+        return value, {"lead": value}
+
+
+def test_an_auxiliary_part_takes_its_own_steps_with_its_own_optimiser():
+    """Alternating updates inside one compiled step, against the same updates written out with
+    optax: the part b takes 3 Adam(0.05) steps on its objective (a held), then a takes one step of
+    the model's optimiser on the model's objective (b held at its new value); two steps, so the
+    optimiser states carry over."""
+    x = jax.random.normal(jax.random.key(0), (8, 3))
+    model = _Pair(jnp.zeros(3), jnp.ones(3))
+    optimizer = make_optimizer(0.01)
+    state, static = init(model, optimizer, jax.random.key(1), _Lead())
+    assert isinstance(state.opt_state, PartStates) and len(state.opt_state.parts) == 1
+    step = jax.jit(make_step(static, _Lead(), optimizer))
+    carry, keys = (state.params, state.opt_state), jax.random.split(jax.random.key(2), 2)
+    for k, key in enumerate(keys):
+        carry, (loss, terms, finite) = step(carry, x, key, jnp.int32(k))
+    assert bool(finite) and set(terms) == {"lead", "follow"}
+
+    a, b = np.zeros(3), np.ones(3)  # the same updates by hand
+    part_opt, model_opt = optax.adam(0.05), optax.adam(0.01)
+    part_state, model_state = part_opt.init(b), model_opt.init(a)
+    for key in keys:
+        _, key_obj = jax.random.split(key)
+        key_obj, key_part = jax.random.split(key_obj)
+        for part_key in jax.random.split(key_part, 3):
+            noise = jax.vmap(lambda k: jax.random.normal(k, (3,)))(jax.random.split(part_key, 8))
+            grad_b = np.mean(2 * (b - a - 0.1 * np.asarray(noise)), axis=0)
+            updates, part_state = part_opt.update(grad_b, part_state, b)
+            b = optax.apply_updates(b, updates)
+        grad_a = np.mean(2 * (a - np.asarray(x)) + 2 * (a - b), axis=0)
+        updates, model_state = model_opt.update(grad_a, model_state, a)
+        a = optax.apply_updates(a, updates)
+    np.testing.assert_allclose(carry[0].a, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(carry[0].b, b, rtol=1e-5, atol=1e-6)
+    # an objective without auxiliaries keeps the optimiser's own state (checkpoints unchanged)
+    params = eqx.filter(model, eqx.is_inexact_array)
+    assert jax.tree.structure(init_opt_state(optimizer, params, ELBO())) == jax.tree.structure(optimizer.init(params))

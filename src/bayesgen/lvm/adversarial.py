@@ -2,12 +2,13 @@
 density ratio in place of the KL term.
 
 q(z | x) is implicit: z = g(x, eps), eps ~ N(0, I) fed to the encoder beside x, so it has no
-density. A discriminator T(x, z) is trained by logistic regression to tell (x, z ~ q(z|x))
-from (x, z ~ p(z)); at its optimum T*(x, z) = log q(z | x) - log p(z), so
-E_q[log p(x | z) - T(x, z)] is the ELBO. :class:`Adversarial` optimises both games with one
-scalar: the ELBO estimate with T's weights frozen (its gradient reaches the encoder through
-z, which is the AVB gradient because E_q[grad_phi T*] = 0) plus the discriminator's
-log-likelihood with z frozen (its gradient reaches only T). One optimiser, one compiled step.
+density. A discriminator T is trained by logistic regression (:class:`Discrimination`) to tell
+draws of q from draws of a contrast distribution whose density is known: the prior p(z), or,
+with adaptive contrast, the Gaussian with q's own moments (draws normalised by them), so that
+T needs to learn only how far q is from Gaussian rather than the whole KL. At T's optimum,
+:class:`Adversarial` is the ELBO. The discriminator is an auxiliary part with its own
+optimiser and several steps per model step (``Objective.auxiliaries``; the training loop's
+seam), which keeps it near its optimum.
 
 For everything that needs a density (importance-sampled log p(x), the evaluation ELBO,
 encodings) the posterior offers ``distribution(x)``: a diagonal Gaussian moment-matched to
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from bayesgen._errors import require
-from bayesgen.lvm.objectives import Objective
+from bayesgen.lvm.objectives import Auxiliary, Objective
 from bayesgen.lvm.posteriors import ExplicitFamily
 
 
@@ -69,32 +70,92 @@ class ImplicitPosterior(ExplicitFamily):
         return d.loc, d.scale
 
 
+CONTRASTS = ("adaptive", "prior")
+
+
+def _contrast_moments(q: ImplicitPosterior, x, n: int):
+    """Mean and standard deviation of q(z | x) from ``n`` draws with a fixed key: a deterministic
+    function of x (so normalising by it is a change of variables), held constant under gradients."""
+    z = q.sample(jax.random.key(1), x, n)
+    return jax.lax.stop_gradient((z.mean(axis=0), jnp.sqrt(z.var(axis=0) + 1e-6)))
+
+
+def _check(model):
+    require(isinstance(model.posterior, ImplicitPosterior),
+            "the adversarial objective needs an ImplicitPosterior (model='avb-vae')")
+
+
+class Discrimination(Objective):
+    """What the discriminator maximises, for one example: log sigmoid T(x, z_q) + log sigmoid(-T(x, z_c)),
+    logistic regression telling draws of q from draws of the contrast. With the prior as contrast,
+    z_q ~ q(z | x) and z_c ~ p(z), so T* = log q(z|x) - log p(z); with adaptive contrast both are
+    normalised by q's moments: z_q = (z - mu(x)) / sigma(x) and z_c ~ N(0, I), so T* = log q(z|x)
+    - log N(z; mu(x), sigma(x)^2), a small correction when q is near Gaussian (Mescheder et al.
+    2017, Section 3.3). -2 log 2 when it cannot tell the two apart."""
+
+    contrast: str = eqx.field(static=True, default="adaptive")
+    n_moments: int = eqx.field(static=True, default=16)
+    bound_term = "discriminator"
+
+    def __call__(self, model, x, key, step=None):
+        _check(model)
+        q = model.posterior
+        key_q, key_c = jax.random.split(key)
+        z = q.sample(key_q, x, 1)[0]
+        if self.contrast == "adaptive":
+            mean, std = _contrast_moments(q, x, self.n_moments)
+            z, contrast = (z - mean) / std, jax.random.normal(key_c, z.shape, z.dtype)
+        else:
+            contrast = model.prior.sample(key_c, 1, q)[0]
+        value = jax.nn.log_sigmoid(q.log_ratio(x, z)) + jax.nn.log_sigmoid(-q.log_ratio(x, contrast))
+        return value, {"discriminator": value}
+
+
 class Adversarial(Objective):
-    """The AVB objective for a model with an :class:`ImplicitPosterior`, for one example:
+    """The AVB objective for a model with an :class:`ImplicitPosterior`, for one example, z ~ q(z|x):
 
-        value = [log p(x|z) - T_frozen(x, z)] + [log sigmoid T(x, z_frozen) + log sigmoid(-T(x, z_p))]
+        prior contrast:    log p(x|z) - T(x, z)
+        adaptive contrast: log p(x|z) + log p(z) - log N(z; mu(x), sigma(x)^2) - T(x, (z - mu(x)) / sigma(x))
 
-    with z ~ q(z|x) and z_p ~ p(z). The first bracket is the ELBO estimate (``terms["elbo"]``;
-    a bound only when T is the optimal discriminator), the second the discriminator's
-    objective (``terms["discriminator"]``; -2 log 2 when it cannot tell the two apart).
+    Both are the ELBO when T is the optimal discriminator (:class:`Discrimination`). The
+    discriminator is an auxiliary part (:meth:`auxiliaries`): it is trained by its own Adam at
+    ``discriminator_learning_rate``, ``discriminator_steps`` times per model step, and the
+    model's step does not move it, so it is kept near its optimum. Its gradient reaches the
+    encoder through z only, which is the AVB gradient because E_q[grad_phi T*] = 0. ``terms``:
+    ``reconstruction``, ``kl`` (the estimate), ``elbo`` (a bound only when T is optimal; honest
+    scores come from ``evaluate(..., method="ais")``), and the discriminator's ``discriminator``
+    in training.
 
     Example:
         >>> value, terms = Adversarial()(model, x, jax.random.key(0))
     """
 
+    contrast: str = eqx.field(static=True, default="adaptive")
+    discriminator_steps: int = eqx.field(static=True, default=5)
+    discriminator_learning_rate: float = eqx.field(static=True, default=1e-3)
+    n_moments: int = eqx.field(static=True, default=16)
     bound_term = "elbo"
 
+    def __check_init__(self):
+        require(self.contrast in CONTRASTS, f"unknown contrast {self.contrast!r}; use one of {', '.join(CONTRASTS)}")
+        require(self.discriminator_steps >= 1 and self.n_moments >= 2,
+                f"the discriminator needs steps >= 1 and moments from >= 2 draws, got {self.discriminator_steps}, "
+                f"{self.n_moments}")
+
+    def auxiliaries(self):
+        return (Auxiliary(lambda model: model.posterior.discriminator, Discrimination(self.contrast, self.n_moments),
+                          self.discriminator_learning_rate, self.discriminator_steps),)
+
     def __call__(self, model, x, key, step=None):
+        _check(model)
         q = model.posterior
-        require(isinstance(q, ImplicitPosterior),
-                "the adversarial objective needs an ImplicitPosterior (model='avb-vae')")
-        key_q, key_p = jax.random.split(key)
-        z = q.sample(key_q, x, 1)[0]
-        z_prior = model.prior.sample(key_p, 1, q)[0]
-        frozen = eqx.tree_at(lambda p: p.discriminator, q, jax.lax.stop_gradient(q.discriminator))
+        z = q.sample(key, x, 1)[0]
         reconstruction = model.log_likelihood(x, z)
-        kl = frozen.log_ratio(x, z)  # T ~ log q(z|x) - log p(z): the KL's integrand, differentiated through z only
-        discriminator = (jax.nn.log_sigmoid(q.log_ratio(x, jax.lax.stop_gradient(z)))
-                         + jax.nn.log_sigmoid(-q.log_ratio(x, z_prior)))
-        return reconstruction - kl + discriminator, {
-            "reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl, "discriminator": discriminator}
+        if self.contrast == "adaptive":
+            mean, std = _contrast_moments(q, x, self.n_moments)
+            normalised = (z - mean) / std
+            log_contrast = jnp.sum(jax.scipy.stats.norm.logpdf(normalised) - jnp.log(std))
+            kl = q.log_ratio(x, normalised) + log_contrast - model.prior.log_prob(z, q)
+        else:
+            kl = q.log_ratio(x, z)  # T ~ log q(z|x) - log p(z): the KL's integrand
+        return reconstruction - kl, {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}

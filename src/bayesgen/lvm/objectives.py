@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -27,8 +29,28 @@ from bayesgen._errors import BayesgenError, require
 from bayesgen.lvm.posteriors import ExplicitFamily
 
 
+class Auxiliary(NamedTuple):
+    """A part of the model trained by its own objective, learning rate and number of steps per
+    model step (a GAN-style discriminator, a critic); the rest of the model never updates it.
+
+    ``where(model)`` picks the part (as ``eqx.tree_at``'s ``where``); ``objective`` is what the
+    part maximises, per example, called as any :class:`Objective`. The training step takes
+    ``steps`` updates of the part (each on fresh randomness, the same minibatch) and then one of
+    the rest of the model, all inside the compiled epoch (:func:`bayesgen.train.loop.make_step`).
+    """
+
+    where: Callable
+    objective: "Objective"
+    learning_rate: float
+    steps: int = 1
+
+
 class Objective(eqx.Module):
     """A per-example objective to maximise."""
+
+    def auxiliaries(self) -> tuple[Auxiliary, ...]:
+        """The model's parts this objective does not train, each with its own updates (none by default)."""
+        return ()
 
     @abc.abstractmethod
     def __call__(self, model, x, key, step=None) -> tuple[jax.Array, dict[str, jax.Array]]:

@@ -88,7 +88,7 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
               context_dim: int = 16, top_latent_dim: int | None = None, condition_dim: int = 0,
               latent: str = "gaussian", categories: int = 10,
               temperature: TemperatureSchedule = TemperatureSchedule(),
-              semi_supervised: bool = False, ladder: bool = False, noise_dim: int = 16,
+              semi_supervised: bool = False, ladder: bool = False, noise_dim: int | None = None,
               data_mean=None) -> LatentVariableModel:
     """A VAE: standard-normal prior, a decoder likelihood and a diagonal-Gaussian encoder.
 
@@ -110,8 +110,9 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
     :class:`~bayesgen.lvm.semisupervised.SemiSupervised`. ``ladder=True`` (with
     ``top_latent_dim``) infers the two layers top-down (ladder VAE) instead of bottom-up.
     ``posterior="implicit"`` is adversarial variational Bayes: the encoder reads ``[x, eps]``
-    (``noise_dim`` Gaussian noise inputs) and a discriminator network estimates the KL's
-    density ratio; train it with :class:`~bayesgen.lvm.adversarial.Adversarial`.
+    (``noise_dim`` Gaussian noise inputs, at least ``latent_dim``; default ``latent_dim``) and a
+    discriminator network estimates the KL's density ratio; train it with
+    :class:`~bayesgen.lvm.adversarial.Adversarial`.
     ``data_mean`` ``(D,)`` (the training data's per-feature mean) starts the decoder's output
     bias at the data's marginal (see :func:`output_bias`), as Burda et al. (2016) do; an MLP
     decoder with a bernoulli or gaussian likelihood only.
@@ -152,8 +153,11 @@ def build_vae(*, data_dim: int, latent_dim: int, key, likelihood: str = "bernoul
         temperature = TemperatureSchedule(*temperature).check()
     code_dim = latent_dim * categories if discrete else latent_dim  # the width of the latent vector
     implicit = posterior == "implicit"
-    require(not implicit or (isinstance(noise_dim, int) and noise_dim >= 1),
-            f"noise_dim must be at least 1, got {noise_dim}")
+    noise_dim = latent_dim if noise_dim is None else noise_dim
+    require(not implicit or (isinstance(noise_dim, int) and noise_dim >= latent_dim),
+            f"an implicit posterior needs at least as many noise inputs as latent dimensions ({latent_dim}), got "
+            f"noise_dim={noise_dim}: with fewer, q(z|x) lies on a lower-dimensional surface, has no density, and its "
+            "KL from the prior is infinite")
     require(not ladder or top_latent_dim is not None, "a ladder VAE needs two stochastic layers: pass top_latent_dim")
     require(not semi_supervised or not implicit,
             "a semi-supervised model trains its posterior through the ELBO-type objective it wraps, and an implicit "

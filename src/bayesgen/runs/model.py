@@ -85,7 +85,7 @@ def make_objective(config: Config, steps_per_epoch: int = 1, n_train: int = 1):
     steps, ``n_train`` sets M2's default classification weight (0.1 N, Kingma et al., 2014)."""
     t = config.train
     objective = t.base_objective(resolve_kl_warmup(config) * steps_per_epoch)
-    return get_variant(config.model.name).objective(objective, t, n_train)
+    return get_variant(config.model.name).objective(config.model.options, objective, t, n_train)
 
 
 def run_optimizer(config: Config, n_train: int):

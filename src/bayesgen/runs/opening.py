@@ -14,8 +14,9 @@ from bayesgen import layout
 from bayesgen._errors import BayesgenError, require
 from bayesgen.config import Config
 from bayesgen.runs.data import PreparedData, prepare_data
-from bayesgen.runs.model import KEY_FIT, build_model, precision, run_optimizer, seed_key
+from bayesgen.runs.model import KEY_FIT, build_model, make_objective, precision, run_optimizer, seed_key
 from bayesgen.train.checkpoint import load_checkpoint
+from bayesgen.train.loop import init_opt_state
 from bayesgen.variants import get as get_variant
 
 
@@ -84,7 +85,8 @@ def open_run(run_dir, *, checkpoint: str = "best") -> Run:
         if checkpoint == "last":
             optimizer = run_optimizer(config, data.info["n_train"])
             opt_state = eqx.filter_eval_shape(
-                lambda: optimizer.init(eqx.filter(build_model(config, data.info), eqx.is_inexact_array)))
+                lambda: init_opt_state(optimizer, eqx.filter(build_model(config, data.info), eqx.is_inexact_array),
+                                       make_objective(config)))
             like_state = (like, opt_state,
                           seed_key(config, KEY_FIT), np.int32(0))
             (model, *_), meta = load_checkpoint(path, like_state)

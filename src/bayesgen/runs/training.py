@@ -31,7 +31,7 @@ from bayesgen.runs.opening import check_belongs, open_run, read_config
 from bayesgen.runs.present import plot_run
 from bayesgen.train.checkpoint import load_checkpoint, save_checkpoint
 from bayesgen.train.driver import FitProgress, fit, monitored_loss
-from bayesgen.train.loop import TrainState
+from bayesgen.train.loop import TrainState, init_opt_state
 from bayesgen.train.sharding import is_primary, resolve_devices
 from bayesgen.train.signals import graceful_stop
 
@@ -204,7 +204,8 @@ def _restore_progress(run: Path, config: Config, model, n_train: int) -> FitProg
     """The FitProgress saved in last.ckpt (and the best parameters from best.ckpt)."""
     path = run / layout.CHECKPOINTS / layout.LAST_CHECKPOINT
     params = eqx.filter(model, eqx.is_inexact_array)
-    like = (model, run_optimizer(config, n_train).init(params), seed_key(config, KEY_FIT), jnp.zeros((), jnp.int32))
+    like = (model, init_opt_state(run_optimizer(config, n_train), params, make_objective(config)),
+            seed_key(config, KEY_FIT), jnp.zeros((), jnp.int32))
     (restored, opt_state, key, step), meta = load_checkpoint(path, like)
     check_belongs(meta, config, path)
     require(meta.get("kind") == "last" and all(k in meta for k in ("epoch", "best_epoch", "best_loss")),

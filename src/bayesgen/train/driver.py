@@ -152,7 +152,7 @@ def fit(model, train_x, *, key, objective: Objective | None = None, valid_x=None
             valid_x = jax.random.bernoulli(jax.random.fold_in(key_valid, 1), valid_x).astype(dtype)
     optimizer = optimizer or make_optimizer(learning_rate)
     if resume is None:
-        state, static = init(model, optimizer, key_state)
+        state, static = init(model, optimizer, key_state, objective)
         resume = FitProgress(state, 0, math.inf, 0, state.params)
     state = sharding.put(resume.state, mesh)
     make = streaming.make_streamed_epoch if stream else make_epoch

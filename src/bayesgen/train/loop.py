@@ -56,10 +56,44 @@ def make_optimizer(learning_rate: float = 1e-3, *, schedule: str = "constant", t
     return optax.adam(lr)
 
 
-def init(model, optimizer: optax.GradientTransformation, key) -> tuple[TrainState, Any]:
-    """Split ``model`` into trainable arrays and static structure; returns ``(state, static)``."""
+class PartStates(NamedTuple):
+    """The optimiser state of a model whose objective has auxiliary parts
+    (:meth:`~bayesgen.lvm.objectives.Objective.auxiliaries`): the rest of the model's, then each part's."""
+
+    model: Any
+    parts: tuple
+
+
+def _part_masks(params, auxiliaries) -> tuple:
+    """One boolean tree per auxiliary part (True on its leaves), and the rest's mask."""
+    off = jax.tree.map(lambda _: False, params)
+    masks = tuple(eqx.tree_at(a.where, off, replace_fn=lambda part: jax.tree.map(lambda _: True, part))
+                  for a in auxiliaries)
+    return masks, jax.tree.map(lambda *on: not any(on), off, *masks)
+
+
+def _part_optimizer(auxiliary) -> optax.GradientTransformation:
+    return make_optimizer(auxiliary.learning_rate)
+
+
+def init_opt_state(optimizer: optax.GradientTransformation, params, objective: Objective | None = None):
+    """The optimiser state for ``params``: ``optimizer``'s, or, where ``objective`` has auxiliary
+    parts, a :class:`PartStates` (the rest of the model under ``optimizer``, each part under Adam
+    at its own learning rate). Training, resuming and opening a checkpoint all build it here."""
+    auxiliaries = () if objective is None else objective.auxiliaries()
+    if not auxiliaries:
+        return optimizer.init(params)
+    masks, rest = _part_masks(params, auxiliaries)
+    return PartStates(optimizer.init(eqx.filter(params, rest)),
+                      tuple(_part_optimizer(a).init(eqx.filter(params, m)) for a, m in zip(auxiliaries, masks)))
+
+
+def init(model, optimizer: optax.GradientTransformation, key, objective: Objective | None = None
+         ) -> tuple[TrainState, Any]:
+    """Split ``model`` into trainable arrays and static structure; returns ``(state, static)``.
+    Pass the ``objective`` when it has auxiliary parts (see :func:`init_opt_state`)."""
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    return TrainState(params, optimizer.init(params), key, jnp.zeros((), jnp.int32)), static
+    return TrainState(params, init_opt_state(optimizer, params, objective), key, jnp.zeros((), jnp.int32)), static
 
 
 def _all_finite(tree) -> jax.Array:
@@ -85,10 +119,39 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
     # a conditional model's rows end with the condition, which is never binarized (the model
     # says how many columns are data by its data_dim; a model without one is all data)
     n_binarized = getattr(static, "data_dim", None)
+    auxiliaries = objective.auxiliaries()
 
-    def loss_fn(params, x, key, global_step):
-        value, terms = batch_objective(objective, eqx.combine(params, static), x, key, global_step)
-        return -value, terms
+    def update(opt, opt_state, trainable, frozen, what: Objective, x, key, global_step):
+        """One step of ``opt`` on ``trainable`` maximising ``what``; ``frozen`` completes the model."""
+        def loss_fn(trainable):
+            model = eqx.combine(trainable, static) if frozen is None else eqx.combine(trainable, frozen, static)
+            value, terms = batch_objective(what, model, x, key, global_step)
+            return -value, terms
+
+        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        finite = jnp.isfinite(loss) & _all_finite(grads)
+        updates, opt_state = opt.update(grads, opt_state, trainable)
+        return optax.apply_updates(trainable, updates), opt_state, (loss, terms, finite)
+
+    def update_parts(params, states, x, keys, global_step):
+        """Each auxiliary part's own steps (a ``lax.scan`` each): new params, states, terms, finite."""
+        masks, _ = _part_masks(params, auxiliaries)
+        terms, finite, new_states = {}, jnp.array(True), []
+        for auxiliary, mask, state, key in zip(auxiliaries, masks, states, keys):
+            opt = _part_optimizer(auxiliary)
+
+            def part_step(carry, part_key, mask=mask, opt=opt, what=auxiliary.objective):
+                params, state = carry
+                part, frozen = eqx.partition(params, mask)
+                part, state, (_, part_terms, part_finite) = update(opt, state, part, frozen, what, x, part_key,
+                                                                   global_step)
+                return (eqx.combine(part, frozen), state), (part_terms, part_finite)
+
+            (params, state), (part_terms, part_finite) = jax.lax.scan(
+                part_step, (params, state), jax.random.split(key, auxiliary.steps))
+            terms.update(jax.tree.map(jnp.mean, part_terms))
+            finite, new_states = finite & jnp.all(part_finite), [*new_states, state]
+        return params, tuple(new_states), terms, finite
 
     def step(carry, x, step_key, global_step):
         params, opt_state = carry
@@ -99,10 +162,19 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
             x = x.at[:, :n_binarized].set(jax.random.bernoulli(key_bin, x[:, :n_binarized]).astype(x.dtype))
         elif dynamic_binarize:
             x = jax.random.bernoulli(key_bin, x).astype(x.dtype)
-        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, key_obj, global_step)
-        finite = jnp.isfinite(loss) & _all_finite(grads)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), (loss, terms, finite)
+        if not auxiliaries:
+            params, opt_state, (loss, terms, finite) = update(optimizer, opt_state, params, None, objective, x,
+                                                              key_obj, global_step)
+            return (params, opt_state), (loss, terms, finite)
+        # the parts first, so that the model's step meets parts adapted to it
+        key_obj, *part_keys = jax.random.split(key_obj, 1 + len(auxiliaries))
+        params, part_states, part_terms, part_finite = update_parts(params, opt_state.parts, x, part_keys,
+                                                                    global_step)
+        rest, frozen = eqx.partition(params, _part_masks(params, auxiliaries)[1])
+        rest, model_state, (loss, terms, finite) = update(optimizer, opt_state.model, rest, frozen, objective, x,
+                                                          key_obj, global_step)
+        return ((eqx.combine(rest, frozen), PartStates(model_state, part_states)),
+                (loss, {**terms, **part_terms}, finite & part_finite))
 
     return step
 

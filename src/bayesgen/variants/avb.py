@@ -12,7 +12,12 @@ from bayesgen.variants.base import Variant, option, require_positive
 
 @dataclass(frozen=True)
 class AdversarialOptions:
-    noise_dim: int = option(16, "noise inputs of the implicit encoder", "N")
+    noise_dim: int | None = option(None, "noise inputs of the implicit encoder (default: as many as latent "
+                                         "dimensions; fewer leave q(z|x) without a density)", "N")
+    contrast: str = option("adaptive", "what the discriminator tells q from: 'adaptive' (the Gaussian with q's "
+                                       "moments, Mescheder et al.) or 'prior'", "KIND")
+    discriminator_steps: int = option(5, "discriminator updates per model update", "N")
+    discriminator_lr: float = option(1e-3, "the discriminator's own Adam learning rate", "LR")
 
 
 class AdversarialVAE(Variant):
@@ -21,7 +26,11 @@ class AdversarialVAE(Variant):
     Options = AdversarialOptions
 
     def check(self, options):
-        require_positive(options, "noise_dim")
+        if options.noise_dim is not None:
+            require_positive(options, "noise_dim")
+        require_positive(options, "discriminator_steps")
+        require(options.discriminator_lr > 0, f"the avb-vae model's discriminator_lr must be > 0, "
+                                              f"got {options.discriminator_lr!r}")
 
     def check_training(self, train):
         require(train.objective == "elbo" and train.n_samples == 1 and not train.kl_warmup
@@ -32,7 +41,8 @@ class AdversarialVAE(Variant):
     def parts(self, options, **data):
         return {"posterior": "implicit", "noise_dim": options.noise_dim}
 
-    def objective(self, base, train, n_train: int):
+    def objective(self, options, base, train, n_train: int):
         from bayesgen.lvm.adversarial import Adversarial
 
-        return Adversarial()
+        return Adversarial(contrast=options.contrast, discriminator_steps=options.discriminator_steps,
+                           discriminator_learning_rate=options.discriminator_lr)

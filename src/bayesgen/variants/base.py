@@ -114,8 +114,8 @@ class Variant:
         """Its default epochs of KL warm-up (``kl_warmup = None``): none."""
         return 0
 
-    def objective(self, base, train, n_train: int):
-        """The objective it trains with, given the configured one (``base``): that one."""
+    def objective(self, options, base, train, n_train: int):
+        """The objective it trains with, given its options and the configured one (``base``): that one."""
         return base
 
 

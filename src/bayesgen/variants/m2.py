@@ -17,7 +17,7 @@ class M2(Variant):
     def parts(self, options, **data):
         return {"semi_supervised": True}
 
-    def objective(self, base, train, n_train: int):
+    def objective(self, options, base, train, n_train: int):
         from bayesgen.lvm.semisupervised import SemiSupervised
 
         return SemiSupervised(inner=base, alpha=0.1 * n_train if train.classify_weight is None
