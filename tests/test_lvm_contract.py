@@ -126,7 +126,7 @@ def _objective(combo):
 def test_every_pair_of_parts_trains_scores_samples_and_checkpoints(combo, tmp_path):
     model, x, key = _build(combo), _rows(combo), jax.random.key(1)
     optimizer = make_optimizer(1e-3)
-    state, static = init(model, optimizer, key)
+    state, static = init(model, optimizer, key, _objective(combo))
     step = jax.jit(make_step(static, _objective(combo), optimizer))
     (params, _), (loss, _, finite) = step((state.params, state.opt_state), x, key, jnp.int32(0))
     assert bool(finite) and np.isfinite(float(loss)), combo

@@ -13,7 +13,7 @@ from conftest import tiny_config
 
 from bayesgen import BayesgenError, TrainingDiverged
 from bayesgen.data import load_digits
-from bayesgen.lvm.objectives import ELBO, Auxiliary, Objective, mean_objective, objective_per_example
+from bayesgen.lvm.objectives import ELBO, Auxiliary, Objective, WithAuxiliaries, mean_objective, objective_per_example
 from bayesgen.lvm.presets import build_vae
 from bayesgen.runs import evaluate_run, open_run, train
 from bayesgen.train import checkpoint
@@ -196,7 +196,7 @@ class _Follow(Objective):
         return value, {"follow": value}
 
 
-class _Lead(Objective):
+class _Lead(WithAuxiliaries):
     """What the rest (a) maximises: -|a - x|^2 - |a - b|^2; it depends on b, which it must not move."""
 
     bound_term = "lead"

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from bayesgen._errors import require
-from bayesgen.lvm.objectives import Auxiliary, Objective
+from bayesgen.lvm.objectives import Auxiliary, Objective, WithAuxiliaries
 from bayesgen.lvm.posteriors import ExplicitFamily
 
 
@@ -111,7 +111,7 @@ class Discrimination(Objective):
         return value, {"discriminator": value}
 
 
-class Adversarial(Objective):
+class Adversarial(WithAuxiliaries):
     """The AVB objective for a model with an :class:`ImplicitPosterior`, for one example, z ~ q(z|x):
 
         prior contrast:    log p(x|z) - T(x, z)

@@ -48,10 +48,6 @@ class Auxiliary(NamedTuple):
 class Objective(eqx.Module):
     """A per-example objective to maximise."""
 
-    def auxiliaries(self) -> tuple[Auxiliary, ...]:
-        """The model's parts this objective does not train, each with its own updates (none by default)."""
-        return ()
-
     @abc.abstractmethod
     def __call__(self, model, x, key, step=None) -> tuple[jax.Array, dict[str, jax.Array]]:
         """``(value, terms)`` for one example ``x`` of shape ``(D,)`` at training step ``step``."""
@@ -60,6 +56,19 @@ class Objective(eqx.Module):
     @abc.abstractmethod
     def bound_term(self) -> str:
         """The key of ``terms`` that is a true lower bound on log p(x) (what validation monitors)."""
+
+
+class WithAuxiliaries(Objective):
+    """An objective that leaves parts of the model to auxiliary objectives (:class:`Auxiliary`)."""
+
+    @abc.abstractmethod
+    def auxiliaries(self) -> tuple[Auxiliary, ...]:
+        """The model's parts this objective does not train, each with its own updates."""
+
+
+def auxiliaries(objective: Objective) -> tuple[Auxiliary, ...]:
+    """The auxiliary parts of ``objective`` (none for a plain :class:`Objective`)."""
+    return objective.auxiliaries() if isinstance(objective, WithAuxiliaries) else ()
 
 
 def _analytic_kl(model, x, q=None, *, per_dim: bool = False):

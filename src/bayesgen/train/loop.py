@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from bayesgen._errors import require
-from bayesgen.lvm.objectives import Objective, batch_objective
+from bayesgen.lvm.objectives import Objective, auxiliaries, batch_objective
 
 BINARIZE = ("none", "static", "dynamic")
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -58,17 +58,17 @@ def make_optimizer(learning_rate: float = 1e-3, *, schedule: str = "constant", t
 
 class PartStates(NamedTuple):
     """The optimiser state of a model whose objective has auxiliary parts
-    (:meth:`~bayesgen.lvm.objectives.Objective.auxiliaries`): the rest of the model's, then each part's."""
+    (:class:`~bayesgen.lvm.objectives.WithAuxiliaries`): the rest of the model's, then each part's."""
 
     model: Any
     parts: tuple
 
 
-def _part_masks(params, auxiliaries) -> tuple:
+def _part_masks(params, parts) -> tuple:
     """One boolean tree per auxiliary part (True on its leaves), and the rest's mask."""
     off = jax.tree.map(lambda _: False, params)
     masks = tuple(eqx.tree_at(a.where, off, replace_fn=lambda part: jax.tree.map(lambda _: True, part))
-                  for a in auxiliaries)
+                  for a in parts)
     return masks, jax.tree.map(lambda *on: not any(on), off, *masks)
 
 
@@ -80,12 +80,12 @@ def init_opt_state(optimizer: optax.GradientTransformation, params, objective: O
     """The optimiser state for ``params``: ``optimizer``'s, or, where ``objective`` has auxiliary
     parts, a :class:`PartStates` (the rest of the model under ``optimizer``, each part under Adam
     at its own learning rate). Training, resuming and opening a checkpoint all build it here."""
-    auxiliaries = () if objective is None else objective.auxiliaries()
-    if not auxiliaries:
+    parts = () if objective is None else auxiliaries(objective)
+    if not parts:
         return optimizer.init(params)
-    masks, rest = _part_masks(params, auxiliaries)
+    masks, rest = _part_masks(params, parts)
     return PartStates(optimizer.init(eqx.filter(params, rest)),
-                      tuple(_part_optimizer(a).init(eqx.filter(params, m)) for a, m in zip(auxiliaries, masks)))
+                      tuple(_part_optimizer(a).init(eqx.filter(params, m)) for a, m in zip(parts, masks)))
 
 
 def init(model, optimizer: optax.GradientTransformation, key, objective: Objective | None = None
@@ -119,7 +119,7 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
     # a conditional model's rows end with the condition, which is never binarized (the model
     # says how many columns are data by its data_dim; a model without one is all data)
     n_binarized = getattr(static, "data_dim", None)
-    auxiliaries = objective.auxiliaries()
+    parts = auxiliaries(objective)
 
     def update(opt, opt_state, trainable, frozen, what: Objective, x, key, global_step):
         """One step of ``opt`` on ``trainable`` maximising ``what``; ``frozen`` completes the model."""
@@ -135,9 +135,9 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
 
     def update_parts(params, states, x, keys, global_step):
         """Each auxiliary part's own steps (a ``lax.scan`` each): new params, states, terms, finite."""
-        masks, _ = _part_masks(params, auxiliaries)
+        masks, _ = _part_masks(params, parts)
         terms, finite, new_states = {}, jnp.array(True), []
-        for auxiliary, mask, state, key in zip(auxiliaries, masks, states, keys):
+        for auxiliary, mask, state, key in zip(parts, masks, states, keys):
             opt = _part_optimizer(auxiliary)
 
             def part_step(carry, part_key, mask=mask, opt=opt, what=auxiliary.objective):
@@ -162,15 +162,18 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
             x = x.at[:, :n_binarized].set(jax.random.bernoulli(key_bin, x[:, :n_binarized]).astype(x.dtype))
         elif dynamic_binarize:
             x = jax.random.bernoulli(key_bin, x).astype(x.dtype)
-        if not auxiliaries:
+        if not parts:
             params, opt_state, (loss, terms, finite) = update(optimizer, opt_state, params, None, objective, x,
                                                               key_obj, global_step)
             return (params, opt_state), (loss, terms, finite)
+        require(isinstance(opt_state, PartStates),
+                f"{type(objective).__name__} trains parts of the model with their own optimisers, and this "
+                "optimiser state has none: build the state with init(model, optimizer, key, objective)")
         # the parts first, so that the model's step meets parts adapted to it
-        key_obj, *part_keys = jax.random.split(key_obj, 1 + len(auxiliaries))
+        key_obj, *part_keys = jax.random.split(key_obj, 1 + len(parts))
         params, part_states, part_terms, part_finite = update_parts(params, opt_state.parts, x, part_keys,
                                                                     global_step)
-        rest, frozen = eqx.partition(params, _part_masks(params, auxiliaries)[1])
+        rest, frozen = eqx.partition(params, _part_masks(params, parts)[1])
         rest, model_state, (loss, terms, finite) = update(optimizer, opt_state.model, rest, frozen, objective, x,
                                                           key_obj, global_step)
         return ((eqx.combine(rest, frozen), PartStates(model_state, part_states)),
