@@ -12,8 +12,8 @@ from bayesgen.variants.base import Variant, option, require_positive
 
 @dataclass(frozen=True)
 class AdversarialOptions:
-    noise_dim: int | None = option(None, "noise inputs of the implicit encoder (default: as many as latent "
-                                         "dimensions; fewer leave q(z|x) without a density)", "N")
+    noise_dim: int | None = option(None, "noise inputs of the implicit encoder, at least the latent dimensions "
+                                         "(fewer leave q(z|x) without a density); None: as many", "N")
     contrast: str = option("adaptive", "what the discriminator tells q from: 'adaptive' (the Gaussian with q's "
                                        "moments, Mescheder et al.) or 'prior'", "KIND")
     discriminator_steps: int = option(5, "discriminator updates per model update", "N")
