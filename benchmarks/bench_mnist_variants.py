@@ -53,6 +53,7 @@ VARIANTS = {
     "ladder-vae": ({"name": "ladder-vae", "top_latent_dim": 20}, {}),
     "gumbel-vae": ({"name": "gumbel-vae", "latent_dim": 20, "categories": 10}, {}),
     "avb-vae": ({"name": "avb-vae"}, {}),
+    "avb-vae-prior": ({"name": "avb-vae", "contrast": "prior"}, {}),  # the seam's own discriminator, no contrast
     # image networks (issue 14): the same latent and decoder likelihood, the MLPs replaced
     "conv-vae": ({"network": "conv", "channels": 32}, {}),
     "resnet-vae": ({"network": "resnet", "channels": 32, "depth": 1}, {}),
