@@ -116,13 +116,14 @@ def _estimator(args, kind: str):
     """The unfitted estimator the flags describe, its options checked (by the estimator, in its
     words: the CLI writes ``name=value`` as flags) before any corpus is read."""
     if kind == "lda":
-        from bayesgen.em.lda import LatentDirichletAllocation  # the fits import what they run (not the parser)
+        # the fits import what they run (JAX), not the parser: `bayesgen --help` answers without it
+        from bayesgen.em.lda import LatentDirichletAllocation
 
         model = LatentDirichletAllocation(args.n_components, doc_topic_prior=args.doc_topic_prior,
                                           topic_word_prior=args.topic_word_prior, learning_method=args.method,
                                           max_iter=args.max_iter)
     else:
-        from bayesgen.em.prodlda import ProdLDA
+        from bayesgen.em.prodlda import ProdLDA  # as above: not at the parser's import
 
         model = ProdLDA(args.n_components, hidden=tuple(args.hidden), doc_topic_prior=args.doc_topic_prior,
                         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,

@@ -133,22 +133,22 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
         updates, opt_state = opt.update(grads, opt_state, trainable)
         return optax.apply_updates(trainable, updates), opt_state, (loss, terms, finite)
 
-    def update_parts(params, states, x, keys, global_step):
-        """Each auxiliary part's own steps (a ``lax.scan`` each): new params, states, terms, finite."""
-        masks, _ = _part_masks(params, parts)
+    def update_parts(params, masks, states, x, keys, global_step):
+        """Each auxiliary part's own steps (a ``lax.scan`` each, carrying only the part; the rest of
+        the model is held): new params, states, terms, finite."""
         terms, finite, new_states = {}, jnp.array(True), []
         for auxiliary, mask, state, key in zip(parts, masks, states, keys):
-            opt = _part_optimizer(auxiliary)
+            part, frozen = eqx.partition(params, mask)
 
-            def part_step(carry, part_key, mask=mask, opt=opt, what=auxiliary.objective):
-                params, state = carry
-                part, frozen = eqx.partition(params, mask)
+            def part_step(carry, part_key, frozen=frozen, opt=_part_optimizer(auxiliary), what=auxiliary.objective):
+                part, state = carry
                 part, state, (_, part_terms, part_finite) = update(opt, state, part, frozen, what, x, part_key,
                                                                    global_step)
-                return (eqx.combine(part, frozen), state), (part_terms, part_finite)
+                return (part, state), (part_terms, part_finite)
 
-            (params, state), (part_terms, part_finite) = jax.lax.scan(
-                part_step, (params, state), jax.random.split(key, auxiliary.steps))
+            (part, state), (part_terms, part_finite) = jax.lax.scan(
+                part_step, (part, state), jax.random.split(key, auxiliary.steps))
+            params = eqx.combine(part, frozen)
             terms.update(jax.tree.map(jnp.mean, part_terms))
             finite, new_states = finite & jnp.all(part_finite), [*new_states, state]
         return params, tuple(new_states), terms, finite
@@ -171,9 +171,10 @@ def make_step(static, objective: Objective, optimizer: optax.GradientTransformat
                 "optimiser state has none: build the state with init(model, optimizer, key, objective)")
         # the parts first, so that the model's step meets parts adapted to it
         key_obj, *part_keys = jax.random.split(key_obj, 1 + len(parts))
-        params, part_states, part_terms, part_finite = update_parts(params, opt_state.parts, x, part_keys,
+        masks, rest_mask = _part_masks(params, parts)
+        params, part_states, part_terms, part_finite = update_parts(params, masks, opt_state.parts, x, part_keys,
                                                                     global_step)
-        rest, frozen = eqx.partition(params, _part_masks(params, parts)[1])
+        rest, frozen = eqx.partition(params, rest_mask)
         rest, model_state, (loss, terms, finite) = update(optimizer, opt_state.model, rest, frozen, objective, x,
                                                           key_obj, global_step)
         return ((eqx.combine(rest, frozen), PartStates(model_state, part_states)),
